@@ -1,0 +1,92 @@
+rule clean_dataset:
+    input:
+        raw_upload_files(),
+    output:
+        images=directory("results/dataset/images"),
+        labels=directory("results/dataset/labels"),
+        report=report(
+            "results/dataset/cleaning_report.csv",
+            caption="../report/cleaning_report.rst",
+            category="1. Dataset",
+            labels={"table": "cleaning report"},
+        ),
+        summary=report(
+            "results/dataset/cleaning_summary.txt",
+            caption="../report/cleaning_summary.rst",
+            category="1. Dataset",
+            labels={"table": "cleaning summary"},
+        ),
+        manifest="results/dataset/manifest.csv",
+    params:
+        raw=config["dataset"]["raw"],
+        classes=config["dataset"]["classes"],
+        class_map=config["dataset"]["class_map"],
+        min_box_px=config["dataset"]["min_box_px"],
+    threads: 2
+    log:
+        "logs/clean_dataset.log",
+    benchmark:
+        "logs/clean_dataset.benchmark.tsv"
+    conda:
+        "../envs/dataset.yaml"
+    script:
+        "../scripts/clean_dataset.py"
+
+
+rule split_dataset:
+    input:
+        manifest="results/dataset/manifest.csv",
+    output:
+        train="results/dataset/train.txt",
+        val="results/dataset/val.txt",
+        test="results/dataset/test.txt",
+        dataset="results/dataset/dataset.yaml",
+        leakage=report(
+            "results/dataset/leakage.csv",
+            caption="../report/leakage.rst",
+            category="1. Dataset",
+            labels={"table": "near-duplicates across splits"},
+        ),
+    params:
+        classes=config["dataset"]["classes"],
+        splits=config["splits"],
+    log:
+        "logs/split_dataset.log",
+    benchmark:
+        "logs/split_dataset.benchmark.tsv"
+    conda:
+        "../envs/dataset.yaml"
+    script:
+        "../scripts/split_dataset.py"
+
+
+rule dataset_figures:
+    input:
+        manifest="results/dataset/manifest.csv",
+        train="results/dataset/train.txt",
+        val="results/dataset/val.txt",
+        test="results/dataset/test.txt",
+    output:
+        overview=report(
+            "results/figures/dataset_overview.png",
+            caption="../report/dataset_overview.rst",
+            category="1. Dataset",
+            labels={"figure": "dataset overview"},
+        ),
+        overview_csv="results/dataset/overview.csv",
+        labels=report(
+            "results/figures/label_analysis.png",
+            caption="../report/label_analysis.rst",
+            category="1. Dataset",
+            labels={"figure": "label analysis"},
+        ),
+    params:
+        classes=config["dataset"]["classes"],
+    log:
+        "logs/dataset_figures.log",
+    benchmark:
+        "logs/dataset_figures.benchmark.tsv"
+    conda:
+        "../envs/reporting.yaml"
+    script:
+        "../scripts/dataset_figures.py"

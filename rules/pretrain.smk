@@ -1,0 +1,42 @@
+rule pretrain_source_data:
+    output:
+        dataset="results/pretrain/source/dataset.yaml",
+        images=directory("results/pretrain/source/images"),
+        labels=directory("results/pretrain/source/labels"),
+    params:
+        images=config["pretrain"]["images"],
+        seed=config["pretrain"]["seed"],
+        imgsz=config["pretrain"]["imgsz"],
+    log:
+        "logs/pretrain_source_data.log",
+    benchmark:
+        "logs/pretrain_source_data.benchmark.tsv"
+    conda:
+        "../envs/dataset.yaml"
+    script:
+        "../scripts/pretrain_source_data.py"
+
+
+rule pretrain:
+    input:
+        dataset="results/pretrain/source/dataset.yaml",
+    output:
+        weights="results/pretrain/{model}.pt",
+        summary="results/pretrain/{model}.json",
+    params:
+        model=lambda wc: wc.model,
+        run_dir=lambda wc: f"results/pretrain/{wc.model}_run",
+        args=pretrain_args(),
+        args_hash=stable_hash(pretrain_args()),
+        gpus=1,
+    resources:
+        gpu=1,
+    threads: 1
+    log:
+        "logs/pretrain/{model}.log",
+    benchmark:
+        "logs/pretrain/{model}.benchmark.tsv"
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../scripts/pretrain.py"

@@ -1,0 +1,98 @@
+rule summary_table:
+    input:
+        train=expand("results/train/{cfg}/train.json", cfg=CONFIGS),
+        metrics=expand(
+            "results/eval/{cfg}/{split}/metrics.json", cfg=CONFIGS, split=SPLITS
+        ),
+        speed=expand("results/speed/{cfg}.csv", cfg=CONFIGS),
+    output:
+        csv=report(
+            "results/summary/metrics.csv",
+            caption="../report/summary_table.rst",
+            category="2. Comparison",
+            labels={"table": "metrics (CSV)"},
+        ),
+        markdown="results/summary/metrics.md",
+    params:
+        configs=[config.parameters() for config in CONFIGS.values()],
+        splits=SPLITS,
+    log:
+        "logs/summary_table.log",
+    benchmark:
+        "logs/summary_table.benchmark.tsv"
+    conda:
+        "../envs/reporting.yaml"
+    script:
+        "../scripts/summary_table.py"
+
+
+rule figure_map_by_config:
+    input:
+        "results/summary/metrics.csv",
+    output:
+        report(
+            "results/figures/map_by_config.png",
+            caption="../report/map_by_config.rst",
+            category="2. Comparison",
+            labels={"figure": "mAP by configuration"},
+        ),
+    log:
+        "logs/figures/map_by_config.log",
+    conda:
+        "../envs/reporting.yaml"
+    script:
+        "../scripts/figures.py"
+
+
+rule figure_accuracy_vs_latency:
+    input:
+        "results/summary/metrics.csv",
+    output:
+        report(
+            "results/figures/accuracy_vs_latency.png",
+            caption="../report/accuracy_vs_latency.rst",
+            category="2. Comparison",
+            labels={"figure": "accuracy vs latency"},
+        ),
+    log:
+        "logs/figures/accuracy_vs_latency.log",
+    conda:
+        "../envs/reporting.yaml"
+    script:
+        "../scripts/figures.py"
+
+
+rule figure_training_curves:
+    input:
+        expand("results/train/{cfg}/results.csv", cfg=CONFIGS),
+    output:
+        report(
+            "results/figures/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="2. Comparison",
+            labels={"figure": "training curves"},
+        ),
+    log:
+        "logs/figures/training_curves.log",
+    conda:
+        "../envs/reporting.yaml"
+    script:
+        "../scripts/figures.py"
+
+
+rule figure_per_class_ap:
+    input:
+        expand("results/eval/{cfg}/{split}/per_class.csv", cfg=CONFIGS, split=SPLITS[-1]),
+    output:
+        report(
+            "results/figures/per_class_ap.png",
+            caption="../report/per_class_ap.rst",
+            category="2. Comparison",
+            labels={"figure": "per-class AP"},
+        ),
+    log:
+        "logs/figures/per_class_ap.log",
+    conda:
+        "../envs/reporting.yaml"
+    script:
+        "../scripts/figures.py"

@@ -1,0 +1,320 @@
+"""Turn a raw class upload into one clean YOLO dataset, saying what was done.
+
+Three passes: inspect every image and its labels (in parallel, the slow part),
+decide duplicates and output names (serial, cheap), write the outputs. The raw
+upload is only ever read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .io import atomic_write_bytes, atomic_write_csv, atomic_write_text
+from .labels import Box, parse_labels
+from .uploads import CLASS_FILES, GroupUpload, UploadedImage, discover_upload, safe_stem
+
+REPORT_FIELDS = ["source", "group", "kind", "action", "output", "detail"]
+MANIFEST_FIELDS = [
+    "image",
+    "label",
+    "group",
+    "source",
+    "group_split",
+    "width",
+    "height",
+    "boxes",
+    "classes",
+    "image_sha256",
+    "label_sha256",
+    "dhash",
+]
+EXIF_ORIENTATION = 0x0112
+
+
+class CleaningError(ValueError):
+    """A problem with the upload that needs a person: says which group and what to do."""
+
+
+@dataclass
+class InspectedImage:
+    upload: UploadedImage
+    group: str
+    sha256: str = ""
+    width: int = 0
+    height: int = 0
+    rotated: bool = False
+    dhash: str = ""
+    error: str = ""
+    output: str = ""  # output stem, decided once all images are inspected
+    boxes: list[Box] = field(default_factory=list)
+    fixes: list[str] = field(default_factory=list)
+    rejections: list[str] = field(default_factory=list)
+
+
+def difference_hash(image: Image.Image, size: int = 8) -> str:
+    """64-bit dHash: survives re-encoding and resizing, not cropping or edits."""
+    small = np.asarray(image.convert("L").resize((size + 1, size), Image.Resampling.BILINEAR), dtype=np.int16)
+    bits = (small[:, 1:] > small[:, :-1]).flatten()
+    return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"
+
+
+def class_mapping(
+    group: GroupUpload, classes: list[str], explicit: dict[str, str] | None
+) -> tuple[dict[int, int | None], dict[int, str]]:
+    """Map the group's local class ids to global ids.
+
+    An explicit `dataset.class_map.<group>` in the config wins; its keys may be
+    local ids or local names. Otherwise the group's own class names are
+    matched to the global names, ignoring case and surrounding spaces.
+    """
+    lookup = {name.strip().lower(): index for index, name in enumerate(classes)}
+    local_names = group.class_names or {}
+    if explicit:
+        by_name = {name.strip().lower(): local for local, name in local_names.items()}
+        mapping: dict[int, int | None] = {}
+        for key, target in explicit.items():
+            local = int(key) if str(key).strip().isdigit() else by_name.get(str(key).strip().lower())
+            if local is None:
+                raise CleaningError(
+                    f"dataset.class_map.{group.name}: {key!r} is neither a class id nor one of "
+                    f"the group's class names {sorted(by_name)}"
+                )
+            if target.strip().lower() not in lookup:
+                raise CleaningError(
+                    f"dataset.class_map.{group.name}.{key}: {target!r} is not in dataset.classes {classes}"
+                )
+            mapping[local] = lookup[target.strip().lower()]
+            local_names.setdefault(local, target)
+        return mapping, local_names
+    if group.class_names is None:
+        raise CleaningError(
+            f"group {group.name!r} ({group.root}) has labels but no class names: none of "
+            f"{', '.join(CLASS_FILES)} was uploaded. Add dataset.class_map.{group.name} to "
+            "config.yaml, mapping the group's class ids to names in dataset.classes"
+        )
+    return {local: lookup.get(name.strip().lower()) for local, name in local_names.items()}, local_names
+
+
+def inspect_image(job: tuple) -> InspectedImage:
+    """Verify one image fully and parse its labels against its real size."""
+    upload, group, mapping, local_names, min_box_px = job
+    result = InspectedImage(upload=upload, group=group)
+    data = upload.path.read_bytes()
+    result.sha256 = hashlib.sha256(data).hexdigest()
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()  # decodes every pixel: truncated files fail here
+            orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+            result.rotated = orientation not in (0, 1)
+            upright = ImageOps.exif_transpose(image) if result.rotated else image
+            result.width, result.height = upright.size
+            result.dhash = difference_hash(upright)
+    except Exception as error:  # PIL raises many types for broken files
+        result.error = f"unreadable image: {error}"
+        return result
+    if upload.label is not None:
+        parsed = parse_labels(
+            upload.label.read_bytes(), mapping, local_names, (result.width, result.height), min_box_px
+        )
+        result.boxes, result.fixes, result.rejections = parsed.boxes, parsed.fixes, parsed.rejections
+    return result
+
+
+def _output_names(records: list[InspectedImage]) -> list[str]:
+    """Stable, collision-free names that keep the group visible: `group__path_to_file`."""
+    stems = []
+    for record in records:
+        parts = record.upload.relative.rsplit(".", 1)[0].split("/")
+        kept = [part for part in parts[:-1] if part.lower() != "images"] + parts[-1:]
+        stems.append(f"{record.group}__{safe_stem('__'.join(kept))}")
+    counts: dict[str, int] = {}
+    for stem in stems:
+        counts[stem.lower()] = counts.get(stem.lower(), 0) + 1
+    names = []
+    for record, stem in zip(records, stems):
+        if counts[stem.lower()] > 1:  # e.g. "a b.jpg" and "a_b.jpg"
+            stem += "_" + hashlib.sha256(record.upload.relative.encode()).hexdigest()[:8]
+        names.append(stem)
+    return names
+
+
+def _output_suffix(record: InspectedImage) -> str:
+    suffix = record.upload.path.suffix.lower()
+    return ".jpg" if suffix == ".jpeg" else suffix
+
+
+def _write_image(record: InspectedImage, target: Path) -> None:
+    if not record.rotated:
+        shutil.copyfile(record.upload.path, target)
+        return
+    with Image.open(record.upload.path) as image:
+        upright = ImageOps.exif_transpose(image)
+        buffer = io.BytesIO()
+        upright.save(buffer, format=image.format, quality=95)
+    atomic_write_bytes(target, buffer.getvalue())
+
+
+@dataclass
+class CleaningResult:
+    report: list[dict] = field(default_factory=list)
+    manifest: list[dict] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        summary: dict[str, int] = {}
+        for row in self.report:
+            key = f"{row['kind']} {row['action']}"
+            summary[key] = summary.get(key, 0) + 1
+        return summary
+
+
+def clean_upload(
+    raw: Path,
+    out: Path,
+    classes: list[str],
+    class_maps: dict[str, dict[str, str]],
+    min_box_px: float = 2.0,
+    workers: int = 1,
+    log: logging.Logger | None = None,
+    progress_every: int = 200,
+) -> CleaningResult:
+    """Clean the whole upload into `out/images` and `out/labels`."""
+    log = log or logging.getLogger(__name__)
+    groups = discover_upload(raw)
+    result = CleaningResult()
+    jobs = []
+    for group in groups:
+        mapping, names = class_mapping(group, classes, class_maps.get(group.name))
+        log.info(
+            "group %s: %d images, classes from %s",
+            group.name,
+            len(group.images),
+            "config" if class_maps.get(group.name) else group.class_source,
+        )
+        for path, action, detail in group.notes:
+            result.report.append(_row(raw, path, group.name, "split-list", action, "", detail))
+        for orphan in group.orphan_labels:
+            result.report.append(_row(raw, orphan, group.name, "label", "rejected", "", "no image with this name"))
+        jobs += [(image, group.name, mapping, names, min_box_px) for image in group.images]
+
+    records: list[InspectedImage] = []
+    with ProcessPoolExecutor(workers) if workers > 1 else _Serial() as pool:
+        for index, record in enumerate(pool.map(inspect_image, jobs, chunksize=16), start=1):
+            records.append(record)
+            if index % progress_every == 0 or index == len(jobs):
+                log.info("inspected %d/%d images", index, len(jobs))
+
+    images_dir, labels_dir = out / "images", out / "labels"
+    for folder in (images_dir, labels_dir):
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+
+    first_by_sha: dict[str, InspectedImage] = {}
+    kept = [r for r in records if not r.error]
+    for record, stem in zip(kept, _output_names(kept)):
+        record.output = stem
+    for record in records:
+        source = record.upload.path
+        if record.error:
+            result.report.append(_row(raw, source, record.group, "image", "rejected", "", record.error))
+            if record.upload.label:
+                result.report.append(
+                    _row(raw, record.upload.label, record.group, "label", "rejected", "", "its image is unreadable")
+                )
+            continue
+        if record.sha256 in first_by_sha:
+            original = first_by_sha[record.sha256].upload.path.relative_to(raw).as_posix()
+            result.report.append(_row(raw, source, record.group, "image", "rejected", "", f"duplicate of {original}"))
+            continue
+        first_by_sha[record.sha256] = record
+        image_name = record.output + _output_suffix(record)
+        label_name = record.output + ".txt"
+        _write_image(record, images_dir / image_name)
+        label_text = "".join(box.yolo_line() + "\n" for box in record.boxes)
+        (labels_dir / label_name).write_text(label_text)
+        image_fixes = ["EXIF orientation applied to the pixels"] if record.rotated else []
+        if _output_suffix(record) != record.upload.path.suffix:
+            image_fixes.append("extension normalised")
+        result.report.append(
+            _row(raw, source, record.group, "image", "fixed" if image_fixes else "kept", image_name, "; ".join(image_fixes))
+        )
+        if record.upload.label is None:
+            detail = "no label file: kept as a background image"
+            result.report.append(_row(raw, source.with_suffix(".txt"), record.group, "label", "missing", label_name, detail))
+        else:
+            problems = record.fixes + [f"rejected {r}" for r in record.rejections]
+            action = "rejected" if record.rejections and not record.boxes else ("fixed" if problems else "kept")
+            result.report.append(_row(raw, record.upload.label, record.group, "label", action, label_name, "; ".join(problems)))
+        result.manifest.append(
+            {
+                "image": f"images/{image_name}",
+                "label": f"labels/{label_name}",
+                "group": record.group,
+                "source": source.relative_to(raw).as_posix(),
+                "group_split": record.upload.split or "",
+                "width": record.width,
+                "height": record.height,
+                "boxes": len(record.boxes),
+                "classes": " ".join(str(c) for c in sorted({b.cls for b in record.boxes})),
+                "image_sha256": record.sha256 if not record.rotated else "",
+                "label_sha256": hashlib.sha256(label_text.encode()).hexdigest(),
+                "dhash": record.dhash,
+            }
+        )
+    for row in result.manifest:
+        if not row["image_sha256"]:  # re-encoded: hash what was written
+            row["image_sha256"] = hashlib.sha256((out / row["image"]).read_bytes()).hexdigest()
+    result.manifest.sort(key=lambda row: row["image"])
+    result.report.sort(key=lambda row: (row["source"], row["kind"]))
+    return result
+
+
+class _Serial:
+    """Stand-in for a process pool when one worker is asked for."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    @staticmethod
+    def map(function, items, chunksize=1):
+        return map(function, items)
+
+
+def _row(raw: Path, path: Path, group: str, kind: str, action: str, output: str, detail: str) -> dict:
+    return {
+        "source": path.relative_to(raw).as_posix(),
+        "group": group,
+        "kind": kind,
+        "action": action,
+        "output": output,
+        "detail": detail,
+    }
+
+
+def write_outputs(result: CleaningResult, report_csv: Path, manifest_csv: Path, summary_txt: Path) -> str:
+    """Write the per-file report, the summary, and last the manifest (the completion mark)."""
+    atomic_write_csv(report_csv, result.report, REPORT_FIELDS)
+    counts = result.counts()
+    images = len(result.manifest)
+    boxes = sum(int(row["boxes"]) for row in result.manifest)
+    background = sum(1 for row in result.manifest if int(row["boxes"]) == 0)
+    lines = [
+        f"Cleaned dataset: {images} images ({background} background), {boxes} boxes.",
+        *(f"  {key}: {value}" for key, value in sorted(counts.items())),
+    ]
+    summary = "\n".join(lines) + "\n"
+    atomic_write_text(summary_txt, summary)
+    atomic_write_csv(manifest_csv, result.manifest, MANIFEST_FIELDS)
+    return summary

@@ -1,0 +1,192 @@
+"""Expand the campaign section of the config into named training configurations.
+
+A configuration's name is derived from its own arguments only, never from its
+position in the matrix, so adding or removing other configurations never
+renames it (and so never invalidates its results).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HYPERPARAMETER_FILE = Path(__file__).with_name("hyperparameters.yaml")
+
+# Name parts that every configuration shows, in this order.
+NAMED_PARTS = (("model", ""), ("batch", "b"), ("imgsz", "img"), ("freeze", "freeze"))
+# Further arguments appear in the name only where they differ from the
+# campaign defaults, so that the common case stays short.
+OPTIONAL_PARTS = (
+    ("epochs", "ep"),
+    ("hyp", ""),
+    ("pretrained", ""),
+    ("gpus", "gpu"),
+    ("patience", "pat"),
+    ("seed", "seed"),
+)
+RUN_DEFAULTS = {
+    "hyp": "default",
+    "pretrained": True,
+    "gpus": 1,
+    "patience": 100,
+    "seed": 0,
+    "workers": 2,
+    "args": {},
+}
+# Ultralytics freezes a model's first `freeze` layers by index. Backbone and
+# total layer counts of each family's YAML (the last layer is the Detect head).
+BACKBONE_LAYERS = {"yolov5": 10, "yolov8": 10, "yolo11": 11}
+TOTAL_LAYERS = {"yolov5": 25, "yolov8": 23, "yolo11": 24}
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased for the person who edits config.yaml."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training configuration of the campaign."""
+
+    name: str
+    model: str
+    batch: int
+    imgsz: int
+    freeze: int
+    epochs: int
+    hyp: str
+    pretrained: bool
+    gpus: int
+    patience: int
+    seed: int
+    workers: int
+    args: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    @property
+    def family(self) -> str:
+        return self.model[:-1]
+
+    @property
+    def size(self) -> str:
+        return self.model[-1]
+
+    def parameters(self) -> dict[str, Any]:
+        """The arguments that define this configuration, for tables and labels."""
+        return {
+            "config": self.name,
+            "model": self.model,
+            "size": self.size,
+            "batch": self.batch,
+            "imgsz": self.imgsz,
+            "freeze": self.freeze,
+            "epochs": self.epochs,
+            "hyp": self.hyp,
+            "pretrained": self.pretrained,
+            "gpus": self.gpus,
+        }
+
+    def train_args(self) -> dict[str, Any]:
+        """Resolved Ultralytics training arguments (without paths and device).
+
+        This dict goes into the training rule's `params`, so changing any
+        argument of this configuration reruns exactly its jobs.
+        """
+        args = dict(hyperparameter_sets()[self.hyp])
+        args.update(
+            epochs=self.epochs,
+            batch=self.batch,
+            imgsz=self.imgsz,
+            freeze=self.freeze or None,
+            patience=self.patience,
+            seed=self.seed,
+            workers=self.workers,
+            deterministic=True,
+        )
+        args.update(self.args)
+        return args
+
+    def args_hash(self) -> str:
+        return stable_hash({"model": self.model, "pretrained": self.pretrained, **self.train_args()})
+
+
+def stable_hash(value: Any) -> str:
+    """Short content hash of a JSON-serialisable value, independent of key order."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@cache
+def hyperparameter_sets() -> dict[str, dict[str, Any]]:
+    with HYPERPARAMETER_FILE.open() as handle:
+        return yaml.safe_load(handle)
+
+
+def _matches(run: dict[str, Any], pattern: dict[str, Any]) -> bool:
+    return all(run.get(key) == value for key, value in pattern.items())
+
+
+def _name(run: dict[str, Any], defaults: dict[str, Any]) -> str:
+    parts = [f"{prefix}{run[key]}" for key, prefix in NAMED_PARTS]
+    for key, prefix in OPTIONAL_PARTS:
+        if run[key] == defaults[key]:
+            continue
+        if key == "pretrained":
+            parts.append("pretrained" if run[key] else "scratch")
+        else:
+            parts.append(f"{prefix}{run[key]}")
+    return "_".join(parts)
+
+
+def _check_run(run: dict[str, Any], where: str) -> None:
+    family = run["model"][:-1]
+    if run["freeze"] and not run["pretrained"]:
+        raise ConfigError(
+            f"{where}: freeze={run['freeze']} with pretrained=false would freeze random "
+            "weights; set pretrained: true or freeze: 0"
+        )
+    if run["freeze"] >= TOTAL_LAYERS[family]:
+        raise ConfigError(
+            f"{where}: freeze={run['freeze']} would freeze all {TOTAL_LAYERS[family]} layers "
+            f"of {run['model']}, leaving nothing to train (its backbone is "
+            f"{BACKBONE_LAYERS[family]} layers)"
+        )
+
+
+def expand_campaign(campaign: dict[str, Any]) -> dict[str, RunConfig]:
+    """Expand defaults x matrix, apply overrides and exclusions, add extras.
+
+    Returns configurations by name, sorted by name. Raises ConfigError naming
+    the config key when two configurations would share a name.
+    """
+    defaults = {**RUN_DEFAULTS, **campaign["defaults"]}
+    matrix = campaign.get("matrix") or {}
+    keys = sorted(matrix)
+    runs: list[tuple[str, dict[str, Any]]] = []
+    for index, values in enumerate(itertools.product(*(matrix[k] for k in keys))):
+        run = {**defaults, **dict(zip(keys, values))}
+        if any(_matches(run, pattern) for pattern in campaign.get("exclude") or []):
+            continue
+        for override in campaign.get("overrides") or []:
+            if _matches(run, override["match"]):
+                run.update(override["set"])
+        runs.append((f"campaign.matrix (combination {dict(zip(keys, values))})", run))
+    for index, extra in enumerate(campaign.get("extra") or []):
+        runs.append((f"campaign.extra[{index}]", {**defaults, **extra}))
+
+    configs: dict[str, RunConfig] = {}
+    for where, run in runs:
+        _check_run(run, where)
+        name = run.pop("name", None) or _name(run, defaults)
+        if name in configs:
+            raise ConfigError(
+                f"{where}: configuration name {name!r} is used twice; give one of them "
+                "a distinct `name:` or remove the duplicate"
+            )
+        configs[name] = RunConfig(name=name, **run)
+    return dict(sorted(configs.items()))

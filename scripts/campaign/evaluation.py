@@ -1,0 +1,73 @@
+"""Evaluate a trained model on one split with Ultralytics' own validator.
+
+The numbers are those `yolo val` prints for the same weights, split and
+arguments; they are written as data files for the summary to read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .io import atomic_write_csv, atomic_write_json
+
+PER_CLASS_FIELDS = ["class_id", "class", "images", "instances", "precision", "recall", "mAP50", "mAP50-95"]
+
+
+def evaluate(weights: Path, data: Path, split: str, imgsz: int, batch: int, device: str, out_dir: Path):
+    from ultralytics import YOLO
+
+    model = YOLO(str(weights))
+    return model.val(
+        data=str(data.resolve()),
+        split=split,
+        imgsz=imgsz,
+        batch=batch,
+        device=device,
+        project=str(out_dir.parent.resolve()),
+        name=out_dir.name,
+        exist_ok=True,
+        plots=True,
+        verbose=False,
+    )
+
+
+def metrics_tables(metrics, names: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Overall metrics and one row per class (classes without instances get NaN AP)."""
+    box = metrics.box
+    overall = {
+        "precision": float(box.mp),
+        "recall": float(box.mr),
+        "mAP50": float(box.map50),
+        "mAP50-95": float(box.map),
+        "speed_ms": {k: float(v) for k, v in metrics.speed.items()},
+    }
+    counts_images = getattr(metrics, "nt_per_image", None)
+    counts_boxes = getattr(metrics, "nt_per_class", None)
+    rows = []
+    present = {int(c): i for i, c in enumerate(box.ap_class_index)}
+    for class_id, name in enumerate(names):
+        index = present.get(class_id)
+        rows.append(
+            {
+                "class_id": class_id,
+                "class": name,
+                "images": int(counts_images[class_id]) if counts_images is not None else "",
+                "instances": int(counts_boxes[class_id]) if counts_boxes is not None else "",
+                "precision": float(box.p[index]) if index is not None else np.nan,
+                "recall": float(box.r[index]) if index is not None else np.nan,
+                "mAP50": float(box.ap50[index]) if index is not None else np.nan,
+                "mAP50-95": float(box.ap[index]) if index is not None else np.nan,
+            }
+        )
+    return overall, rows
+
+
+def write_metrics(metrics, names: list[str], metrics_json: Path, per_class_csv: Path, extra: dict) -> dict:
+    overall, rows = metrics_tables(metrics, names)
+    overall.update(extra)
+    atomic_write_csv(per_class_csv, rows, PER_CLASS_FIELDS)
+    atomic_write_json(metrics_json, overall)
+    return overall

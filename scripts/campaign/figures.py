@@ -1,0 +1,199 @@
+"""Summary and dataset figures. Each function reads data files and writes one PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .io import atomic_write_bytes  # noqa: E402
+
+SIZE_ORDER = "nsmlx"
+
+
+def _save(figure, path: str | Path) -> None:
+    """Render to memory first, so an interrupted job never leaves half a PNG."""
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    plt.close(figure)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _ordered(table: pd.DataFrame) -> pd.DataFrame:
+    key = table["size"].map(SIZE_ORDER.index)
+    return table.assign(_key=key).sort_values(["model", "_key", "freeze", "batch", "imgsz", "config"])
+
+
+def map_by_config(summary_csv: Path, out: Path) -> None:
+    table = _ordered(pd.read_csv(summary_csv))
+    splits = [s for s in ("val", "test") if f"{s}_mAP50-95" in table]
+    figure, axis = plt.subplots(figsize=(max(6, 0.9 * len(table) + 2), 4.5))
+    x = np.arange(len(table))
+    width = 0.8 / (2 * len(splits))
+    for index, (split, metric) in enumerate((s, m) for s in splits for m in ("mAP50", "mAP50-95")):
+        values = table[f"{split}_{metric}"]
+        bars = axis.bar(x + (index - (2 * len(splits) - 1) / 2) * width, values, width, label=f"{split} {metric}")
+        axis.bar_label(bars, fmt="%.2f", fontsize=6, rotation=90, padding=2)
+    labels = [f"{r.model}\nfreeze {r.freeze}\nb{r.batch} img{r.imgsz}" for r in table.itertuples()]
+    axis.set_xticks(x, labels, fontsize=8)
+    axis.set_ylim(0, 1.1)
+    axis.set_ylabel("mAP")
+    axis.set_title("Accuracy by configuration (grouped by model size, then freeze)")
+    axis.legend(fontsize=8, ncol=len(splits) * 2, loc="upper left")
+    axis.grid(axis="y", alpha=0.3)
+    _save(figure, out)
+
+
+def pareto_front(latency: np.ndarray, accuracy: np.ndarray) -> list[int]:
+    """Indices of points not beaten by another that is both faster and at least as accurate."""
+    order = np.lexsort((-accuracy, latency))
+    front, best = [], -np.inf
+    for index in order:
+        if accuracy[index] > best:
+            front.append(int(index))
+            best = accuracy[index]
+    return front
+
+
+def accuracy_vs_latency(summary_csv: Path, out: Path) -> None:
+    table = pd.read_csv(summary_csv)
+    split = "test" if "test_mAP50-95" in table else "val"
+    latency = table["latency_ms"].to_numpy(float)
+    accuracy = table[f"{split}_mAP50-95"].to_numpy(float)
+    figure, axis = plt.subplots(figsize=(7, 5))
+    for freeze, marker in zip(sorted(table["freeze"].unique()), "os^Dv"):
+        rows = table["freeze"] == freeze
+        axis.scatter(latency[rows], accuracy[rows], marker=marker, s=60, label=f"freeze {freeze}")
+    for row, x, y in zip(table.itertuples(), latency, accuracy):
+        axis.annotate(row.config, (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    front = pareto_front(latency, accuracy)
+    axis.plot(latency[front], accuracy[front], "k--", lw=1, label="Pareto front")
+    device = table["speed_device"].iloc[0] if "speed_device" in table else ""
+    axis.set_xlabel(f"latency per image at batch 1, fp32 (ms) on {device}")
+    axis.set_ylabel(f"{split} mAP50-95")
+    axis.margins(0.15)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    _save(figure, out)
+
+
+def training_curves(results_csvs: list[Path], out: Path) -> None:
+    panels = [
+        ("metrics/mAP50-95(B)", "val mAP50-95"),
+        ("train/box_loss", "train box loss"),
+        ("val/box_loss", "val box loss"),
+        ("train/cls_loss", "train cls loss"),
+    ]
+    figure, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
+    for path in results_csvs:
+        table = pd.read_csv(path)
+        table.columns = table.columns.str.strip()
+        name = Path(path).parent.name
+        for axis, (column, title) in zip(axes.flat, panels):
+            axis.plot(table["epoch"], table[column], label=name, lw=1.4)
+            axis.set_title(title)
+    for axis in axes[1]:
+        axis.set_xlabel("epoch")
+    for axis in axes.flat:
+        axis.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7)
+    _save(figure, out)
+
+
+def per_class_ap(per_class_csvs: list[Path], out: Path) -> None:
+    frames = []
+    for path in per_class_csvs:
+        table = pd.read_csv(path)
+        table["config"] = Path(path).parent.parent.name
+        frames.append(table)
+    grid = pd.concat(frames).pivot(index="config", columns="class", values="mAP50-95")
+    figure, axis = plt.subplots(figsize=(1.2 * len(grid.columns) + 4, 0.45 * len(grid) + 2))
+    image = axis.imshow(grid.to_numpy(float), vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    axis.set_xticks(range(len(grid.columns)), grid.columns, rotation=30, ha="right")
+    axis.set_yticks(range(len(grid)), grid.index, fontsize=8)
+    for (i, j), value in np.ndenumerate(grid.to_numpy(float)):
+        if not np.isnan(value):
+            axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="w" if value < 0.6 else "k")
+    figure.colorbar(image, label=f"{Path(per_class_csvs[0]).parent.name} AP50-95")
+    axis.set_title("Per-class AP by configuration")
+    _save(figure, out)
+
+
+def dataset_tables(manifest_csv: Path, split_lists: dict[str, Path], classes: list[str]):
+    """Per-box table (split, class, box) and the overview of images/instances per class and split."""
+    manifest = pd.read_csv(manifest_csv, dtype=str, keep_default_na=False)
+    split_of = {}
+    for split, path in split_lists.items():
+        for line in Path(path).read_text().splitlines():
+            split_of[line.strip().removeprefix("./")] = split
+    root = Path(manifest_csv).parent
+    boxes = []
+    for row in manifest.itertuples():
+        for line in (root / row.label).read_text().splitlines():
+            cls, xc, yc, w, h = line.split()
+            boxes.append((split_of[row.image], row.image, classes[int(cls)], *map(float, (xc, yc, w, h))))
+    boxes = pd.DataFrame(boxes, columns=["split", "image", "class", "xc", "yc", "w", "h"])
+    splits = list(split_lists)
+    overview = []
+    for name in classes + ["all"]:
+        picked = boxes if name == "all" else boxes[boxes["class"] == name]
+        entry = {"class": name}
+        for split in splits:
+            in_split = picked[picked["split"] == split]
+            images = (
+                sum(1 for s in split_of.values() if s == split) if name == "all" else in_split["image"].nunique()
+            )
+            entry[f"{split}_images"] = images
+            entry[f"{split}_instances"] = len(in_split)
+        overview.append(entry)
+    return boxes, pd.DataFrame(overview)
+
+
+def dataset_overview(overview: pd.DataFrame, out: Path) -> None:
+    figure, axis = plt.subplots(figsize=(1.3 * len(overview.columns) + 1, 0.4 * len(overview) + 1.2))
+    axis.axis("off")
+    table = axis.table(cellText=overview.values, colLabels=[c.replace("_", "\n") for c in overview.columns], loc="center")
+    table.auto_set_font_size(False)
+    table.set_fontsize(9)
+    table.scale(1, 1.6)
+    axis.set_title("Images and instances per class and split")
+    _save(figure, out)
+
+
+def label_analysis(boxes: pd.DataFrame, classes: list[str], out: Path) -> None:
+    splits = list(dict.fromkeys(["train", "val", "test"]))
+    figure, axes = plt.subplots(len(classes) + 1, 3, figsize=(12, 3.2 * (len(classes) + 1)))
+    counts = boxes.groupby(["class", "split"]).size().unstack(fill_value=0).reindex(index=classes, columns=splits, fill_value=0)
+    counts.plot.bar(ax=axes[0, 0], rot=0)
+    axes[0, 0].set_title("instances per class and split")
+    axes[0, 1].hist(boxes["w"], bins=30, alpha=0.6, label="width")
+    axes[0, 1].hist(boxes["h"], bins=30, alpha=0.6, label="height")
+    axes[0, 1].set_title("box size (all classes, fraction of image)")
+    axes[0, 1].legend()
+    axes[0, 2].axis("off")
+    for row, name in enumerate(classes, start=1):
+        picked = boxes[boxes["class"] == name]
+        axes[row, 0].hist2d(picked["xc"], picked["yc"], bins=20, range=[[0, 1], [0, 1]], cmap="Blues")
+        axes[row, 0].invert_yaxis()
+        axes[row, 0].set_title(f"{name}: box centres (all splits)")
+        for split in splits:
+            chosen = picked[picked["split"] == split]
+            axes[row, 1].scatter(chosen["w"], chosen["h"], s=6, alpha=0.5, label=split)
+        axes[row, 1].set_title(f"{name}: width vs height")
+        axes[row, 1].set_xlim(0, 1)
+        axes[row, 1].set_ylim(0, 1)
+        axes[row, 1].legend(fontsize=7)
+        for split in splits:
+            chosen = picked[picked["split"] == split]
+            axes[row, 2].hist(chosen["w"] * chosen["h"], bins=20, range=(0, 0.3), alpha=0.5, label=split)
+        axes[row, 2].set_title(f"{name}: box area per split")
+        axes[row, 2].legend(fontsize=7)
+    figure.tight_layout()
+    _save(figure, out)

@@ -1,0 +1,100 @@
+"""Time a trained model's inference: preprocess, inference and postprocess per image.
+
+Ultralytics' predictor measures the three stages itself; each timed call is
+also measured end to end, which gives the throughput. Warm-up calls come
+first and are not counted; each setting is repeated and reported as median
+and spread.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+SPEED_FIELDS = [
+    "config",
+    "device",
+    "device_name",
+    "batch",
+    "half",
+    "imgsz",
+    "repeats",
+    "preprocess_ms",
+    "inference_ms",
+    "postprocess_ms",
+    "latency_ms",
+    "latency_ms_p10",
+    "latency_ms_p90",
+    "throughput_ips",
+    "torch",
+    "ultralytics",
+]
+
+
+def device_name(device: str) -> str:
+    import torch
+
+    if device != "cpu" and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return platform.processor() or platform.machine()
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def time_model(
+    weights: Path,
+    images: list[str],
+    imgsz: int,
+    device: str,
+    batches: list[int],
+    half_options: list[bool],
+    warmup: int,
+    repeats: int,
+) -> list[dict[str, Any]]:
+    import torch
+    import ultralytics
+    from ultralytics import YOLO
+
+    model = YOLO(str(weights))
+    rows = []
+    for half in half_options:
+        for batch in batches:
+            source = [images[i % len(images)] for i in range(batch)]
+            stages: list[dict[str, float]] = []
+            walls: list[float] = []
+            for call in range(warmup + repeats):
+                started = time.perf_counter()
+                results = model.predict(source, imgsz=imgsz, batch=batch, device=device, half=half, verbose=False)
+                if device != "cpu":
+                    torch.cuda.synchronize()
+                wall = (time.perf_counter() - started) * 1000 / batch
+                if call >= warmup:
+                    walls.append(wall)
+                    stages.append(results[0].speed)
+            per_image = [s["preprocess"] + s["inference"] + s["postprocess"] for s in stages]
+            rows.append(
+                {
+                    "device": device,
+                    "device_name": device_name(device),
+                    "batch": batch,
+                    "half": half,
+                    "imgsz": imgsz,
+                    "repeats": repeats,
+                    "preprocess_ms": statistics.median(s["preprocess"] for s in stages),
+                    "inference_ms": statistics.median(s["inference"] for s in stages),
+                    "postprocess_ms": statistics.median(s["postprocess"] for s in stages),
+                    "latency_ms": statistics.median(per_image),
+                    "latency_ms_p10": _quantile(per_image, 0.1),
+                    "latency_ms_p90": _quantile(per_image, 0.9),
+                    "throughput_ips": 1000 / statistics.median(walls),
+                    "torch": torch.__version__,
+                    "ultralytics": ultralytics.__version__,
+                }
+            )
+    return rows

@@ -1,0 +1,64 @@
+"""One row per configuration: its parameters, then what it achieved."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _speed_at_batch_one(path: Path) -> dict[str, Any]:
+    with open(path, newline="") as stream:
+        rows = [r for r in csv.DictReader(stream) if r["batch"] == "1" and r["half"] == "False"]
+    if not rows:
+        return {}
+    row = rows[0]
+    return {
+        "latency_ms": float(row["latency_ms"]),
+        "inference_ms": float(row["inference_ms"]),
+        "throughput_ips_b1": float(row["throughput_ips"]),
+        "speed_device": row["device_name"],
+    }
+
+
+def summary_rows(configs: list[dict[str, Any]], splits: list[str], root: Path = Path("results")) -> list[dict]:
+    rows = []
+    for parameters in configs:
+        name = parameters["config"]
+        train = _read_json(root / "train" / name / "train.json")
+        row = dict(parameters)
+        row["batch_used"] = train["batch_used"]
+        for split in splits:
+            metrics = _read_json(root / "eval" / name / split / "metrics.json")
+            for key in ("precision", "recall", "mAP50", "mAP50-95"):
+                row[f"{split}_{key}"] = round(metrics[key], 4)
+        row.update(_speed_at_batch_one(root / "speed" / f"{name}.csv"))
+        row["epochs_run"] = train["epochs_run"]
+        row["best_epoch"] = train["best_epoch"]
+        row["train_hours"] = round(train["train_seconds"] / 3600, 4)
+        gpus = parameters["gpus"] if train["device"] != "cpu" else 0
+        row["gpu_hours"] = round(train["train_seconds"] / 3600 * gpus, 4)
+        row["train_device"] = train["device"]
+        rows.append(row)
+    return rows
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    if not rows:
+        return "(no configurations)\n"
+    fields = list(rows[0])
+    lines = ["| " + " | ".join(fields) + " |", "|" + "---|" * len(fields)]
+    lines += ["| " + " | ".join(_cell(row.get(f, "")) for f in fields) + " |" for row in rows]
+    return "\n".join(lines) + "\n"

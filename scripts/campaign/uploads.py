@@ -1,0 +1,167 @@
+"""Find what a group uploaded, whatever its folder layout.
+
+A group folder may be laid out as
+- `images/` + `labels/` with split lists `train.txt`, `val.txt`, `test.txt`;
+- a Roboflow export: `train/`, `valid/`, `test/` with `images/` and `labels/`
+  each, and a `data.yaml` holding the group's class names;
+- a flat folder of image + txt pairs with `classes.txt` (LabelImg);
+- any nesting of the above (per class, per video, per session).
+Nothing has to be declared: the layout is read off the files.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+import yaml
+
+from .labels import decode_text
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+SPLIT_FOLDERS = {"train": "train", "valid": "val", "val": "val", "test": "test"}
+SPLIT_LISTS = {"train.txt": "train", "val.txt": "val", "valid.txt": "val", "test.txt": "test"}
+CLASS_FILES = ("data.yaml", "dataset.yaml", "classes.txt", "obj.names", "classes.names")
+
+
+@dataclass
+class UploadedImage:
+    path: Path  # absolute
+    relative: str  # relative to the group folder, POSIX form
+    label: Path | None
+    split: str | None = None  # the group's own split, if it gave one
+
+
+@dataclass
+class GroupUpload:
+    name: str
+    root: Path
+    images: list[UploadedImage] = field(default_factory=list)
+    orphan_labels: list[Path] = field(default_factory=list)
+    class_names: dict[int, str] | None = None
+    class_source: str | None = None
+    notes: list[tuple[Path, str, str]] = field(default_factory=list)  # path, action, detail
+
+
+def _label_for(image: Path) -> Path:
+    """YOLO convention: the last `images` folder in the path becomes `labels`."""
+    parts = list(image.parts)
+    for index in range(len(parts) - 2, -1, -1):
+        if parts[index] == "images":
+            parts[index] = "labels"
+            return Path(*parts).with_suffix(".txt")
+    return image.with_suffix(".txt")
+
+
+def _read_class_names(path: Path) -> dict[int, str]:
+    if path.suffix in {".yaml", ".yml"}:
+        names = (yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}).get("names")
+        if isinstance(names, dict):
+            return {int(k): str(v) for k, v in names.items()}
+        if isinstance(names, list):
+            return {i: str(v) for i, v in enumerate(names)}
+        raise ValueError(f"{path}: no `names:` list or mapping")
+    text, _ = decode_text(path.read_bytes())
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    return dict(enumerate(names))
+
+
+def _entry_key(entry: str) -> str | None:
+    """Reduce a split-list entry to a lower-case path tail without extension.
+
+    Handles absolute paths from another machine, Windows backslashes,
+    `./relative` paths, bare names and names without extension.
+    """
+    entry = entry.strip().strip('"').strip()
+    if not entry or entry.startswith("#"):
+        return None
+    path = PureWindowsPath(entry) if "\\" in entry else PurePosixPath(entry)
+    name = path.name
+    stem = name.rsplit(".", 1)[0] if Path(name).suffix.lower() in IMAGE_SUFFIXES else name
+    return stem.lower()
+
+
+def _split_from_folders(relative: PurePosixPath) -> str | None:
+    for part in relative.parts[:-1]:
+        if part.lower() in SPLIT_FOLDERS:
+            return SPLIT_FOLDERS[part.lower()]
+    return None
+
+
+def discover_group(root: Path) -> GroupUpload:
+    group = GroupUpload(name=root.name, root=root)
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    label_of = {image: _label_for(image) for image in images}
+    claimed = {label for label in label_of.values()}
+
+    for candidate in CLASS_FILES:
+        matches = sorted(root.rglob(candidate), key=lambda p: (len(p.parts), str(p)))
+        if matches:
+            group.class_names = _read_class_names(matches[0])
+            group.class_source = str(matches[0].relative_to(root))
+            break
+
+    # Split lists at any depth; each entry is matched by file name.
+    by_stem: dict[str, list[Path]] = {}
+    for image in images:
+        by_stem.setdefault(image.stem.lower(), []).append(image)
+    listed: dict[Path, str] = {}
+    for split_list in sorted(p for p in files if p.name.lower() in SPLIT_LISTS):
+        split = SPLIT_LISTS[split_list.name.lower()]
+        text, notes = decode_text(split_list.read_bytes())
+        missing, ambiguous, repeated = [], [], 0
+        for line in text.splitlines():
+            key = _entry_key(line)
+            if key is None:
+                continue
+            matches = by_stem.get(key, [])
+            if not matches:
+                missing.append(line.strip())
+            elif len(matches) > 1:
+                ambiguous.append(line.strip())
+            elif matches[0] in listed:
+                repeated += 1
+            else:
+                listed[matches[0]] = split
+        detail = "; ".join(
+            notes
+            + ([f"{repeated} duplicate entries ignored"] if repeated else [])
+            + ([f"entries with no uploaded image: {missing}"] if missing else [])
+            + ([f"entries matching several images, ignored: {ambiguous}"] if ambiguous else [])
+        )
+        group.notes.append((split_list, "fixed" if detail else "kept", detail or "split list read"))
+
+    for image in images:
+        relative = PurePosixPath(image.relative_to(root).as_posix())
+        label = label_of[image]
+        group.images.append(
+            UploadedImage(
+                path=image,
+                relative=str(relative),
+                label=label if label.is_file() else None,
+                split=listed.get(image) or _split_from_folders(relative),
+            )
+        )
+
+    for path in files:
+        is_meta = path.name.lower() in SPLIT_LISTS or path.name in CLASS_FILES
+        if path.suffix.lower() == ".txt" and path not in claimed and not is_meta:
+            group.orphan_labels.append(path)
+    return group
+
+
+def discover_upload(raw: Path) -> list[GroupUpload]:
+    """One GroupUpload per sub-folder of the raw upload, sorted by name."""
+    groups = [discover_group(p) for p in sorted(raw.iterdir()) if p.is_dir()]
+    if not groups:
+        raise ValueError(f"{raw}: no group sub-folders found; put each group's upload in its own folder")
+    return groups
+
+
+def safe_stem(text: str) -> str:
+    """An ASCII file-name stem that keeps the original readable."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_text).strip("._") or "image"

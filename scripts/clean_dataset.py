@@ -1,0 +1,30 @@
+"""Rule clean_dataset: raw group uploads -> one clean YOLO dataset + report."""
+
+from pathlib import Path
+
+from campaign.cleaning import CleaningError, clean_upload, write_outputs
+from campaign.io import job_logger
+
+snakemake = snakemake  # noqa: F821  (injected by Snakemake)
+log = job_logger(snakemake.log[0])
+out = Path(snakemake.output.images).parent
+try:
+    result = clean_upload(
+        raw=Path(snakemake.params.raw),
+        out=out,
+        classes=list(snakemake.params.classes),
+        class_maps=dict(snakemake.params.class_map),
+        min_box_px=snakemake.params.min_box_px,
+        workers=snakemake.threads,
+        log=log,
+    )
+except CleaningError as error:
+    log.error("%s", error)
+    raise SystemExit(1) from None
+summary = write_outputs(
+    result,
+    Path(snakemake.output.report),
+    Path(snakemake.output.manifest),
+    Path(snakemake.output.summary),
+)
+log.info("\n%s", summary)

@@ -1,0 +1,19 @@
+"""Rules figure_*: one summary figure each, so any one can be rebuilt alone."""
+
+from pathlib import Path
+
+from campaign import figures
+from campaign.io import job_logger
+
+snakemake = snakemake  # noqa: F821  (injected by Snakemake)
+log = job_logger(snakemake.log[0])
+inputs = [Path(path) for path in snakemake.input]
+out = Path(snakemake.output[0])
+draw = {
+    "figure_map_by_config": lambda: figures.map_by_config(inputs[0], out),
+    "figure_accuracy_vs_latency": lambda: figures.accuracy_vs_latency(inputs[0], out),
+    "figure_training_curves": lambda: figures.training_curves(inputs, out),
+    "figure_per_class_ap": lambda: figures.per_class_ap(inputs, out),
+}
+draw[snakemake.rule]()
+log.info("wrote %s", out)

@@ -1,0 +1,13 @@
+"""Rule pretrain_source_data: generic shapes for pretraining, disjoint from the campaign's classes."""
+
+from pathlib import Path
+
+from campaign.io import job_logger
+from campaign.synthetic import SOURCE_OBJECTS, write_yolo_dataset
+
+snakemake = snakemake  # noqa: F821  (injected by Snakemake)
+log = job_logger(snakemake.log[0])
+size = (snakemake.params.imgsz, snakemake.params.imgsz)
+root = Path(snakemake.output.dataset).parent
+write_yolo_dataset(root, SOURCE_OBJECTS, snakemake.params.images, snakemake.params.seed, size)
+log.info("wrote %d source scenes of %s to %s", snakemake.params.images, sorted(SOURCE_OBJECTS), root)

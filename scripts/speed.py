@@ -1,0 +1,31 @@
+"""Rule speed: latency per stage and throughput of one configuration, batch 1 and N."""
+
+from pathlib import Path
+
+from campaign.io import atomic_write_csv, job_logger
+from campaign.speed import SPEED_FIELDS, time_model
+from campaign.yolo_env import prepare_ultralytics, select_device
+
+snakemake = snakemake  # noqa: F821  (injected by Snakemake)
+log = job_logger(snakemake.log[0])
+options = snakemake.params.options
+prepare_ultralytics(Path(snakemake.output[0]).parent / f".ultralytics_{snakemake.wildcards.cfg}", tensorboard=False)
+device = select_device(snakemake.params.gpus)
+test_list = Path(snakemake.input.test)
+images = [str(test_list.parent / line.strip()) for line in test_list.read_text().splitlines() if line.strip()]
+images = images[: options["images"]]
+on_gpu = device != "cpu"
+rows = time_model(
+    Path(snakemake.input.weights),
+    images,
+    snakemake.params.imgsz,
+    device,
+    batches=options["batch"],
+    half_options=[False, True] if on_gpu and options["half"] else [False],
+    warmup=options["warmup"],
+    repeats=options["repeats"] if on_gpu else options["cpu_repeats"],
+)
+for row in rows:
+    row["config"] = snakemake.wildcards.cfg
+    log.info("batch %(batch)s half %(half)s: %(latency_ms).2f ms/image, %(throughput_ips).1f images/s", row)
+atomic_write_csv(snakemake.output[0], rows, SPEED_FIELDS)
