@@ -9,6 +9,18 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+
+
+# Ultralytics must never reach the network: each job sets YOLO_OFFLINE and its
+# own settings folder itself (scripts/campaign/yolo_env.py).
+
+
+wildcard_constraints:
+    cfg="|".join(CONFIGS) or "NONE",
+    split="val|test",
+    model=r"yolo(v5|v8|11)[nsmlx]",
+
+
 include: "rules/dataset.smk"
 include: "rules/pretrain.smk"
 include: "rules/train.smk"

@@ -1,4 +1,3 @@
-import os
 import sys
 from pathlib import Path
 
@@ -7,12 +6,11 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-# The rule scripts import their logic from scripts/campaign; so does the Snakefile.
+# Scripts import their logic from scripts/campaign; so does the Snakefile.
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from campaign.configurations import ConfigError, expand_campaign, stable_hash
 from campaign.weights import resolve_pretrained_weights
-
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -30,16 +28,7 @@ if not Path(config["dataset"]["raw"]).is_dir():
         "exist; point it at the raw upload folder (one sub-folder per group)"
     )
 
-# Ultralytics must never reach the network; each job also gets its own
-# settings folder (see scripts/campaign/yolo_env.py).
-os.environ["YOLO_OFFLINE"] = "1"
-
 SPLITS = config["evaluation"]["splits"]
-
-wildcard_constraints:
-    cfg="|".join(CONFIGS) or "NONE",
-    split="val|test",
-    model=r"yolo(v5|v8|11)[nsmlx]",
 
 
 def raw_upload_files():
@@ -48,9 +37,21 @@ def raw_upload_files():
     return sorted(str(p) for p in root.rglob("*") if p.is_file())
 
 
+# The cleaned dataset as the trainer sees it. The split lists and the manifest
+# (content hashes of every image and label) are inputs too, so that any change
+# of data reaches the trainings even when dataset.yaml itself stays the same.
+DATASET = {
+    "dataset": "results/dataset/dataset.yaml",
+    "manifest": "results/dataset/manifest.csv",
+    "train": "results/dataset/train.txt",
+    "val": "results/dataset/val.txt",
+    "test": "results/dataset/test.txt",
+}
+
+
 def train_input(wildcards):
     """The dataset, plus the pretrained checkpoint where the configuration has one."""
-    inputs = {"dataset": "results/dataset/dataset.yaml"}
+    inputs = dict(DATASET)
     weights = PRETRAINED.get(wildcards.cfg)
     if weights:
         inputs["weights"] = weights
@@ -58,7 +59,7 @@ def train_input(wildcards):
 
 
 def pretrain_args():
-    """Training arguments of the pretrain rule, from the `pretrain:` config section."""
+    """Training arguments for pretraining, from the `pretrain` section of the config."""
     options = config["pretrain"]
     return {
         "epochs": options["epochs"],
@@ -69,6 +70,17 @@ def pretrain_args():
         "workers": 2,
         "plots": False,
     }
+
+
+def all_cores():
+    """Every core given with --cores, so that a timing job runs alone on the machine.
+
+    Commands without --cores (e.g. --report) still parse the workflow: 1 there.
+    """
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return 1
 
 
 def config_labels(name):
@@ -83,7 +95,7 @@ def config_labels(name):
 
 
 def all_outputs():
-    """Everything `rule all` builds: the summary table and every figure."""
+    """Targets of the default run: the summary table and every figure."""
     return [
         "results/summary/metrics.csv",
         "results/summary/metrics.md",

@@ -17,18 +17,17 @@ rule clean_dataset:
             labels={"table": "cleaning summary"},
         ),
         manifest="results/dataset/manifest.csv",
-    params:
-        raw=config["dataset"]["raw"],
-        classes=config["dataset"]["classes"],
-        class_map=config["dataset"]["class_map"],
-        min_box_px=config["dataset"]["min_box_px"],
-    threads: 2
     log:
         "logs/clean_dataset.log",
     benchmark:
         "logs/clean_dataset.benchmark.tsv"
     conda:
         "../envs/dataset.yaml"
+    threads: 2
+    params:
+        classes=config["dataset"]["classes"],
+        class_map=config["dataset"]["class_map"],
+        min_box_px=config["dataset"]["min_box_px"],
     script:
         "../scripts/clean_dataset.py"
 
@@ -47,15 +46,15 @@ rule split_dataset:
             category="1. Dataset",
             labels={"table": "near-duplicates across splits"},
         ),
-    params:
-        classes=config["dataset"]["classes"],
-        splits=config["splits"],
     log:
         "logs/split_dataset.log",
     benchmark:
         "logs/split_dataset.benchmark.tsv"
     conda:
         "../envs/dataset.yaml"
+    params:
+        classes=config["dataset"]["classes"],
+        splits=config["splits"],
     script:
         "../scripts/split_dataset.py"
 
@@ -80,13 +79,13 @@ rule dataset_figures:
             category="1. Dataset",
             labels={"figure": "label analysis"},
         ),
-    params:
-        classes=config["dataset"]["classes"],
     log:
         "logs/dataset_figures.log",
     benchmark:
         "logs/dataset_figures.benchmark.tsv"
     conda:
         "../envs/reporting.yaml"
+    params:
+        classes=config["dataset"]["classes"],
     script:
         "../scripts/dataset_figures.py"

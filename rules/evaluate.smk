@@ -1,9 +1,10 @@
 rule evaluate:
     input:
+        **DATASET,
         weights="results/train/{cfg}/best.pt",
-        dataset="results/dataset/dataset.yaml",
     output:
         metrics="results/eval/{cfg}/{split}/metrics.json",
+        provenance="results/eval/{cfg}/{split}/provenance.json",
         per_class="results/eval/{cfg}/{split}/per_class.csv",
         confusion=report(
             "results/eval/{cfg}/{split}/confusion.png",
@@ -12,41 +13,44 @@ rule evaluate:
             subcategory="{split}",
             labels=lambda wc: {**config_labels(wc.cfg), "split": wc.split},
         ),
-    params:
-        imgsz=lambda wc: CONFIGS[wc.cfg].imgsz,
-        batch=config["evaluation"]["batch"],
-        gpus=lambda wc: min(CONFIGS[wc.cfg].gpus, 1),
-    resources:
-        gpu=lambda wc: min(CONFIGS[wc.cfg].gpus, 1),
     log:
         "logs/evaluate/{cfg}_{split}.log",
     benchmark:
         "logs/evaluate/{cfg}_{split}.benchmark.tsv"
     conda:
         "../envs/train.yaml"
+    resources:
+        gpu=lambda wc: min(CONFIGS[wc.cfg].gpus, 1),
+    params:
+        args=lambda wc: {
+            "imgsz": CONFIGS[wc.cfg].imgsz,
+            "batch": config["evaluation"]["batch"],
+            "split": wc.split,
+        },
+        gpus=lambda wc: min(CONFIGS[wc.cfg].gpus, 1),
     script:
         "../scripts/evaluate.py"
 
 
 rule speed:
     input:
+        **DATASET,
         weights="results/train/{cfg}/best.pt",
-        test="results/dataset/test.txt",
     output:
-        "results/speed/{cfg}.csv",
-    params:
-        imgsz=lambda wc: CONFIGS[wc.cfg].imgsz,
-        options=config["speed"],
-        gpus=lambda wc: min(CONFIGS[wc.cfg].gpus, 1),
-    resources:
-        gpu=lambda wc: min(CONFIGS[wc.cfg].gpus, 1),
-    # A timing needs the machine to itself: taking every core keeps other jobs off it.
-    threads: workflow.cores
+        speed="results/speed/{cfg}.csv",
+        provenance="results/speed/{cfg}.provenance.json",
     log:
         "logs/speed/{cfg}.log",
     benchmark:
         "logs/speed/{cfg}.benchmark.tsv"
     conda:
         "../envs/train.yaml"
+    # A timing needs the machine to itself: taking every core keeps other jobs off it.
+    threads: all_cores()
+    resources:
+        gpu=lambda wc: min(CONFIGS[wc.cfg].gpus, 1),
+    params:
+        args=lambda wc: {"imgsz": CONFIGS[wc.cfg].imgsz, **config["speed"]},
+        gpus=lambda wc: min(CONFIGS[wc.cfg].gpus, 1),
     script:
         "../scripts/speed.py"

@@ -5,6 +5,7 @@ rule summary_table:
             "results/eval/{cfg}/{split}/metrics.json", cfg=CONFIGS, split=SPLITS
         ),
         speed=expand("results/speed/{cfg}.csv", cfg=CONFIGS),
+        provenance=expand("results/train/{cfg}/provenance.json", cfg=CONFIGS),
     output:
         csv=report(
             "results/summary/metrics.csv",
@@ -13,15 +14,15 @@ rule summary_table:
             labels={"table": "metrics (CSV)"},
         ),
         markdown="results/summary/metrics.md",
-    params:
-        configs=[config.parameters() for config in CONFIGS.values()],
-        splits=SPLITS,
     log:
         "logs/summary_table.log",
     benchmark:
         "logs/summary_table.benchmark.tsv"
     conda:
         "../envs/reporting.yaml"
+    params:
+        configs=[config.parameters() for config in CONFIGS.values()],
+        splits=SPLITS,
     script:
         "../scripts/summary_table.py"
 
@@ -82,7 +83,9 @@ rule figure_training_curves:
 
 rule figure_per_class_ap:
     input:
-        expand("results/eval/{cfg}/{split}/per_class.csv", cfg=CONFIGS, split=SPLITS[-1]),
+        expand(
+            "results/eval/{cfg}/{split}/per_class.csv", cfg=CONFIGS, split=SPLITS[-1]
+        ),
     output:
         report(
             "results/figures/per_class_ap.png",

@@ -5,12 +5,11 @@ from pathlib import Path
 from campaign.cleaning import CleaningError, clean_upload, write_outputs
 from campaign.io import job_logger
 
-snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 log = job_logger(snakemake.log[0])
 out = Path(snakemake.output.images).parent
 try:
     result = clean_upload(
-        raw=Path(snakemake.params.raw),
+        raw=Path(snakemake.config["dataset"]["raw"]),
         out=out,
         classes=list(snakemake.params.classes),
         class_maps=dict(snakemake.params.class_map),

@@ -5,7 +5,6 @@ from pathlib import Path
 from campaign import figures
 from campaign.io import atomic_write_text, job_logger
 
-snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 log = job_logger(snakemake.log[0])
 classes = list(snakemake.params.classes)
 lists = {split: Path(snakemake.input[split]) for split in ("train", "val", "test")}

@@ -7,10 +7,12 @@ import yaml
 
 from campaign.evaluation import evaluate, write_metrics
 from campaign.io import job_logger
+from campaign.provenance import now, write_job_provenance
 from campaign.yolo_env import prepare_ultralytics, select_device
 
-snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 log = job_logger(snakemake.log[0])
+started = now()
+args = snakemake.params.args
 out_dir = Path(snakemake.output.metrics).parent
 prepare_ultralytics(out_dir / ".ultralytics", tensorboard=False)
 device = select_device(snakemake.params.gpus)
@@ -18,9 +20,9 @@ names = list(yaml.safe_load(Path(snakemake.input.dataset).read_text())["names"].
 metrics = evaluate(
     Path(snakemake.input.weights),
     Path(snakemake.input.dataset),
-    snakemake.wildcards.split,
-    snakemake.params.imgsz,
-    snakemake.params.batch,
+    args["split"],
+    args["imgsz"],
+    args["batch"],
     device,
     out_dir,
 )
@@ -32,4 +34,5 @@ overall = write_metrics(
     Path(snakemake.output.per_class),
     {"split": snakemake.wildcards.split, "config": snakemake.wildcards.cfg, "device": device},
 )
+write_job_provenance(snakemake, Path(snakemake.output.provenance), device, started, Path(snakemake.input.weights))
 log.info("%s on %s: %s", snakemake.wildcards.cfg, snakemake.wildcards.split, overall)

@@ -5,7 +5,6 @@ from pathlib import Path
 from campaign import figures
 from campaign.io import job_logger
 
-snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 log = job_logger(snakemake.log[0])
 inputs = [Path(path) for path in snakemake.input]
 out = Path(snakemake.output[0])

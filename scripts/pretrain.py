@@ -2,4 +2,4 @@
 
 from campaign.training import run_training_job
 
-run_training_job(snakemake)  # noqa: F821  (injected by Snakemake)
+run_training_job(snakemake)

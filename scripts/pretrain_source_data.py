@@ -5,7 +5,6 @@ from pathlib import Path
 from campaign.io import job_logger
 from campaign.synthetic import SOURCE_OBJECTS, write_yolo_dataset
 
-snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 log = job_logger(snakemake.log[0])
 size = (snakemake.params.imgsz, snakemake.params.imgsz)
 root = Path(snakemake.output.dataset).parent

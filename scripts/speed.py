@@ -3,13 +3,14 @@
 from pathlib import Path
 
 from campaign.io import atomic_write_csv, job_logger
+from campaign.provenance import now, write_job_provenance
 from campaign.speed import SPEED_FIELDS, time_model
 from campaign.yolo_env import prepare_ultralytics, select_device
 
-snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 log = job_logger(snakemake.log[0])
-options = snakemake.params.options
-prepare_ultralytics(Path(snakemake.output[0]).parent / f".ultralytics_{snakemake.wildcards.cfg}", tensorboard=False)
+started = now()
+options = snakemake.params.args
+prepare_ultralytics(Path(snakemake.output.speed).parent / f".ultralytics_{snakemake.wildcards.cfg}", tensorboard=False)
 device = select_device(snakemake.params.gpus)
 test_list = Path(snakemake.input.test)
 images = [str(test_list.parent / line.strip()) for line in test_list.read_text().splitlines() if line.strip()]
@@ -18,7 +19,7 @@ on_gpu = device != "cpu"
 rows = time_model(
     Path(snakemake.input.weights),
     images,
-    snakemake.params.imgsz,
+    options["imgsz"],
     device,
     batches=options["batch"],
     half_options=[False, True] if on_gpu and options["half"] else [False],
@@ -28,4 +29,5 @@ rows = time_model(
 for row in rows:
     row["config"] = snakemake.wildcards.cfg
     log.info("batch %(batch)s half %(half)s: %(latency_ms).2f ms/image, %(throughput_ips).1f images/s", row)
-atomic_write_csv(snakemake.output[0], rows, SPEED_FIELDS)
+atomic_write_csv(snakemake.output.speed, rows, SPEED_FIELDS)
+write_job_provenance(snakemake, Path(snakemake.output.provenance), device, started, Path(snakemake.input.weights))

@@ -3,7 +3,6 @@
 from campaign.io import atomic_write_csv, atomic_write_text, job_logger
 from campaign.summary import markdown_table, summary_rows
 
-snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 log = job_logger(snakemake.log[0])
 rows = summary_rows(list(snakemake.params.configs), list(snakemake.params.splits))
 fields = list(rows[0]) if rows else ["config"]

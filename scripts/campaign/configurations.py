@@ -168,7 +168,7 @@ def expand_campaign(campaign: dict[str, Any]) -> dict[str, RunConfig]:
     matrix = campaign.get("matrix") or {}
     keys = sorted(matrix)
     runs: list[tuple[str, dict[str, Any]]] = []
-    for index, values in enumerate(itertools.product(*(matrix[k] for k in keys))):
+    for values in itertools.product(*(matrix[k] for k in keys)):
         run = {**defaults, **dict(zip(keys, values))}
         if any(_matches(run, pattern) for pattern in campaign.get("exclude") or []):
             continue

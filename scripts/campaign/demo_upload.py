@@ -71,8 +71,7 @@ def group_bravo(root: Path, seeds: range) -> None:
     names = ["lentils", "ring", "glasses"]
     (root).mkdir(parents=True, exist_ok=True)
     (root / "data.yaml").write_text(
-        "train: ../train/images\nval: ../valid/images\ntest: ../test/images\n\n"
-        f"nc: {len(names)}\nnames: {names}\n"
+        f"train: ../train/images\nval: ../valid/images\ntest: ../test/images\n\nnc: {len(names)}\nnames: {names}\n"
     )
     for index, seed in enumerate(seeds):
         split = ("valid", "test", "train", "train", "train", "train", "train", "train", "train", "train")[index % 10]

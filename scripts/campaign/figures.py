@@ -147,9 +147,7 @@ def dataset_tables(manifest_csv: Path, split_lists: dict[str, Path], classes: li
         entry = {"class": name}
         for split in splits:
             in_split = picked[picked["split"] == split]
-            images = (
-                sum(1 for s in split_of.values() if s == split) if name == "all" else in_split["image"].nunique()
-            )
+            images = sum(1 for s in split_of.values() if s == split) if name == "all" else in_split["image"].nunique()
             entry[f"{split}_images"] = images
             entry[f"{split}_instances"] = len(in_split)
         overview.append(entry)
@@ -159,7 +157,9 @@ def dataset_tables(manifest_csv: Path, split_lists: dict[str, Path], classes: li
 def dataset_overview(overview: pd.DataFrame, out: Path) -> None:
     figure, axis = plt.subplots(figsize=(1.3 * len(overview.columns) + 1, 0.4 * len(overview) + 1.2))
     axis.axis("off")
-    table = axis.table(cellText=overview.values, colLabels=[c.replace("_", "\n") for c in overview.columns], loc="center")
+    table = axis.table(
+        cellText=overview.values, colLabels=[c.replace("_", "\n") for c in overview.columns], loc="center"
+    )
     table.auto_set_font_size(False)
     table.set_fontsize(9)
     table.scale(1, 1.6)
@@ -170,7 +170,12 @@ def dataset_overview(overview: pd.DataFrame, out: Path) -> None:
 def label_analysis(boxes: pd.DataFrame, classes: list[str], out: Path) -> None:
     splits = list(dict.fromkeys(["train", "val", "test"]))
     figure, axes = plt.subplots(len(classes) + 1, 3, figsize=(12, 3.2 * (len(classes) + 1)))
-    counts = boxes.groupby(["class", "split"]).size().unstack(fill_value=0).reindex(index=classes, columns=splits, fill_value=0)
+    counts = (
+        boxes.groupby(["class", "split"])
+        .size()
+        .unstack(fill_value=0)
+        .reindex(index=classes, columns=splits, fill_value=0)
+    )
     counts.plot.bar(ax=axes[0, 0], rot=0)
     axes[0, 0].set_title("instances per class and split")
     axes[0, 1].hist(boxes["w"], bins=30, alpha=0.6, label="width")

@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -53,17 +54,25 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 
 
 def job_logger(log_path: str | Path | None, name: str = "campaign") -> logging.Logger:
-    """A logger that writes to the job's Snakemake log file and to stderr."""
+    """A logger for one job; everything the job prints goes to its log file.
+
+    Standard output and error are redirected at the file-descriptor level, so
+    the output of libraries (Ultralytics' epoch lines, warnings from C code)
+    lands in the job's Snakemake log as well, instead of interleaving with
+    other jobs on the terminal.
+    """
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        with open(log_path, "a") as stream:
+            os.dup2(stream.fileno(), 1)
+            os.dup2(stream.fileno(), 2)
     logger = logging.getLogger(name)
     logger.setLevel(logging.INFO)
     logger.handlers.clear()
-    formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
-    if log_path:
-        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_path))
-    for handler in handlers:
-        handler.setFormatter(formatter)
-        logger.addHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    logger.addHandler(handler)
     logger.propagate = False
     return logger

@@ -96,8 +96,7 @@ def parse_labels(
             kind = "polygon"
         else:
             result.rejections.append(
-                f"{where}: {len(fields)} fields; a box needs 5 (class xc yc w h), "
-                "a polygon an odd number of at least 7"
+                f"{where}: {len(fields)} fields; a box needs 5 (class xc yc w h), a polygon an odd number of at least 7"
             )
             continue
         if local not in class_map:
@@ -107,9 +106,7 @@ def parse_labels(
             continue
         cls = class_map[local]
         if cls is None:
-            result.rejections.append(
-                f"{where}: class {local_names.get(local, local)!r} is not in dataset.classes"
-            )
+            result.rejections.append(f"{where}: class {local_names.get(local, local)!r} is not in dataset.classes")
             continue
         if max(abs(v) for v in values) > PIXEL_THRESHOLD:
             coords = [(x / width, y / height) for x, y in coords]
@@ -124,8 +121,7 @@ def parse_labels(
         cx1, cy1 = min(max(x1, 0.0), 1.0), min(max(y1, 0.0), 1.0)
         if (cx1 - cx0) * width < min_box_px or (cy1 - cy0) * height < min_box_px:
             result.rejections.append(
-                f"{where}: degenerate box ({(cx1 - cx0) * width:.1f} x "
-                f"{(cy1 - cy0) * height:.1f} px inside the image)"
+                f"{where}: degenerate box ({(cx1 - cx0) * width:.1f} x {(cy1 - cy0) * height:.1f} px inside the image)"
             )
             continue
         if (cx0, cy0, cx1, cy1) != (x0, y0, x1, y1):

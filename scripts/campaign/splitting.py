@@ -18,9 +18,9 @@ from collections.abc import Sequence
 import numpy as np
 
 SPLIT_NAMES = ("train", "val", "test")
-# Hamming distance between 64-bit dHashes at or below which two images are
-# taken as the same scene (re-encoded, resized, or the next video frame).
-NEAR_DUPLICATE_BITS = 4
+# Hamming distance between 256-bit average hashes at or below which two
+# images are taken as the same scene (re-encoded, resized, the next frame).
+NEAR_DUPLICATE_BITS = 18
 
 
 def _unit_interval(text: str) -> float:
@@ -39,7 +39,10 @@ def hashed_split(key: str, seed: int, val: float, test: float) -> str:
 
 def near_duplicate_clusters(hashes: Sequence[str], max_bits: int = NEAR_DUPLICATE_BITS) -> list[int]:
     """Cluster id (index of the cluster's first member) for each hash, by union-find."""
-    values = np.array([int(h, 16) for h in hashes], dtype=np.uint64)
+    # Each hash as four 64-bit words, so numpy can XOR and count bits.
+    values = np.array(
+        [[int(h[k : k + 16], 16) for k in range(0, len(h), 16)] for h in hashes], dtype=np.uint64
+    ).reshape(len(hashes), -1)
     parent = list(range(len(values)))
 
     def find(i: int) -> int:
@@ -49,18 +52,16 @@ def near_duplicate_clusters(hashes: Sequence[str], max_bits: int = NEAR_DUPLICAT
         return i
 
     for i in range(len(values) - 1):
-        distances = np.bitwise_count(values[i + 1 :] ^ values[i])
+        distances = np.bitwise_count(values[i + 1 :] ^ values[i]).sum(axis=1)
         for j in np.flatnonzero(distances <= max_bits) + i + 1:
             a, b = find(i), find(int(j))
             parent[max(a, b)] = min(a, b)
     return [find(i) for i in range(len(values))]
 
 
-def assign_splits(
-    manifest: list[dict], seed: int, val: float, test: float
-) -> tuple[dict[str, str], list[dict]]:
+def assign_splits(manifest: list[dict], seed: int, val: float, test: float) -> tuple[dict[str, str], list[dict]]:
     """Return the split of each manifest image, and near-duplicate pairs across splits."""
-    clusters = near_duplicate_clusters([row["dhash"] for row in manifest])
+    clusters = near_duplicate_clusters([row["ahash"] for row in manifest])
     members: dict[int, list[int]] = {}
     for index, cluster in enumerate(clusters):
         members.setdefault(cluster, []).append(index)
@@ -81,7 +82,7 @@ def assign_splits(
             for j in indices[position + 1 :]:
                 a, b = manifest[i], manifest[j]
                 if splits[a["image"]] != splits[b["image"]]:
-                    distance = (int(a["dhash"], 16) ^ int(b["dhash"], 16)).bit_count()
+                    distance = (int(a["ahash"], 16) ^ int(b["ahash"], 16)).bit_count()
                     leaks.append(
                         {
                             "image_a": a["image"],

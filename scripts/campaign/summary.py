@@ -45,6 +45,10 @@ def summary_rows(configs: list[dict[str, Any]], splits: list[str], root: Path = 
         gpus = parameters["gpus"] if train["device"] != "cpu" else 0
         row["gpu_hours"] = round(train["train_seconds"] / 3600 * gpus, 4)
         row["train_device"] = train["device"]
+        provenance = _read_json(root / "train" / name / "provenance.json")
+        row["args_hash"] = provenance["args_hash"]
+        row["dataset_hash"] = provenance["dataset_hash"]
+        row["pretrained_hash"] = provenance["weights_hash"] or ""
         rows.append(row)
     return rows
 

@@ -12,9 +12,9 @@ the label says, so labels are exact by construction.
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -124,21 +124,29 @@ SOURCE_OBJECTS: dict[str, tuple[Painter, tuple[float, float]]] = {
 
 
 def _background(rng: np.random.Generator, width: int, height: int) -> Image.Image:
-    """A table-like surface: a smooth colour gradient plus blurred noise."""
+    """A table-like surface: a colour gradient, a few large soft patches
+    (shadows, a placemat, a book edge) and blurred noise.
+
+    The patches give each scene a layout of its own, as real photos have, so
+    that distinct scenes are also distinct to a perceptual hash.
+    """
     base = rng.integers(60, 230, 3).astype(np.float32)
     tilt = rng.uniform(-40, 40, 3).astype(np.float32)
     ramp = np.linspace(-0.5, 0.5, width, dtype=np.float32)[None, :, None]
-    pixels = base + tilt * ramp + rng.normal(0, 18, (height, width, 3))
+    pixels = base + tilt * ramp + rng.normal(0, 14, (height, width, 3))
     image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-    return image.filter(ImageFilter.GaussianBlur(radius=1.2))
+    patches = ImageDraw.Draw(image)
+    for _ in range(int(rng.integers(2, 5))):
+        x0, y0 = rng.uniform(-0.3, 0.9) * width, rng.uniform(-0.3, 0.9) * height
+        x1, y1 = x0 + rng.uniform(0.3, 0.8) * width, y0 + rng.uniform(0.3, 0.8) * height
+        shade = tuple(int(c) for c in np.clip(base + rng.uniform(-70, 70, 3), 0, 255))
+        patches.rectangle((x0, y0, x1, y1), fill=shade)
+    return image.filter(ImageFilter.GaussianBlur(radius=2.0))
 
 
 def _overlaps(box: Box, placed: list[Box], margin: float) -> bool:
     x0, y0, x1, y1 = box
-    return any(
-        x0 < b[2] + margin and b[0] < x1 + margin and y0 < b[3] + margin and b[1] < y1 + margin
-        for b in placed
-    )
+    return any(x0 < b[2] + margin and b[0] < x1 + margin and y0 < b[3] + margin and b[1] < y1 + margin for b in placed)
 
 
 def draw_scene(
@@ -207,13 +215,10 @@ def write_yolo_dataset(
         label_path.parent.mkdir(parents=True, exist_ok=True)
         image.save(image_path, quality=90)
         label_path.write_text(
-            "".join(
-                f"{names.index(a.name)} {a.xc:.6f} {a.yc:.6f} {a.w:.6f} {a.h:.6f}\n" for a in annotations
-            )
+            "".join(f"{names.index(a.name)} {a.xc:.6f} {a.yc:.6f} {a.w:.6f} {a.h:.6f}\n" for a in annotations)
         )
     dataset = root / "dataset.yaml"
     dataset.write_text(
-        "train: images/train\nval: images/val\nnames:\n"
-        + "".join(f"  {i}: {name}\n" for i, name in enumerate(names))
+        "train: images/train\nval: images/val\nnames:\n" + "".join(f"  {i}: {name}\n" for i, name in enumerate(names))
     )
     return dataset

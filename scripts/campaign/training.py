@@ -14,7 +14,7 @@ import json
 import logging
 import shutil
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ def _run_state(run_dir: Path, args_hash: str) -> str:
 
 
 def _set_aside(run_dir: Path, log: logging.Logger) -> None:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     target = run_dir.with_name(f"{run_dir.name}.stale-{stamp}")
     run_dir.rename(target)
     log.info("arguments changed since the interrupted attempt: kept it aside as %s", target)
@@ -111,9 +111,7 @@ def summarise_run(run_dir: Path, seconds: float, device: str, state: str) -> dic
     }
 
 
-def export_outputs(
-    run_dir: Path, best: Path, results_csv: Path | None, summary_json: Path, summary: dict
-) -> None:
+def export_outputs(run_dir: Path, best: Path, results_csv: Path | None, summary_json: Path, summary: dict) -> None:
     """Copy the finished run's files to the declared outputs, summary last."""
     atomic_write_bytes(best, (run_dir / "weights" / "best.pt").read_bytes())
     if results_csv is not None:
@@ -124,9 +122,11 @@ def export_outputs(
 def run_training_job(job) -> None:
     """Entry point shared by the train and pretrain rules (`job` is the snakemake object)."""
     from .io import job_logger
+    from .provenance import now, write_job_provenance
     from .yolo_env import prepare_ultralytics, select_device
 
     log = job_logger(job.log[0])
+    started = now()
     run_dir = Path(job.params.run_dir)
     prepare_ultralytics(run_dir.parent / f".ultralytics_{run_dir.name}")
     device = select_device(job.params.get("gpus", 1))
@@ -150,4 +150,5 @@ def run_training_job(job) -> None:
         Path(job.output.summary),
         summary,
     )
+    write_job_provenance(job, Path(job.output.provenance), device, started, weights=Path(weights) if weights else None)
     log.info("finished: %s", summary)

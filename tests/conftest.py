@@ -1,0 +1,20 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+COCO128 = ROOT.parent / "shared" / "datasets" / "coco128"
+
+
+@pytest.fixture
+def coco128() -> Path:
+    """The real third-party data; its absence fails in CI and skips elsewhere."""
+    if not (COCO128 / "data.yaml").is_file():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"coco128 is missing at {COCO128}; CI must have ../shared/datasets/coco128")
+        pytest.skip(f"coco128 not found at {COCO128} (read its SOURCE.md to provide it)")
+    return COCO128

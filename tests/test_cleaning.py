@@ -1,0 +1,195 @@
+"""Cleaning on real data: coco128 rearranged into several group layouts with defects."""
+
+import csv
+import hashlib
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from campaign.cleaning import CleaningError, clean_upload, write_outputs
+
+TOLERANCE = 2e-3  # pixel coordinates written with 3 decimals, outputs with 6
+
+
+def read_boxes(text: str) -> list[tuple]:
+    return [tuple(float(v) for v in line.split()) for line in text.splitlines() if line.strip()]
+
+
+def checksums(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def build_upload(coco: Path, raw: Path) -> dict[str, tuple[str, list[tuple]]]:
+    """Write three groups in different layouts; return expected boxes by source path.
+
+    Expected boxes are in global class ids and normalised xywh, taken from the
+    original coco128 labels.
+    """
+    names = yaml.safe_load((coco / "data.yaml").read_text())["names"]
+    names = [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names)
+    rng = random.Random(0)
+    expected: dict[str, list[tuple]] = {}
+    train = sorted((coco / "images" / "train2017").glob("*.jpg"))
+    val = sorted((coco / "images" / "val2017").glob("*.jpg"))
+
+    def original(image: Path) -> list[tuple]:
+        label = image.parents[2] / "labels" / image.parent.name / f"{image.stem}.txt"
+        return read_boxes(label.read_text()) if label.is_file() else []
+
+    # Group "flat": LabelImg pairs, local ids in a shuffled class order, CRLF, tabs.
+    local = names[:]
+    rng.shuffle(local)
+    flat = raw / "flat"
+    flat.mkdir(parents=True)
+    (flat / "classes.txt").write_bytes(("\r\n".join(local) + "\r\n").encode())
+    for image in train[:60]:
+        shutil.copyfile(image, flat / image.name)
+        boxes = original(image)
+        if image.stem.endswith(("250", "508")):  # coco128's own background images
+            assert not boxes
+        lines = [f" {local.index(names[int(b[0])])}\t{b[1]}  {b[2]} {b[3]} {b[4]} " for b in boxes]
+        if boxes:
+            (flat / f"{image.stem}.txt").write_bytes(("\r\n".join(lines) + "\r\n").encode())
+        expected[f"flat/{image.name}"] = boxes
+
+    # Group "robo": Roboflow folders, data.yaml names as a mapping, polygons, upper-case suffixes.
+    robo = raw / "robo"
+    robo_names = names[::-1]
+    robo.mkdir(parents=True)
+    (robo / "data.yaml").write_text(yaml.safe_dump({"names": dict(enumerate(robo_names))}))
+    for index, image in enumerate(train[60:]):
+        split = ("train", "valid", "test")[index % 3]
+        suffix = ".JPG" if index % 4 == 0 else ".jpg"
+        target = robo / split / "images" / f"{image.stem}{suffix}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(image, target)
+        boxes = original(image)
+        lines = []
+        for number, (cls, xc, yc, w, h) in enumerate(boxes):
+            new = robo_names.index(names[int(cls)])
+            if number % 3 == 0:  # a polygon with the box's corners
+                x0, y0, x1, y1 = xc - w / 2, yc - h / 2, xc + w / 2, yc + h / 2
+                lines.append(f"{new} {x0:.6f} {y0:.6f} {x1:.6f} {y0:.6f} {x1:.6f} {y1:.6f} {x0:.6f} {y1:.6f}")
+            else:
+                lines.append(f"{new} {xc} {yc} {w} {h}")
+        label = robo / split / "labels" / f"{image.stem}.txt"
+        label.parent.mkdir(parents=True, exist_ok=True)
+        label.write_text("\n".join(lines) + "\n\n")
+        expected[f"robo/{target.relative_to(robo).as_posix()}"] = boxes
+
+    # Group "lists": images/ + labels/, split lists with foreign paths, pixel coordinates.
+    lists = raw / "lists"
+    (lists / "images").mkdir(parents=True)
+    (lists / "labels").mkdir(parents=True)
+    (lists / "data.yaml").write_text(yaml.safe_dump({"names": names}))
+    for index, image in enumerate(val):
+        shutil.copyfile(image, lists / "images" / image.name)
+        boxes = original(image)
+        if index % 5 == 0:
+            width, height = Image.open(image).size
+            lines = [
+                f"{int(c)} {x * width:.3f} {y * height:.3f} {w * width:.3f} {h * height:.3f}" for c, x, y, w, h in boxes
+            ]
+        else:
+            lines = [f"{int(c)} {x} {y} {w} {h}" for c, x, y, w, h in boxes]
+        (lists / "labels" / f"{image.stem}.txt").write_text("\n".join(lines) + "\n")
+        expected[f"lists/images/{image.name}"] = boxes
+    (lists / "train.txt").write_text("".join(f"D:\\coco\\images\\{p.name}\r\n" for p in val[:100]))
+    (lists / "val.txt").write_text("".join(f"{p.stem}\n" for p in val[100:]) + "missing_image\n")
+
+    # Defects: a truncated image, an image uploaded twice, a label without image.
+    broken = lists / "images" / "broken.jpg"
+    broken.write_bytes(val[0].read_bytes()[:2000])
+    (lists / "labels" / "broken.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    shutil.copyfile(train[5], lists / "images" / "copy_of_flat.jpg")
+    (lists / "labels" / "orphan.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    return {source: (source, boxes) for source, boxes in expected.items()}
+
+
+@pytest.fixture
+def upload(coco128, tmp_path):
+    raw = tmp_path / "raw"
+    expected = build_upload(coco128, raw)
+    names = yaml.safe_load((coco128 / "data.yaml").read_text())["names"]
+    names = [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names)
+    return raw, expected, names
+
+
+def clean(raw: Path, out: Path, names: list[str], workers: int = 2):
+    result = clean_upload(raw, out, names, {}, min_box_px=0.0, workers=workers)
+    write_outputs(result, out / "report.csv", out / "manifest.csv", out / "summary.txt")
+    return result
+
+
+def test_every_valid_box_survives_with_its_global_class(upload, tmp_path):
+    raw, expected, names = upload
+    before = checksums(raw)
+    out = tmp_path / "clean"
+    result = clean(raw, out, names)
+    assert checksums(raw) == before, "the raw upload was modified"
+
+    by_source = {row["source"]: row for row in result.manifest}
+    compared = 0
+    for source, (_, boxes) in expected.items():
+        assert source in by_source, f"{source} missing from the cleaned dataset"
+        written = read_boxes((out / by_source[source]["label"]).read_text())
+        assert len(written) == len(set(boxes)), source
+        for box in set(boxes):
+            assert any(
+                int(w[0]) == int(box[0]) and all(abs(a - b) < TOLERANCE for a, b in zip(w[1:], box[1:]))
+                for w in written
+            ), f"{source}: box {box} lost or changed"
+            compared += 1
+    assert compared > 1500
+
+    report = {(row["source"], row["kind"]): row for row in csv.DictReader(open(out / "report.csv"))}
+    assert report[("lists/images/broken.jpg", "image")]["action"] == "rejected"
+    assert "duplicate of flat/" in report[("lists/images/copy_of_flat.jpg", "image")]["detail"]
+    assert report[("lists/labels/orphan.txt", "label")]["action"] == "rejected"
+    assert "missing_image" in report[("lists/val.txt", "split-list")]["detail"]
+    group_splits = {row["source"]: row["group_split"] for row in result.manifest}
+    assert (
+        group_splits["robo/valid/images/" + Path(next(s for s in expected if s.startswith("robo/valid"))).name] == "val"
+    )
+    assert sum(1 for s in group_splits.values() if s == "train") >= 100
+
+
+def test_ultralytics_scan_finds_no_corrupt_image_or_label_error(upload, tmp_path):
+    from ultralytics.data.utils import verify_image_label
+
+    raw, _, names = upload
+    out = tmp_path / "clean"
+    clean(raw, out, names)
+    images = sorted((out / "images").iterdir())
+    assert images
+    for image in images:
+        label = out / "labels" / f"{image.stem}.txt"
+        result = verify_image_label((str(image), str(label), "", False, len(names), 0, 0, False))
+        nm, nf, ne, nc, msg = result[5:]
+        assert nc == 0 and not msg, f"{image.name}: {msg}"
+
+
+def test_cleaning_twice_is_byte_identical(upload, tmp_path):
+    raw, _, names = upload
+    clean(raw, tmp_path / "one", names, workers=2)
+    clean(raw, tmp_path / "two", names, workers=1)
+    assert checksums(tmp_path / "one") == checksums(tmp_path / "two")
+
+
+def test_a_group_without_class_names_gets_a_clear_error(tmp_path):
+    group = tmp_path / "raw" / "nameless"
+    group.mkdir(parents=True)
+    Image.new("RGB", (32, 32)).save(group / "a.jpg")
+    (group / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    with pytest.raises(CleaningError, match=r"dataset.class_map.nameless"):
+        clean_upload(tmp_path / "raw", tmp_path / "out", ["thing"], {})
+    result = clean_upload(tmp_path / "raw", tmp_path / "out", ["thing"], {"nameless": {"0": "thing"}})
+    assert result.manifest[0]["boxes"] == 1

@@ -1,0 +1,52 @@
+"""A bad config stops the workflow before any job, with one clear message."""
+
+import copy
+
+import pytest
+
+from test_workflow import ROOT, TINY, snakemake
+
+
+def failing(tmp_path, config):
+    result = snakemake(tmp_path, "-n", config=config, check=False)
+    assert result.returncode != 0
+    assert not (tmp_path / "results").exists(), "a job ran despite the bad config"
+    return result.stdout + result.stderr
+
+
+def test_unknown_hyperparameter_set_names_the_key_and_allowed_values(tmp_path):
+    config = copy.deepcopy(TINY)
+    config["campaign"]["defaults"]["hyp"] = "scratch-huge"
+    message = failing(tmp_path, config)
+    assert "scratch-huge" in message and "scratch-low" in message and "hyp" in message
+
+
+def test_missing_pretrained_file_is_named_with_what_to_do(tmp_path):
+    config = copy.deepcopy(TINY)
+    config["weights"] = {"yolov8n": "weights/yolov8n.pt"}
+    message = failing(tmp_path, config)
+    assert "weights.yolov8n" in message and "weights/yolov8n.pt" in message
+    assert "nothing is downloaded" in message
+
+
+def test_missing_raw_folder_is_named(tmp_path):
+    config = copy.deepcopy(TINY)
+    config["dataset"]["raw"] = str(tmp_path / "nowhere")
+    assert "dataset.raw" in failing(tmp_path, config)
+
+
+@pytest.mark.parametrize("key,value", [("batch", 0), ("imgsz", 100), ("model", "yolov9n")])
+def test_out_of_range_values_are_rejected(tmp_path, key, value):
+    config = copy.deepcopy(TINY)
+    config["campaign"]["defaults"][key] = value
+    assert key in failing(tmp_path, config)
+
+
+def test_lint_is_clean_on_the_default_config():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=ROOT, capture_output=True, text=True)
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr, (
+        result.stdout + result.stderr
+    )

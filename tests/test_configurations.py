@@ -1,0 +1,86 @@
+import pytest
+
+from campaign.configurations import ConfigError, expand_campaign
+from campaign.weights import resolve_pretrained_weights
+
+DEFAULTS = {"model": "yolov5n", "batch": 16, "imgsz": 320, "freeze": 0, "epochs": 10}
+
+
+def campaign(**sections):
+    return {"defaults": dict(DEFAULTS), **sections}
+
+
+def test_matrix_is_the_cross_product_with_readable_names():
+    configs = expand_campaign(campaign(matrix={"model": ["yolov5n", "yolov5m"], "freeze": [0, 10]}))
+    assert sorted(configs) == [
+        "yolov5m_b16_img320_freeze0",
+        "yolov5m_b16_img320_freeze10",
+        "yolov5n_b16_img320_freeze0",
+        "yolov5n_b16_img320_freeze10",
+    ]
+    assert configs["yolov5m_b16_img320_freeze10"].freeze == 10
+
+
+def test_names_do_not_depend_on_the_other_configurations():
+    small = expand_campaign(campaign(matrix={"batch": [64]}))
+    large = expand_campaign(campaign(matrix={"batch": [32, 64, 96], "model": ["yolov5n", "yolov8s"]}))
+    (name,) = small
+    assert name in large
+    assert small[name] == large[name]
+
+
+def test_non_default_arguments_appear_in_the_name():
+    configs = expand_campaign(campaign(matrix={"hyp": ["default", "scratch-high"], "epochs": [10, 50]}))
+    assert "yolov5n_b16_img320_freeze0_ep50_scratch-high" in configs
+    assert "yolov5n_b16_img320_freeze0" in configs
+
+
+def test_overrides_exclusions_and_extras():
+    configs = expand_campaign(
+        campaign(
+            matrix={"model": ["yolov5n", "yolov5l"], "batch": [64, 96]},
+            overrides=[{"match": {"model": "yolov5l"}, "set": {"epochs": 5}}],
+            exclude=[{"model": "yolov5l", "batch": 96}],
+            extra=[{"model": "yolov5m", "batch": 16, "freeze": 10}],
+        )
+    )
+    assert "yolov5l_b96_img320_freeze0_ep5" not in configs
+    assert configs["yolov5l_b64_img320_freeze0_ep5"].epochs == 5
+    assert configs["yolov5m_b16_img320_freeze10"].freeze == 10
+    assert len(configs) == 4
+
+
+def test_duplicate_names_are_a_config_error_naming_the_key():
+    with pytest.raises(ConfigError, match=r"campaign.extra\[0\].*used twice"):
+        expand_campaign(campaign(matrix={"batch": [16]}, extra=[{"batch": 16}]))
+
+
+def test_freezing_random_weights_is_refused():
+    with pytest.raises(ConfigError, match="pretrained"):
+        expand_campaign(campaign(extra=[{"freeze": 10, "pretrained": False}]))
+
+
+def test_freezing_every_layer_is_refused():
+    with pytest.raises(ConfigError, match="nothing to train"):
+        expand_campaign(campaign(extra=[{"freeze": 30}]))
+
+
+def test_train_args_carry_the_hyperparameter_set_and_change_the_hash():
+    configs = expand_campaign(campaign(matrix={"hyp": ["default", "scratch-low"]}))
+    plain, low = configs["yolov5n_b16_img320_freeze0"], configs["yolov5n_b16_img320_freeze0_scratch-low"]
+    assert low.train_args()["optimizer"] == "SGD" and low.train_args()["lrf"] == 0.01
+    assert "optimizer" not in plain.train_args()
+    assert plain.args_hash() != low.args_hash()
+
+
+def test_missing_weights_file_is_reported_with_what_to_do(tmp_path):
+    configs = expand_campaign(campaign())
+    missing = tmp_path / "yolov5n.pt"
+    with pytest.raises(ConfigError, match=r"weights.yolov5n: checkpoint file .*yolov5n.pt.* does not exist"):
+        resolve_pretrained_weights(configs.values(), {"yolov5n": str(missing)}, [])
+    with pytest.raises(ConfigError, match="pretrain.models"):
+        resolve_pretrained_weights(configs.values(), {}, [])
+    missing.write_bytes(b"checkpoint")
+    (name,) = configs
+    assert resolve_pretrained_weights(configs.values(), {"yolov5n": str(missing)}, []) == {name: str(missing)}
+    assert resolve_pretrained_weights(configs.values(), {}, ["yolov5n"]) == {name: "results/pretrain/yolov5n.pt"}

@@ -1,0 +1,148 @@
+"""End to end: the real workflow as a `snakemake` subprocess on a tiny campaign.
+
+Snakemake runs in a subprocess (not through its Python API) because
+Ultralytics turns TensorBoard logging off when it sees pytest imported.
+"""
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "dataset": {
+        "raw": str(ROOT / "demo" / "raw"),
+        "classes": ["glasses", "lentils", "ring"],
+        "class_map": {"delta": {0: "lentils", 1: "glasses", 2: "ring"}},
+    },
+    "pretrain": {"models": ["yolov8n"], "images": 24, "epochs": 1, "imgsz": 64, "batch": 8},
+    "campaign": {
+        "defaults": {"model": "yolov8n", "batch": 16, "imgsz": 64, "freeze": 0, "epochs": 1, "workers": 0},
+        "matrix": {"freeze": [0, 10]},
+    },
+    "speed": {"batch": [1, 4], "cpu_repeats": 1, "warmup": 1, "images": 8},
+}
+CONFIGS = ["yolov8n_b16_img64_freeze0", "yolov8n_b16_img64_freeze10"]
+FIGURES = [
+    "dataset_overview",
+    "label_analysis",
+    "map_by_config",
+    "accuracy_vs_latency",
+    "training_curves",
+    "per_class_ap",
+]
+
+
+def snakemake(workdir: Path, *args: str, config: dict | None = None, check: bool = True):
+    configfile = workdir / "config.yaml"
+    if config is not None:
+        configfile.write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir)]
+    command += ["--configfile", str(configfile), *args]
+    # Ultralytics skips TensorBoard when it believes pytest runs it (it checks this variable).
+    env = {key: value for key, value in os.environ.items() if key != "PYTEST_CURRENT_TEST"}
+    result = subprocess.run(command, capture_output=True, text=True, cwd=workdir, env=env)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+def planned_jobs(workdir: Path, config: dict) -> list[tuple[str, str]]:
+    """(rule, wildcards) of every job a dry-run would run."""
+    output = snakemake(workdir, "-n", config=config)
+    text = output.stdout + output.stderr
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", text):
+        match = re.match(r"(?:local)?rule (\w+):", block)
+        if match:
+            wildcards = re.search(r"wildcards: (.*)", block)
+            jobs.append((match.group(1), wildcards.group(1) if wildcards else ""))
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("campaign")
+    snakemake(workdir, "--cores", "2", config=TINY)
+    return workdir
+
+
+def test_every_output_exists_with_real_content(campaign):
+    rows = list(csv.DictReader(open(campaign / "results/summary/metrics.csv")))
+    assert [row["config"] for row in rows] == CONFIGS
+    for row in rows:
+        for split in ("val", "test"):
+            assert 0.0 <= float(row[f"{split}_mAP50"]) <= 1.0
+        assert float(row["latency_ms"]) > 0
+        assert row["epochs_run"] == "1" and row["batch_used"] == "16"
+    for name in CONFIGS:
+        metrics = json.loads((campaign / f"results/eval/{name}/test/metrics.json").read_text())
+        assert set(metrics) >= {"precision", "recall", "mAP50", "mAP50-95"}
+        per_class = list(csv.DictReader(open(campaign / f"results/eval/{name}/test/per_class.csv")))
+        assert [r["class"] for r in per_class] == ["glasses", "lentils", "ring"]
+        assert (campaign / f"results/train/{name}/best.pt").stat().st_size > 100_000
+        speed = list(csv.DictReader(open(campaign / f"results/speed/{name}.csv")))
+        assert {r["batch"] for r in speed} == {"1", "4"}
+        events = list((campaign / f"results/train/{name}/run").glob("events.out.tfevents.*"))
+        assert events, "no TensorBoard log"
+    for figure in FIGURES:
+        png = campaign / f"results/figures/{figure}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    markdown = (campaign / "results/summary/metrics.md").read_text()
+    assert CONFIGS[0] in markdown and "test_mAP50" in markdown
+    for split in ("train", "val", "test"):
+        assert (campaign / f"results/dataset/{split}.txt").read_text().count("./images/") > 10
+
+
+def test_a_complete_run_leaves_nothing_to_do(campaign):
+    output = snakemake(campaign, "-n", config=TINY)
+    assert "Nothing to be done" in output.stdout + output.stderr
+
+
+def test_editing_one_configuration_reruns_only_its_jobs(campaign):
+    edited = yaml.safe_load(yaml.safe_dump(TINY))
+    edited["campaign"]["overrides"] = [{"match": {"freeze": 10}, "set": {"patience": 50}}]
+    jobs = planned_jobs(campaign, edited)
+    trained = [w for rule, w in jobs if rule == "train"]
+    assert trained == ["cfg=yolov8n_b16_img64_freeze10_pat50"]
+    assert not any(CONFIGS[0] in w for _, w in jobs)
+    assert "summary_table" in {rule for rule, _ in jobs}
+
+
+def test_changing_a_training_argument_in_place_reruns_that_training(campaign):
+    edited = yaml.safe_load(yaml.safe_dump(TINY))
+    edited["campaign"]["overrides"] = [{"match": {"freeze": 10}, "set": {"args": {"lr0": 0.02}}}]
+    jobs = planned_jobs(campaign, edited)
+    assert [w for rule, w in jobs if rule == "train"] == [f"cfg={CONFIGS[1]}"]
+    assert {rule for rule, _ in jobs} >= {"train", "evaluate", "speed", "summary_table"}
+    assert "clean_dataset" not in {rule for rule, _ in jobs}
+
+
+def test_adding_a_configuration_leaves_the_others_untouched(campaign):
+    extended = yaml.safe_load(yaml.safe_dump(TINY))
+    extended["campaign"]["extra"] = [{"model": "yolov8n", "batch": 8, "pretrained": False}]
+    jobs = planned_jobs(campaign, extended)
+    assert [w for rule, w in jobs if rule == "train"] == ["cfg=yolov8n_b8_img64_freeze0_scratch"]
+    assert not any(name in w for _, w in jobs for name in CONFIGS)
+
+
+def test_one_figure_is_rebuilt_alone_by_naming_its_file(campaign):
+    figure = campaign / "results/figures/per_class_ap.png"
+    figure.unlink()
+    output = snakemake(campaign, "--cores", "1", "results/figures/per_class_ap.png", config=TINY)
+    assert figure.is_file()
+    assert re.search(r"figure_per_class_ap\s+1\s*\n\s*total\s+1", output.stdout + output.stderr)
+
+
+def test_report_is_built(campaign):
+    snakemake(campaign, "--report", "report.html", config=TINY)
+    html = (campaign / "report.html").read_text(errors="replace")
+    assert "per_class_ap.png" in html and "metrics.csv" in html
