@@ -83,6 +83,12 @@ def all_cores():
         return 1
 
 
+def training_priority(name):
+    """0..100, by expected training cost relative to the costliest configuration."""
+    costliest = max(run.expected_cost() for run in CONFIGS.values())
+    return round(100 * CONFIGS[name].expected_cost() / costliest)
+
+
 def config_labels(name):
     """Report labels of a configuration, to filter by in the HTML report."""
     run = CONFIGS[name]

@@ -7,25 +7,27 @@ import yaml
 
 from campaign.evaluation import evaluate, write_metrics
 from campaign.io import job_logger
+from campaign.jobs import leased_device
 from campaign.provenance import now, write_job_provenance
-from campaign.yolo_env import prepare_ultralytics, select_device
+from campaign.yolo_env import prepare_ultralytics
 
 log = job_logger(snakemake.log[0])
 started = now()
 args = snakemake.params.args
 out_dir = Path(snakemake.output.metrics).parent
 prepare_ultralytics(out_dir / ".ultralytics", tensorboard=False)
-device = select_device(snakemake.params.gpus)
 names = list(yaml.safe_load(Path(snakemake.input.dataset).read_text())["names"].values())
-metrics = evaluate(
-    Path(snakemake.input.weights),
-    Path(snakemake.input.dataset),
-    args["split"],
-    args["imgsz"],
-    args["batch"],
-    device,
-    out_dir,
-)
+with leased_device(snakemake, snakemake.params.gpus, log) as lease:
+    device = lease.ultralytics_device()
+    metrics = evaluate(
+        Path(snakemake.input.weights),
+        Path(snakemake.input.dataset),
+        args["split"],
+        args["imgsz"],
+        args["batch"],
+        device,
+        out_dir,
+    )
 shutil.copyfile(out_dir / "confusion_matrix_normalized.png", snakemake.output.confusion)
 overall = write_metrics(
     metrics,

@@ -193,3 +193,48 @@ def test_a_group_without_class_names_gets_a_clear_error(tmp_path):
         clean_upload(tmp_path / "raw", tmp_path / "out", ["thing"], {})
     result = clean_upload(tmp_path / "raw", tmp_path / "out", ["thing"], {"nameless": {"0": "thing"}})
     assert result.manifest[0]["boxes"] == 1
+
+
+def test_dataset_hash_changes_when_one_label_changes(tmp_path):
+    from campaign.provenance import dataset_hash
+    from campaign.splitting import assign_splits, split_lists
+
+    raw = tmp_path / "raw"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "demo" / "raw" / "alpha", raw / "alpha")
+
+    def hash_of(out: Path) -> str:
+        result = clean(raw, out, ["glasses", "lentils", "ring"], workers=1)
+        splits, _ = assign_splits(result.manifest, 0, 0.2, 0.2)
+        lists = []
+        for name, text in split_lists(splits).items():
+            (out / f"{name}.txt").write_text(text)
+            lists.append(out / f"{name}.txt")
+        return dataset_hash(out / "manifest.csv", lists)
+
+    first = hash_of(tmp_path / "one")
+    assert hash_of(tmp_path / "two") == first
+    label = raw / "alpha" / "labels" / "IMG_0003.txt"
+    label.write_text(label.read_text().replace("0.", "0.1", 1))
+    assert hash_of(tmp_path / "three") != first
+
+
+def test_exif_rotation_is_applied_to_the_pixels_the_trainer_sees(tmp_path):
+    group = tmp_path / "raw" / "phone"
+    group.mkdir(parents=True)
+    (group / "classes.txt").write_text("thing\n")
+    stored = Image.new("RGB", (60, 40), "white")  # stored landscape, shown portrait
+    exif = stored.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
+    stored.save(group / "photo.jpg", exif=exif.tobytes())
+    (group / "photo.txt").write_text("0 0.5 0.25 0.5 0.25\n")  # labelled on the displayed image
+    before = checksums(tmp_path / "raw")
+    result = clean_upload(tmp_path / "raw", tmp_path / "out", ["thing"], {})
+    assert checksums(tmp_path / "raw") == before
+    (row,) = result.manifest
+    with Image.open(tmp_path / "out" / row["image"]) as written:
+        assert written.size == (40, 60)
+        assert written.getexif().get(0x0112, 1) == 1
+    assert (row["width"], row["height"]) == (40, 60)
+    assert (tmp_path / "out" / row["label"]).read_text() == "0 0.500000 0.250000 0.500000 0.250000\n"
+    (image_row,) = [r for r in result.report if r["kind"] == "image"]
+    assert image_row["action"] == "fixed" and "EXIF orientation" in image_row["detail"]

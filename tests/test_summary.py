@@ -17,3 +17,10 @@ def test_pareto_front_of_equal_latency_keeps_the_more_accurate():
 def test_markdown_table_formats_numbers_and_blanks_nan():
     text = markdown_table([{"config": "a", "mAP50": 0.123456, "x": float("nan")}])
     assert text.splitlines() == ["| config | mAP50 | x |", "|---|---|---|", "| a | 0.1235 |  |"]
+
+
+def test_training_seconds_add_up_across_resumed_attempts():
+    from campaign.training import training_seconds
+
+    assert training_seconds([10.0, 20.0, 30.0]) == 30.0
+    assert training_seconds([10.0, 20.0, 5.0, 12.0]) == 32.0

@@ -111,6 +111,17 @@ class RunConfig:
         args.update(self.args)
         return args
 
+    def expected_cost(self) -> float:
+        """Relative training cost, for scheduling the longest trainings first.
+
+        Forward-pass GFLOPs at 640 px of each size (from the Ultralytics model
+        tables), scaled by image area and epochs; a frozen backbone skips its
+        backward pass (about a third of the work).
+        """
+        gflops = {"n": 8.7, "s": 28.6, "m": 78.9, "l": 165.2, "x": 257.8}[self.size]
+        cost = gflops * (self.imgsz / 640) ** 2 * self.epochs
+        return cost * (0.7 if self.freeze else 1.0) / max(self.gpus, 1)
+
     def args_hash(self) -> str:
         return stable_hash({"model": self.model, "pretrained": self.pretrained, **self.train_args()})
 

@@ -22,22 +22,43 @@ import yaml
 
 from .io import atomic_write_bytes, atomic_write_json
 
-ARGS_FILE = "campaign_args.json"
+
+def _args_file(run_dir: Path) -> Path:
+    """Arguments of the attempt in run_dir, kept beside it: Ultralytics' DDP launcher empties run_dir."""
+    return run_dir.with_name(f"{run_dir.name}.args.json")
 
 
-def _run_state(run_dir: Path, args_hash: str) -> str:
-    """'fresh', 'resume' or 'finished' for the run folder left by earlier attempts."""
+def _run_state(run_dir: Path, args_hash: str) -> tuple[str, int]:
+    """('fresh' | 'stale' | 'resume' | 'finished', last completed epoch) of an earlier attempt."""
     last = run_dir / "weights" / "last.pt"
-    stored = run_dir / ARGS_FILE
+    stored = _args_file(run_dir)
     if not last.is_file() or not stored.is_file():
-        return "fresh"
+        return "fresh", 0
     if json.loads(stored.read_text()).get("args_hash") != args_hash:
-        return "stale"
+        return "stale", 0
     from ultralytics.utils.patches import torch_load
 
     checkpoint = torch_load(last, map_location="cpu")
     # Ultralytics marks a finished run by stripping the optimizer and setting epoch -1.
-    return "finished" if checkpoint.get("epoch", -1) == -1 else "resume"
+    if checkpoint.get("epoch", -1) == -1:
+        return "finished", 0
+    return "resume", checkpoint["epoch"] + 1
+
+
+def _drop_epochs_after(results_csv: Path, last_epoch: int, log: logging.Logger) -> None:
+    """Forget result rows of epochs the checkpoint does not contain.
+
+    Ultralytics appends an epoch's row to results.csv before it saves
+    last.pt; a job killed in between would otherwise list that epoch twice
+    once it has been trained again.
+    """
+    if not results_csv.is_file():
+        return
+    lines = results_csv.read_text().splitlines(keepends=True)
+    kept = lines[:1] + [line for line in lines[1:] if int(float(line.split(",", 1)[0])) <= last_epoch]
+    if len(kept) != len(lines):
+        log.info("dropping %d result row(s) after epoch %d, trained again now", len(lines) - len(kept), last_epoch)
+        atomic_write_bytes(results_csv, "".join(kept).encode())
 
 
 def _set_aside(run_dir: Path, log: logging.Logger) -> None:
@@ -61,19 +82,22 @@ def train_model(
     from ultralytics import YOLO
 
     run_dir = run_dir.resolve()
-    state = _run_state(run_dir, args_hash)
+    state, last_epoch = _run_state(run_dir, args_hash)
     if state == "stale":
         _set_aside(run_dir, log)
         state = "fresh"
     started = time.time()
     if state == "resume":
-        log.info("resuming the interrupted run in %s", run_dir)
-        YOLO(str(run_dir / "weights" / "last.pt")).train(resume=True, device=device, data=str(data))
+        log.info("resuming the interrupted run in %s after epoch %d", run_dir, last_epoch)
+        _drop_epochs_after(run_dir / "results.csv", last_epoch, log)
+        YOLO(str(run_dir / "weights" / "last.pt")).train(
+            resume=True, device=device, data=str(data), batch=train_args["batch"]
+        )
     elif state == "fresh":
         if run_dir.exists():
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True)
-        atomic_write_json(run_dir / ARGS_FILE, {"args_hash": args_hash, "model": model, "args": train_args})
+        atomic_write_json(_args_file(run_dir), {"args_hash": args_hash, "model": model, "args": train_args})
         yolo = YOLO(f"{model}.yaml")
         if weights is not None:
             log.info("starting from pretrained weights %s", weights)
@@ -104,11 +128,24 @@ def summarise_run(run_dir: Path, seconds: float, device: str, state: str) -> dic
         "best_epoch": int(float(rows[best]["epoch"])),
         "best_fitness": fitness[best],
         "batch_used": args["batch"],
-        "train_seconds": float(rows[-1]["time"]),
+        "train_seconds": training_seconds([float(r["time"]) for r in rows]),
         "job_seconds": seconds,
         "device": device,
         "start": state,
     }
+
+
+def training_seconds(times: list[float]) -> float:
+    """Total training time from results.csv's `time` column.
+
+    The column is cumulative within one attempt and starts again from zero
+    when a run resumes, so the attempts are added up.
+    """
+    total, previous = 0.0, 0.0
+    for time_ in times:
+        total += time_ - previous if time_ >= previous else time_
+        previous = time_
+    return total
 
 
 def export_outputs(run_dir: Path, best: Path, results_csv: Path | None, summary_json: Path, summary: dict) -> None:
@@ -119,29 +156,62 @@ def export_outputs(run_dir: Path, best: Path, results_csv: Path | None, summary_
     atomic_write_json(summary_json, summary)
 
 
+def record_attempt(run_dir: Path, attempt: dict[str, Any]) -> list[dict[str, Any]]:
+    """Append an attempt to the run's history (kept across Snakemake's retries).
+
+    Returns the attempts made with the same arguments, oldest first, for the
+    training summary: a job that ran out of memory shows it there.
+    """
+    history = run_dir.with_name(f"{run_dir.name}.attempts.jsonl")
+    with open(history, "a") as stream:
+        stream.write(json.dumps(attempt, sort_keys=True) + "\n")
+    attempts = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
+    return [a for a in attempts if a["args_hash"] == attempt["args_hash"]]
+
+
 def run_training_job(job) -> None:
     """Entry point shared by the train and pretrain rules (`job` is the snakemake object)."""
     from .io import job_logger
+    from .jobs import leased_device
     from .provenance import now, write_job_provenance
-    from .yolo_env import prepare_ultralytics, select_device
+    from .status import write_job_record
+    from .yolo_env import prepare_ultralytics
 
     log = job_logger(job.log[0])
     started = now()
     run_dir = Path(job.params.run_dir)
     prepare_ultralytics(run_dir.parent / f".ultralytics_{run_dir.name}")
-    device = select_device(job.params.get("gpus", 1))
-    log.info("training %s on %s with %s", job.params.model, device, job.params.args)
     weights = job.input.get("weights")
-    summary = train_model(
-        model=job.params.model,
-        data=Path(job.input.dataset),
-        run_dir=run_dir,
-        train_args=dict(job.params.args),
-        args_hash=job.params.get("args_hash") or "",
-        device=device,
-        weights=Path(weights) if weights else None,
-        log=log,
-    )
+    with leased_device(
+        job, job.params.gpus, log, monitor_csv=run_dir.parent / "monitor.csv", tensorboard_dir=run_dir / "monitor"
+    ) as lease:
+        device = lease.ultralytics_device()
+        if job.rule == "train":
+            write_job_record(run_dir.parent, device)
+        train_args = dict(job.params.args)
+        # The train rule halves its batch on each retry (after running out of memory).
+        batch = job.resources.get("train_batch", train_args["batch"])
+        if batch != train_args["batch"]:
+            log.info("retry: batch reduced from %s to %s", train_args["batch"], batch)
+        train_args["batch"] = batch
+        log.info("training %s on %s with %s", job.params.model, device, train_args)
+        args_hash = job.params.get("args_hash") or ""
+        attempt = {"args_hash": args_hash, "batch": batch, "device": device, "started": started}
+        try:
+            summary = train_model(
+                model=job.params.model,
+                data=Path(job.input.dataset),
+                run_dir=run_dir,
+                train_args=train_args,
+                args_hash=args_hash,
+                device=device,
+                weights=Path(weights) if weights else None,
+                log=log,
+            )
+        except BaseException as error:
+            record_attempt(run_dir, {**attempt, "error": f"{type(error).__name__}: {error}"[:1000]})
+            raise
+        summary["attempts"] = record_attempt(run_dir, {**attempt, "error": None})
     results_csv = job.output.get("results")
     export_outputs(
         run_dir,

@@ -44,17 +44,3 @@ def prepare_ultralytics(settings_dir: str | Path, tensorboard: bool = True) -> N
             "runs_dir": str(settings_dir / "runs"),
         }
     )
-
-
-def select_device(gpus: int) -> str:
-    """Ultralytics device string for a job that holds `gpus` devices.
-
-    The devices a job may use are those in CUDA_VISIBLE_DEVICES (set by the
-    scheduler or the lease); they are numbered from 0 inside the job.
-    """
-    import torch
-
-    if gpus == 0 or not torch.cuda.is_available():
-        return "cpu"
-    count = min(gpus, torch.cuda.device_count())
-    return ",".join(str(index) for index in range(count))

@@ -1,0 +1,45 @@
+"""What every GPU rule does around its work: lease devices, optionally monitor them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from .leases import Lease, LeaseOptions, lease_devices
+from .monitor import Monitor
+
+
+@contextmanager
+def leased_device(
+    job, count: int, log: logging.Logger, monitor_csv: Path | None = None, tensorboard_dir: Path | None = None
+) -> Iterator[Lease]:
+    """Lease `count` GPUs for a rule job (`job` is the snakemake object) and monitor them."""
+    gpu = job.config.get("gpu", {})
+    name = f"{job.rule} {' '.join(f'{k}={v}' for k, v in job.wildcards.items())}".strip()
+    with ExitStack() as stack:
+        lease = stack.enter_context(lease_devices(count, LeaseOptions.from_config(gpu), job=name, log=log))
+        if lease.source == "declared" and lease.ultralytics_device() == "cpu":
+            limit_memory_to_declared(lease, log)
+        if monitor_csv is not None:
+            indices = [d.index for d in lease.devices] if lease.source in ("nvml", "slurm") else []
+            stack.enter_context(Monitor(monitor_csv, indices, gpu.get("monitor_seconds", 1.0), tensorboard_dir))
+        yield lease
+
+
+def limit_memory_to_declared(lease: Lease, log: logging.Logger) -> None:
+    """On the CPU, give the job the leased declared devices' memory as its budget.
+
+    Allocations beyond it fail inside training with a real memory error, as
+    they would on a GPU of that size: this is how the out-of-memory recovery
+    is exercised on machines without a GPU.
+    """
+    import resource
+
+    budget = sum(device.total_mb for device in lease.devices) * 2**20
+    with open("/proc/self/status") as status:
+        mapped_kb = next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))
+    limit = mapped_kb * 1024 + budget
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    log.info("declared devices: memory limited to %d MB beyond the %d MB already mapped", budget >> 20, mapped_kb >> 10)

@@ -1,0 +1,259 @@
+"""Lease whole GPUs to jobs, so that no two jobs ever share a device.
+
+Snakemake's `gpu` resource only counts GPUs; it does not say which ones a job
+may use, and it knows nothing of other campaigns or other users on the same
+server. A lease is an exclusive `flock` on one lock file per device in a
+machine-wide folder: the kernel releases it when the holder exits or is
+killed (SIGKILL included), so a crashed job never leaves a device blocked.
+
+Among the devices nobody holds, a job takes those with the most free memory
+(read through NVML), skipping devices that foreign processes already load
+beyond a threshold. Inside a SLURM allocation the devices SLURM gave are
+used as they are. With no GPU the job runs on the CPU, unless the config
+requires a GPU.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class NoDeviceError(RuntimeError):
+    """A GPU is required by the config but none is available."""
+
+
+@dataclass(frozen=True)
+class Device:
+    index: int  # NVML / physical index, as CUDA_VISIBLE_DEVICES expects
+    name: str
+    total_mb: int
+    free_mb: int
+    utilization: int = 0  # percent, from processes already on the device
+
+
+@dataclass
+class LeaseOptions:
+    lock_dir: Path
+    min_free_mb: int = 2000
+    max_utilization: int = 30
+    poll_seconds: float = 10.0
+    require_gpu: bool = False
+    declared: list[dict[str, Any]] | None = None  # devices named in the config (tests, no NVML)
+
+    @classmethod
+    def from_config(cls, gpu: dict[str, Any]) -> LeaseOptions:
+        declared = gpu.get("devices")
+        return cls(
+            lock_dir=Path(gpu.get("lock_dir", "/tmp/detection-campaign-gpu-leases")),
+            min_free_mb=gpu.get("min_free_mb", 2000),
+            max_utilization=gpu.get("max_utilization", 30),
+            poll_seconds=gpu.get("poll_seconds", 10.0),
+            require_gpu=gpu.get("require", False),
+            declared=None if declared in (None, "auto") else list(declared),
+        )
+
+
+@dataclass
+class Lease:
+    devices: list[Device] = field(default_factory=list)
+    source: str = "cpu"  # "nvml", "declared", "slurm" or "cpu"
+
+    def ultralytics_device(self) -> str:
+        """Ultralytics' device argument: leased devices are renumbered from 0 inside the job.
+
+        Devices declared in the config (to test leasing without a GPU) still
+        compute on the CPU when torch sees no GPU.
+        """
+        import torch
+
+        if not self.devices or not torch.cuda.is_available():
+            return "cpu"
+        return ",".join(str(i) for i in range(min(len(self.devices), torch.cuda.device_count())))
+
+
+def nvml_devices() -> list[Device]:
+    """Every GPU NVML sees, with free memory and current utilisation; [] without a driver."""
+    try:
+        import pynvml
+    except ImportError:
+        return []
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError:
+        return []
+    try:
+        devices = []
+        for index in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+            devices.append(
+                Device(
+                    index=index,
+                    name=pynvml.nvmlDeviceGetName(handle),
+                    total_mb=memory.total // 2**20,
+                    free_mb=memory.free // 2**20,
+                    utilization=pynvml.nvmlDeviceGetUtilizationRates(handle).gpu,
+                )
+            )
+        return devices
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def declared_devices(declared: list[dict[str, Any]]) -> list[Device]:
+    return [
+        Device(
+            index=int(entry["index"]),
+            name=entry.get("name", f"declared-{entry['index']}"),
+            total_mb=int(entry.get("memory_mb", 8192)),
+            free_mb=int(entry.get("free_mb", entry.get("memory_mb", 8192))),
+            utilization=int(entry.get("utilization", 0)),
+        )
+        for entry in declared
+    ]
+
+
+def slurm_devices() -> list[Device] | None:
+    """The devices of this SLURM job, or None outside SLURM."""
+    if "SLURM_JOB_ID" not in os.environ:
+        return None
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+    indices = [int(i) for i in visible.split(",") if i.strip().isdigit()]
+    return [Device(index=i, name=f"slurm-gpu-{i}", total_mb=0, free_mb=0) for i in indices]
+
+
+def _try_lock(lock_dir: Path, device: Device) -> int | None:
+    path = lock_dir / f"gpu{device.index}.lock"
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        os.fchmod(descriptor, 0o666)  # despite the umask: other users lease the same devices
+    except PermissionError:
+        pass  # another user's file, already shared
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return None
+    return descriptor
+
+
+def _record(descriptor: int, device: Device, job: str) -> None:
+    """Write who holds the lease into its lock file, for people and the status command."""
+    record = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "job": job,
+        "since": time.time(),
+        "device": device.index,
+    }
+    os.ftruncate(descriptor, 0)
+    os.pwrite(descriptor, (json.dumps(record) + "\n").encode(), 0)
+
+
+def _release(descriptors: list[int]) -> None:
+    for descriptor in descriptors:
+        os.ftruncate(descriptor, 0)
+        fcntl.flock(descriptor, fcntl.LOCK_UN)
+        os.close(descriptor)
+
+
+@contextmanager
+def lease_devices(
+    count: int, options: LeaseOptions, job: str = "", log: logging.Logger | None = None
+) -> Iterator[Lease]:
+    """Hold `count` whole devices for the duration of the block.
+
+    Sets CUDA_VISIBLE_DEVICES to the leased devices. Yields a CPU lease when
+    count is 0 or the machine has no GPU (an error if a GPU is required).
+    """
+    log = log or logging.getLogger(__name__)
+    if count == 0:
+        yield Lease()
+        return
+    in_slurm = slurm_devices()
+    if in_slurm is not None and options.declared is None:
+        if not in_slurm and options.require_gpu:
+            raise NoDeviceError("gpu.require is set, but this SLURM job was given no GPU (ask for --gres=gpu:N)")
+        log.info("inside SLURM job %s: using its devices %s", os.environ["SLURM_JOB_ID"], [d.index for d in in_slurm])
+        yield Lease(devices=in_slurm, source="slurm") if in_slurm else Lease()
+        return
+
+    def candidates() -> list[Device]:
+        return declared_devices(options.declared) if options.declared is not None else nvml_devices()
+
+    source = "declared" if options.declared is not None else "nvml"
+    if not candidates():
+        if options.require_gpu:
+            raise NoDeviceError("gpu.require is set, but no GPU is visible (NVML found none); run on a GPU machine")
+        log.info("no GPU found: running on the CPU")
+        yield Lease()
+        return
+    large_enough = [d for d in candidates() if d.total_mb >= options.min_free_mb or d.total_mb == 0]
+    if count > len(large_enough):
+        raise NoDeviceError(
+            f"the job asks for {count} GPU(s) but this machine has {len(large_enough)} with at least "
+            f"gpu.min_free_mb={options.min_free_mb} MB of memory; lower `gpus` or gpu.min_free_mb"
+        )
+
+    options.lock_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        options.lock_dir.chmod(0o1777)  # shared by every user of the machine, like /tmp
+    except PermissionError:
+        pass
+    last_message = 0.0
+    while True:
+        usable = [
+            d for d in candidates() if d.free_mb >= options.min_free_mb and d.utilization <= options.max_utilization
+        ]
+        usable.sort(key=lambda d: (-d.free_mb, d.index))
+        held: list[tuple[Device, int]] = []
+        for device in usable:
+            descriptor = _try_lock(options.lock_dir, device)
+            if descriptor is not None:
+                held.append((device, descriptor))
+                if len(held) == count:
+                    break
+        if len(held) == count:
+            break
+        _release([d for _, d in held])
+        if time.monotonic() - last_message > 60:
+            log.info(
+                "waiting for %d GPU(s): of %d, %d have >= %d MB free and <= %d%% load, %d of those not leased",
+                count,
+                len(candidates()),
+                len(usable),
+                options.min_free_mb,
+                options.max_utilization,
+                len(held),
+            )
+            last_message = time.monotonic()
+        time.sleep(options.poll_seconds)
+
+    devices = [device for device, _ in held]
+    for device, descriptor in held:
+        _record(descriptor, device, job)
+    previous = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if source == "nvml":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(d.index) for d in devices)
+    log.info(
+        "leased GPU(s) %s: %s", [d.index for d in devices], ", ".join(f"{d.name} {d.free_mb} MB free" for d in devices)
+    )
+    try:
+        yield Lease(devices=devices, source=source)
+    finally:
+        _release([descriptor for _, descriptor in held])
+        if source == "nvml":
+            if previous is None:
+                os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+            else:
+                os.environ["CUDA_VISIBLE_DEVICES"] = previous

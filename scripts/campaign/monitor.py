@@ -1,0 +1,99 @@
+"""Sample the leased devices about once a second while a job runs.
+
+GPU utilisation, memory, power and temperature through NVML; CPU
+utilisation and the job's memory through psutil when the job runs on the
+CPU. Samples go to a CSV beside the run (the campaign timeline reads it) and,
+when a TensorBoard log folder is given, to TensorBoard as well.
+"""
+
+from __future__ import annotations
+
+import csv
+import threading
+import time
+from pathlib import Path
+
+FIELDS = ["time", "device", "utilization", "memory_mb", "power_w", "temperature_c"]
+
+
+class Monitor:
+    def __init__(
+        self, csv_path: Path, gpu_indices: list[int], interval: float = 1.0, tensorboard_dir: Path | None = None
+    ):
+        self.csv_path = Path(csv_path)
+        self.gpu_indices = gpu_indices
+        self.interval = interval
+        self.tensorboard_dir = tensorboard_dir
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="device-monitor", daemon=True)
+
+    def __enter__(self) -> Monitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _samplers(self):
+        """One function per device returning (utilization, memory_mb, power_w, temperature_c)."""
+        if self.gpu_indices:
+            import pynvml
+
+            pynvml.nvmlInit()
+            handles = {i: pynvml.nvmlDeviceGetHandleByIndex(i) for i in self.gpu_indices}
+
+            def gpu(handle):
+                def sample():
+                    power = pynvml.nvmlDeviceGetPowerUsage(handle) / 1000
+                    temperature = pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU)
+                    memory = pynvml.nvmlDeviceGetMemoryInfo(handle).used / 2**20
+                    return pynvml.nvmlDeviceGetUtilizationRates(handle).gpu, memory, power, temperature
+
+                return sample
+
+            return {f"gpu{i}": gpu(h) for i, h in handles.items()}
+        import psutil
+
+        process = psutil.Process()
+        psutil.cpu_percent()  # the first call only starts the measurement
+
+        def cpu():
+            memory = process.memory_info().rss + sum(c.memory_info().rss for c in process.children(recursive=True))
+            return psutil.cpu_percent(), memory / 2**20, "", ""
+
+        return {"cpu": cpu}
+
+    def _run(self) -> None:
+        writer = None
+        if self.tensorboard_dir is not None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                writer = SummaryWriter(str(self.tensorboard_dir))
+            except ImportError:
+                writer = None
+        samplers = self._samplers()
+        self.csv_path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.csv_path.exists()
+        started = time.time()
+        with open(self.csv_path, "a", newline="") as stream:
+            table = csv.writer(stream)
+            if new:
+                table.writerow(FIELDS)
+            while not self._stop.is_set():
+                now = time.time()
+                for name, sample in samplers.items():
+                    try:
+                        utilization, memory, power, temperature = sample()
+                    except Exception:  # a device read failing must never stop the job
+                        continue
+                    table.writerow([f"{now:.1f}", name, utilization, f"{memory:.0f}", power, temperature])
+                    if writer is not None:
+                        step = int(now - started)
+                        writer.add_scalar(f"monitor/{name}/utilization", utilization, step)
+                        writer.add_scalar(f"monitor/{name}/memory_mb", memory, step)
+                stream.flush()
+                self._stop.wait(self.interval)
+        if writer is not None:
+            writer.close()

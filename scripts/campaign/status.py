@@ -1,0 +1,161 @@
+"""Which configurations are done, running, failed or still to do.
+
+Works while the campaign runs: it only reads what the training jobs write.
+A training job writes `job.json` (host, pid, start) when it starts and
+`train.json` when it has finished; Ultralytics appends one row per epoch to
+`run/results.csv`. A job whose process is gone without `train.json` failed
+(or was killed) and will resume on the next run.
+
+Run it as `python scripts/campaign/status.py` from the workflow folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+JOB_FILE = "job.json"
+COLOURS = {"done": "#4caf50", "running": "#2196f3", "failed": "#f44336", "to do": "#e0e0e0"}
+
+
+@dataclass
+class ConfigStatus:
+    name: str
+    state: str
+    epochs_done: int
+    epochs: int
+    eta_seconds: float | None = None
+    device: str = ""
+
+
+def _alive(record: dict) -> bool:
+    if record.get("host") != socket.gethostname():
+        return True  # another machine's job: trust its record until it finishes
+    try:
+        os.kill(int(record["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _epoch_times(results_csv: Path) -> list[float]:
+    if not results_csv.is_file():
+        return []
+    with open(results_csv, newline="") as stream:
+        return [float(row["time"]) for row in csv.DictReader(stream)]
+
+
+def config_status(root: Path, name: str, epochs: int) -> ConfigStatus:
+    folder = root / "train" / name
+    times = _epoch_times(folder / "run" / "results.csv")
+    if (folder / "train.json").is_file():
+        summary = json.loads((folder / "train.json").read_text())
+        return ConfigStatus(name, "done", summary["epochs_run"], epochs, device=summary.get("device", ""))
+    job_file = folder / JOB_FILE
+    if not job_file.is_file():
+        return ConfigStatus(name, "to do", len(times), epochs)
+    record = json.loads(job_file.read_text())
+    if not _alive(record):
+        return ConfigStatus(name, "failed", len(times), epochs, device=record.get("device", ""))
+    eta = None
+    if times:
+        per_epoch = times[-1] / len(times)
+        eta = per_epoch * (epochs - len(times))
+    return ConfigStatus(name, "running", len(times), epochs, eta, record.get("device", ""))
+
+
+def write_job_record(folder: Path, device: str) -> None:
+    """Mark a training as started by this process (read by config_status)."""
+    from .io import atomic_write_json
+
+    atomic_write_json(
+        folder / JOB_FILE, {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time(), "device": device}
+    )
+
+
+def _format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def status_table(statuses: list[ConfigStatus]) -> str:
+    width = max([len(s.name) for s in statuses] + [13])
+    lines = [f"{'configuration':<{width}}  {'state':<8} {'epochs':>9}  {'ETA':>7}  device"]
+    for s in statuses:
+        epochs = f"{s.epochs_done:>4}/{s.epochs:<4}"
+        lines.append(f"{s.name:<{width}}  {s.state:<8} {epochs}  {_format_eta(s.eta_seconds):>7}  {s.device}")
+    counts = {state: sum(1 for s in statuses if s.state == state) for state in COLOURS}
+    lines.append(", ".join(f"{n} {state}" for state, n in counts.items()))
+    return "\n".join(lines)
+
+
+def status_figure(statuses: list[ConfigStatus], parameters: dict[str, dict], out: Path) -> None:
+    """A colour matrix: rows are model sizes, columns the other arguments, one cell per configuration."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .figures import _save
+
+    rows = sorted({parameters[s.name]["model"] for s in statuses})
+    columns = sorted(
+        {(parameters[s.name]["batch"], parameters[s.name]["imgsz"], parameters[s.name]["freeze"]) for s in statuses}
+    )
+    figure, axis = plt.subplots(figsize=(2.2 * len(columns) + 2, 0.9 * len(rows) + 1.5))
+    for s in statuses:
+        p = parameters[s.name]
+        x, y = columns.index((p["batch"], p["imgsz"], p["freeze"])), rows.index(p["model"])
+        text = f"{s.state}\n{s.epochs_done}/{s.epochs}" + (
+            f"\nETA {_format_eta(s.eta_seconds)}" if s.eta_seconds else ""
+        )
+        axis.add_patch(plt.Rectangle((x, y), 0.95, 0.9, color=COLOURS[s.state]))
+        axis.text(x + 0.475, y + 0.45, text, ha="center", va="center", fontsize=8)
+    axis.set_xlim(0, len(columns))
+    axis.set_ylim(len(rows), 0)
+    axis.set_xticks([i + 0.475 for i in range(len(columns))], [f"b{b} img{i}\nfreeze {f}" for b, i, f in columns])
+    axis.set_yticks([i + 0.45 for i in range(len(rows))], rows)
+    axis.set_title("Campaign status (" + time.strftime("%Y-%m-%d %H:%M") + ")")
+    for side in axis.spines.values():
+        side.set_visible(False)
+    _save(figure, out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Show the state of every configuration of the campaign.")
+    parser.add_argument("--configfile", default="config.yaml")
+    parser.add_argument("--results", default="results", type=Path)
+    parser.add_argument("--figure", type=Path, help="also draw the colour matrix to this PNG")
+    args = parser.parse_args(argv)
+
+    import yaml
+
+    from .configurations import expand_campaign
+
+    config = yaml.safe_load(Path(args.configfile).read_text())
+    configs = expand_campaign(config["campaign"])
+    statuses = [config_status(args.results, name, run.epochs) for name, run in configs.items()]
+    print(status_table(statuses))
+    if args.figure:
+        status_figure(statuses, {name: run.parameters() for name, run in configs.items()}, args.figure)
+        print(f"figure written to {args.figure}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from campaign.status import main as _main
+
+    raise SystemExit(_main())

@@ -1,0 +1,108 @@
+"""A real training killed mid-run resumes; a real memory error is retried with a smaller batch."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from test_workflow import ROOT, TINY, snakemake
+
+NAME = "yolov8n_b16_img64_freeze0"
+SINGLE = {
+    **TINY,
+    "pretrain": {"models": []},
+    "campaign": {
+        "defaults": {
+            "model": "yolov8n",
+            "batch": 16,
+            "imgsz": 64,
+            "freeze": 0,
+            "epochs": 4,
+            "workers": 0,
+            "pretrained": False,
+        }
+    },
+}
+
+
+def status(workdir: Path) -> str:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/campaign/status.py"), "--configfile", "config.yaml"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout
+
+
+def epochs(workdir: Path) -> list[int]:
+    path = workdir / f"results/train/{NAME}/run/results.csv"
+    if not path.is_file():
+        return []
+    return [int(float(row["epoch"])) for row in csv.DictReader(open(path))]
+
+
+def test_a_killed_training_resumes_and_runs_each_epoch_once(tmp_path):
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(SINGLE))
+    target = f"results/train/{NAME}/train.json"
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2", target]
+    env = {key: value for key, value in os.environ.items() if key != "PYTEST_CURRENT_TEST"}
+    campaign = subprocess.Popen(
+        command, cwd=tmp_path, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while len(epochs(tmp_path)) < 2 and time.monotonic() < deadline and campaign.poll() is None:
+            time.sleep(0.2)
+        assert len(epochs(tmp_path)) >= 2, "training did not get going"
+        running = status(tmp_path)
+        assert "running" in running and NAME in running
+    finally:
+        if campaign.poll() is None:
+            os.killpg(campaign.pid, signal.SIGKILL)  # the whole session: Snakemake and its training job
+        campaign.wait()
+    done_before = epochs(tmp_path)
+    assert len(done_before) < 4, "training finished before it could be killed"
+    assert not (tmp_path / target).exists()
+    assert "failed" in status(tmp_path)
+
+    # A killed Snakemake leaves its working-directory lock behind: lift it, as a user would.
+    snakemake(tmp_path, "--unlock")
+    snakemake(tmp_path, "--cores", "2", target)
+    assert epochs(tmp_path) == [1, 2, 3, 4]
+    summary = json.loads((tmp_path / target).read_text())
+    assert summary["epochs_run"] == 4 and summary["start"] == "resume"
+    log = (tmp_path / f"logs/train/{NAME}.log").read_text()
+    assert "resuming the interrupted run" in log
+    assert "done" in status(tmp_path)
+
+
+def test_running_out_of_memory_is_retried_with_a_smaller_batch(tmp_path):
+    """Declared devices give a CPU job their memory as its budget: a real allocation failure."""
+    config = json.loads(json.dumps(SINGLE))
+    # batch 64 at 320 px needs more than 3000 MB on top of what torch maps at import; 16 does not.
+    config["campaign"]["defaults"].update(batch=64, imgsz=320, epochs=1, args={"fraction": 0.25})
+    config["gpu"] = {
+        "devices": [{"index": 0, "memory_mb": 3000}],
+        "min_free_mb": 1000,
+        "lock_dir": str(tmp_path / "locks"),
+    }
+    name = "yolov8n_b64_img320_freeze0"
+    target = f"results/train/{name}/train.json"
+    snakemake(tmp_path, "--cores", "2", target, config=config)
+    summary = json.loads((tmp_path / target).read_text())
+    assert summary["batch_used"] < 64
+    first, *retries = summary["attempts"]
+    assert first["batch"] == 64 and "can't allocate memory" in first["error"]
+    assert retries and retries[-1]["error"] is None
+    # The batch the model was trained with; a later attempt may only collect a finished run.
+    assert summary["batch_used"] in {attempt["batch"] for attempt in retries}
+    log = (tmp_path / f"logs/train/{name}.log").read_text()
+    assert f"retry: batch reduced from 64 to {retries[-1]['batch']}" in log
