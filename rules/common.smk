@@ -111,4 +111,5 @@ def all_outputs():
         "results/figures/accuracy_vs_latency.png",
         "results/figures/training_curves.png",
         "results/figures/per_class_ap.png",
+        "results/figures/campaign_timeline.png",
     ]

@@ -99,3 +99,22 @@ rule figure_per_class_ap:
         "../envs/reporting.yaml"
     script:
         "../scripts/figures.py"
+
+
+rule campaign_timeline:
+    input:
+        expand("results/train/{cfg}/train.json", cfg=CONFIGS),
+    output:
+        figure=report(
+            "results/figures/campaign_timeline.png",
+            caption="../report/campaign_timeline.rst",
+            category="2. Comparison",
+            labels={"figure": "campaign timeline"},
+        ),
+        usage="results/summary/device_usage.csv",
+    log:
+        "logs/figures/campaign_timeline.log",
+    conda:
+        "../envs/reporting.yaml"
+    script:
+        "../scripts/campaign_timeline.py"

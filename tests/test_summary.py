@@ -24,3 +24,24 @@ def test_training_seconds_add_up_across_resumed_attempts():
 
     assert training_seconds([10.0, 20.0, 30.0]) == 30.0
     assert training_seconds([10.0, 20.0, 5.0, 12.0]) == 32.0
+
+
+def test_device_intervals_and_busy_fractions(tmp_path):
+    from campaign.figures import busy_fractions, campaign_timeline, device_intervals
+
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text(
+        "time,device,utilization,memory_mb,power_w,temperature_c\n"
+        + "".join(f"{t},gpu0,80,1000,,\n" for t in range(0, 11))
+        + "".join(f"{t},gpu0,80,1000,,\n" for t in range(100, 111))
+    )  # interrupted, resumed later
+    second.write_text(
+        "time,device,utilization,memory_mb,power_w,temperature_c\n"
+        + "".join(f"{t},gpu1,40,1000,,\n" for t in range(0, 111))
+    )
+    intervals = device_intervals({"a": first, "b": second, "missing": tmp_path / "none.csv"})
+    assert len(intervals) == 3
+    fractions = dict(busy_fractions(intervals)[["device", "busy_fraction"]].itertuples(index=False))
+    assert abs(fractions["gpu0"] - 20 / 110) < 1e-9 and abs(fractions["gpu1"] - 1.0) < 1e-9
+    campaign_timeline(intervals, busy_fractions(intervals), tmp_path / "timeline.png")
+    assert (tmp_path / "timeline.png").stat().st_size > 5000

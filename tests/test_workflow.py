@@ -32,6 +32,7 @@ TINY = {
 }
 CONFIGS = ["yolov8n_b16_img64_freeze0", "yolov8n_b16_img64_freeze10"]
 FIGURES = [
+    "campaign_timeline",
     "dataset_overview",
     "label_analysis",
     "map_by_config",

@@ -202,3 +202,80 @@ def label_analysis(boxes: pd.DataFrame, classes: list[str], out: Path) -> None:
         axes[row, 2].legend(fontsize=7)
     figure.tight_layout()
     _save(figure, out)
+
+
+def device_intervals(monitor_csvs: dict[str, Path], gap_seconds: float = 30.0) -> pd.DataFrame:
+    """Busy intervals per configuration and device, from the monitor samples.
+
+    A pause longer than `gap_seconds` between samples (a job interrupted and
+    resumed later) splits a training into separate intervals.
+    """
+    rows = []
+    for name, path in monitor_csvs.items():
+        if not Path(path).is_file():
+            continue
+        samples = pd.read_csv(path)
+        for device, group in samples.groupby("device"):
+            times = group["time"].to_numpy(float)
+            breaks = np.flatnonzero(np.diff(times) > gap_seconds)
+            for start, end in zip(np.r_[0, breaks + 1], np.r_[breaks, len(times) - 1]):
+                chunk = group.iloc[start : end + 1]
+                rows.append(
+                    {
+                        "config": name,
+                        "device": device,
+                        "start": times[start],
+                        "end": max(times[end], times[start] + 1.0),
+                        "utilization": chunk["utilization"].astype(float).mean(),
+                    }
+                )
+    return pd.DataFrame(rows, columns=["config", "device", "start", "end", "utilization"])
+
+
+def busy_fractions(intervals: pd.DataFrame) -> pd.DataFrame:
+    """Per device: the share of the campaign's span during which some job held it."""
+    if intervals.empty:
+        return pd.DataFrame(columns=["device", "busy_seconds", "campaign_seconds", "busy_fraction"])
+    span = intervals["end"].max() - intervals["start"].min()
+    rows = []
+    for device, group in intervals.groupby("device"):
+        busy, reach = 0.0, -np.inf
+        for start, end in sorted(zip(group["start"], group["end"])):
+            busy += max(0.0, end - max(start, reach))
+            reach = max(reach, end)
+        rows.append({"device": device, "busy_seconds": busy, "campaign_seconds": span, "busy_fraction": busy / span})
+    return pd.DataFrame(rows)
+
+
+def campaign_timeline(intervals: pd.DataFrame, fractions: pd.DataFrame, out: Path) -> None:
+    """Which configuration ran on which device when, coloured by its mean utilisation."""
+    # Jobs that overlap on one device (several CPU jobs) get a lane each.
+    lanes: dict[str, list[float]] = {}  # lane name -> end of its last bar
+    placed = []
+    for row in intervals.sort_values("start").itertuples():
+        number = 0
+        while lanes.get(name := row.device if number == 0 else f"{row.device} #{number + 1}", -np.inf) > row.start:
+            number += 1
+        lanes[name] = row.end
+        placed.append((name, row))
+    devices = sorted(lanes) or ["cpu"]
+    figure, axis = plt.subplots(figsize=(11, 1.2 + 0.9 * len(devices)))
+    origin = intervals["start"].min() if not intervals.empty else 0.0
+    colours = plt.get_cmap("viridis")
+    for name, row in placed:
+        lane = devices.index(name)
+        axis.broken_barh(
+            [((row.start - origin) / 60, (row.end - row.start) / 60)],
+            (lane - 0.4, 0.8),
+            facecolors=colours(min(row.utilization, 100) / 100),
+            edgecolor="k",
+            linewidth=0.5,
+        )
+        axis.text((row.start + row.end) / 2 / 60 - origin / 60, lane, row.config, ha="center", va="center", fontsize=6)
+    share = dict(zip(fractions["device"], fractions["busy_fraction"])) if not fractions.empty else {}
+    labels = [f"{d}\n{share[d]:.0%} busy" if d in share else d for d in devices]  # "cpu #2": a second lane
+    axis.set_yticks(range(len(devices)), labels)
+    axis.set_xlabel("minutes since the first training started")
+    axis.set_title("Campaign timeline (colour: mean utilisation, 0% dark to 100% yellow)")
+    axis.grid(axis="x", alpha=0.3)
+    _save(figure, out)

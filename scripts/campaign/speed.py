@@ -39,7 +39,9 @@ def device_name(device: str) -> str:
 
     if device != "cpu" and torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
-    return platform.processor() or platform.machine()
+    from ultralytics.utils import get_cpu_info
+
+    return get_cpu_info() or platform.machine()
 
 
 def _quantile(values: list[float], q: float) -> float:

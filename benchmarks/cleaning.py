@@ -1,0 +1,134 @@
+"""Cleaning speed against Ultralytics' own label-cache scan of the same images.
+
+coco128 (train2017 + val2017, 256 images) is repeated to 2,560 images: each
+copy gets a JPEG comment of its own, so that no copy is a byte-identical
+duplicate (which the cleaning would drop) and every image is decoded by both
+sides. The copies are laid out as ten groups, flat image + label pairs with
+classes.txt. Both sides then scan them:
+
+- cleaning: `clean_upload` with both cores (full decode, EXIF, perceptual
+  hash, label parsing and writing the cleaned dataset);
+- Ultralytics: building a `YOLODataset` on the same images, whose label-cache
+  scan verifies every image and label with a thread pool.
+
+Run: `.venv/bin/python benchmarks/cleaning.py` (about a minute on 2 cores).
+Prints a table and writes results/benchmarks/cleaning.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+
+def with_comment(jpeg: bytes, text: str) -> bytes:
+    """The same JPEG with a COM segment after SOI: different bytes, same pixels."""
+    payload = text.encode()
+    segment = b"\xff\xfe" + (len(payload) + 2).to_bytes(2, "big") + payload
+    return jpeg[:2] + segment + jpeg[2:]
+
+
+def build(coco: Path, raw: Path, copies: int) -> tuple[int, list[str]]:
+    import yaml
+
+    names = yaml.safe_load((coco / "data.yaml").read_text())["names"]
+    names = [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names)
+    images = sorted((coco / "images").rglob("*.jpg"))
+    count = 0
+    for copy in range(copies):
+        group = raw / f"group{copy:02d}"
+        group.mkdir(parents=True)
+        (group / "classes.txt").write_text("\n".join(names) + "\n")
+        for image in images:
+            target = group / f"{image.parent.name}_{image.stem}.jpg"
+            target.write_bytes(with_comment(image.read_bytes(), f"copy {copy}"))
+            label = coco / "labels" / image.parent.name / f"{image.stem}.txt"
+            if label.is_file():
+                shutil.copyfile(label, target.with_suffix(".txt"))
+            count += 1
+    return count, names
+
+
+def time_cleaning(raw: Path, out: Path, names: list[str], workers: int) -> float:
+    from campaign.cleaning import clean_upload
+
+    started = time.perf_counter()
+    result = clean_upload(raw, out, names, {}, workers=workers)
+    elapsed = time.perf_counter() - started
+    assert len(result.manifest) > 0
+    return elapsed
+
+
+def time_ultralytics(raw: Path, names: list[str], settings: Path) -> float:
+    os.environ["YOLO_OFFLINE"] = "1"
+    os.environ["YOLO_CONFIG_DIR"] = str(settings)
+    from ultralytics.data.dataset import YOLODataset
+
+    # Ultralytics looks for labels under a sibling `labels` folder of `images`.
+    layout = raw.parent / "ultralytics"
+    (layout / "images").mkdir(parents=True)
+    (layout / "labels").mkdir(parents=True)
+    for image in raw.rglob("*.jpg"):
+        name = f"{image.parent.name}_{image.name}"
+        os.link(image, layout / "images" / name)
+        if image.with_suffix(".txt").is_file():
+            os.link(image.with_suffix(".txt"), (layout / "labels" / name).with_suffix(".txt"))
+    started = time.perf_counter()
+    dataset = YOLODataset(
+        img_path=str(layout / "images"), data={"names": dict(enumerate(names)), "channels": 3}, augment=False
+    )
+    elapsed = time.perf_counter() - started
+    assert len(dataset.labels) > 0
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--coco", type=Path, default=ROOT.parent / "shared" / "datasets" / "coco128")
+    parser.add_argument("--copies", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks" / "cleaning.csv")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        images, names = build(args.coco, scratch / "raw", args.copies)
+        cleaning = time_cleaning(scratch / "raw", scratch / "clean", names, args.workers)
+        ultralytics = time_ultralytics(scratch / "raw", names, scratch / "settings")
+
+    rows = [
+        {
+            "task": "clean_upload",
+            "images": images,
+            "seconds": round(cleaning, 2),
+            "images_per_s": round(images / cleaning),
+        },
+        {
+            "task": "ultralytics label cache scan",
+            "images": images,
+            "seconds": round(ultralytics, 2),
+            "images_per_s": round(images / ultralytics),
+        },
+    ]
+    print(f"{'task':<30} {'images':>7} {'seconds':>8} {'images/s':>9}")
+    for row in rows:
+        print(f"{row['task']:<30} {row['images']:>7} {row['seconds']:>8} {row['images_per_s']:>9}")
+    print(f"ratio cleaning / ultralytics: {cleaning / ultralytics:.2f}x (goal: at most 3x)")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+if __name__ == "__main__":
+    main()

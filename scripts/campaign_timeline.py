@@ -1,0 +1,15 @@
+"""Rule campaign_timeline: which configuration ran where and when, and how busy each device was."""
+
+from pathlib import Path
+
+from campaign import figures
+from campaign.io import atomic_write_text, job_logger
+
+log = job_logger(snakemake.log[0])
+# Each training's monitor samples lie beside its train.json.
+monitors = {Path(path).parent.name: Path(path).parent / "monitor.csv" for path in snakemake.input}
+intervals = figures.device_intervals(monitors)
+fractions = figures.busy_fractions(intervals)
+atomic_write_text(snakemake.output.usage, fractions.to_csv(index=False))
+figures.campaign_timeline(intervals, fractions, Path(snakemake.output.figure))
+log.info("device usage:\n%s", fractions.to_string(index=False))
