@@ -39,7 +39,7 @@ def device_name(device: str) -> str:
 
     if device != "cpu" and torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
-    from ultralytics.utils import get_cpu_info
+    from ultralytics.utils.torch_utils import get_cpu_info
 
     return get_cpu_info() or platform.machine()
 
