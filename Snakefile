@@ -19,6 +19,7 @@ wildcard_constraints:
     cfg="|".join(CONFIGS) or "NONE",
     split="val|test",
     model=r"yolo(v5|v8|11)[nsmlx]",
+    source="|".join(DETECT_SOURCES) or "NONE",
 
 
 include: "rules/dataset.smk"

@@ -22,6 +22,21 @@ try:
 except ConfigError as error:
     raise WorkflowError(f"Invalid configuration: {error}") from None
 
+for index, name in enumerate(config["detect"]["configs"]):
+    if name not in CONFIGS:
+        raise WorkflowError(
+            f"Invalid configuration: detect.configs[{index}]: {name!r} is not a configuration of "
+            f"the campaign; choose among {sorted(CONFIGS)}"
+        )
+# Detection sources by their name (the file or folder name without extension).
+DETECT_SOURCES = {Path(source).stem: source for source in config["detect"]["sources"]}
+for index, source in enumerate(config["detect"]["sources"]):
+    if not Path(source).exists():
+        raise WorkflowError(
+            f"Invalid configuration: detect.sources[{index}]: {source!r} does not exist; "
+            "give a video file or a folder of images"
+        )
+
 if not Path(config["dataset"]["raw"]).is_dir():
     raise WorkflowError(
         f"Invalid configuration: dataset.raw: folder {config['dataset']['raw']!r} does not "
@@ -100,9 +115,23 @@ def config_labels(name):
     }
 
 
+def detect_source_files(wildcards):
+    """The video file, or every file of an image folder."""
+    source = Path(DETECT_SOURCES[wildcards.source])
+    if source.is_dir():
+        return sorted(str(p) for p in source.rglob("*") if p.is_file())
+    return [str(source)]
+
+
 def all_outputs():
-    """Targets of the default run: the summary table and every figure."""
-    return [
+    """Targets of the default run: the summary table, every figure, the detection sheets."""
+    detections = [
+        f"results/detect/{name}/{source}.{ending}"
+        for name in config["detect"]["configs"]
+        for source in DETECT_SOURCES
+        for ending in ("mp4", "png")
+    ]
+    return detections + [
         "results/summary/metrics.csv",
         "results/summary/metrics.md",
         "results/figures/dataset_overview.png",
@@ -112,4 +141,5 @@ def all_outputs():
         "results/figures/training_curves.png",
         "results/figures/per_class_ap.png",
         "results/figures/campaign_timeline.png",
+        "results/figures/imgsz_study.png",
     ]

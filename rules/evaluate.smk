@@ -54,3 +54,54 @@ rule speed:
         gpus=lambda wc: min(CONFIGS[wc.cfg].gpus, 1),
     script:
         "../scripts/speed.py"
+
+
+rule imgsz_study:
+    input:
+        **DATASET,
+        weights="results/train/{cfg}/best.pt",
+    output:
+        study="results/study/{cfg}.csv",
+        provenance="results/study/{cfg}.provenance.json",
+    log:
+        "logs/imgsz_study/{cfg}.log",
+    benchmark:
+        "logs/imgsz_study/{cfg}.benchmark.tsv"
+    conda:
+        "../envs/train.yaml"
+    resources:
+        gpu=lambda wc: min(CONFIGS[wc.cfg].gpus, 1),
+    params:
+        args=lambda wc: {**config["study"], "batch": config["evaluation"]["batch"]},
+        gpus=lambda wc: min(CONFIGS[wc.cfg].gpus, 1),
+    script:
+        "../scripts/imgsz_study.py"
+
+
+rule detect:
+    input:
+        weights="results/train/{cfg}/best.pt",
+        source=detect_source_files,
+    output:
+        video="results/detect/{cfg}/{source}.mp4",
+        sheet=report(
+            "results/detect/{cfg}/{source}.png",
+            caption="../report/detect.rst",
+            category="4. Detections",
+            labels=lambda wc: {**config_labels(wc.cfg), "source": wc.source},
+        ),
+    log:
+        "logs/detect/{cfg}_{source}.log",
+    benchmark:
+        "logs/detect/{cfg}_{source}.benchmark.tsv"
+    conda:
+        "../envs/train.yaml"
+    resources:
+        gpu=lambda wc: min(CONFIGS[wc.cfg].gpus, 1),
+    params:
+        source=lambda wc: DETECT_SOURCES[wc.source],
+        imgsz=lambda wc: CONFIGS[wc.cfg].imgsz,
+        conf=config["detect"]["conf"],
+        gpus=lambda wc: min(CONFIGS[wc.cfg].gpus, 1),
+    script:
+        "../scripts/detect.py"

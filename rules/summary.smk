@@ -118,3 +118,21 @@ rule campaign_timeline:
         "../envs/reporting.yaml"
     script:
         "../scripts/campaign_timeline.py"
+
+
+rule figure_imgsz_study:
+    input:
+        expand("results/study/{cfg}.csv", cfg=CONFIGS),
+    output:
+        report(
+            "results/figures/imgsz_study.png",
+            caption="../report/imgsz_study.rst",
+            category="2. Comparison",
+            labels={"figure": "image-size study"},
+        ),
+    log:
+        "logs/figures/imgsz_study.log",
+    conda:
+        "../envs/reporting.yaml"
+    script:
+        "../scripts/figures.py"

@@ -13,6 +13,7 @@ draw = {
     "figure_accuracy_vs_latency": lambda: figures.accuracy_vs_latency(inputs[0], out),
     "figure_training_curves": lambda: figures.training_curves(inputs, out),
     "figure_per_class_ap": lambda: figures.per_class_ap(inputs, out),
+    "figure_imgsz_study": lambda: figures.imgsz_study(inputs, out),
 }
 draw[snakemake.rule]()
 log.info("wrote %s", out)

@@ -45,3 +45,11 @@ def test_device_intervals_and_busy_fractions(tmp_path):
     assert abs(fractions["gpu0"] - 20 / 110) < 1e-9 and abs(fractions["gpu1"] - 1.0) < 1e-9
     campaign_timeline(intervals, busy_fractions(intervals), tmp_path / "timeline.png")
     assert (tmp_path / "timeline.png").stat().st_size > 5000
+
+
+def test_makespan_schedules_longest_first():
+    from campaign.plan import makespan
+
+    assert makespan([3, 3, 2, 2, 2], 2) == 6
+    assert makespan([5, 1, 1], 4) == 5
+    assert makespan([], 2) == 0

@@ -29,10 +29,13 @@ TINY = {
         "matrix": {"freeze": [0, 10]},
     },
     "speed": {"batch": [1, 4], "cpu_repeats": 1, "warmup": 1, "images": 8},
+    "study": {"imgsz": [32, 64]},
+    "detect": {"configs": ["yolov8n_b16_img64_freeze0"], "sources": [str(ROOT / "demo" / "videos" / "table.mp4")]},
 }
 CONFIGS = ["yolov8n_b16_img64_freeze0", "yolov8n_b16_img64_freeze10"]
 FIGURES = [
     "campaign_timeline",
+    "imgsz_study",
     "dataset_overview",
     "label_analysis",
     "map_by_config",
@@ -97,6 +100,12 @@ def test_every_output_exists_with_real_content(campaign):
     for figure in FIGURES:
         png = campaign / f"results/figures/{figure}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    video = campaign / "results/detect/yolov8n_b16_img64_freeze0/table.mp4"
+    assert video.read_bytes()[4:8] == b"ftyp" and video.stat().st_size > 10_000
+    sheet = campaign / "results/detect/yolov8n_b16_img64_freeze0/table.png"
+    assert sheet.read_bytes()[:4] == b"\x89PNG"
+    study = list(csv.DictReader(open(campaign / f"results/study/{CONFIGS[0]}.csv")))
+    assert [row["imgsz"] for row in study] == ["32", "64"]
     markdown = (campaign / "results/summary/metrics.md").read_text()
     assert CONFIGS[0] in markdown and "test_mAP50" in markdown
     for split in ("train", "val", "test"):

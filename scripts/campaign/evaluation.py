@@ -16,7 +16,9 @@ from .io import atomic_write_csv, atomic_write_json
 PER_CLASS_FIELDS = ["class_id", "class", "images", "instances", "precision", "recall", "mAP50", "mAP50-95"]
 
 
-def evaluate(weights: Path, data: Path, split: str, imgsz: int, batch: int, device: str, out_dir: Path):
+def evaluate(
+    weights: Path, data: Path, split: str, imgsz: int, batch: int, device: str, out_dir: Path, plots: bool = True
+):
     from ultralytics import YOLO
 
     model = YOLO(str(weights))
@@ -29,7 +31,7 @@ def evaluate(weights: Path, data: Path, split: str, imgsz: int, batch: int, devi
         project=str(out_dir.parent.resolve()),
         name=out_dir.name,
         exist_ok=True,
-        plots=True,
+        plots=plots,
         verbose=False,
     )
 
@@ -71,3 +73,27 @@ def write_metrics(metrics, names: list[str], metrics_json: Path, per_class_csv: 
     atomic_write_csv(per_class_csv, rows, PER_CLASS_FIELDS)
     atomic_write_json(metrics_json, overall)
     return overall
+
+
+STUDY_FIELDS = ["config", "split", "imgsz", "mAP50", "mAP50-95", "preprocess_ms", "inference_ms", "postprocess_ms"]
+
+
+def image_size_study(
+    weights: Path, data: Path, split: str, sizes: list[int], batch: int, device: str, out_dir: Path
+) -> list[dict[str, Any]]:
+    """Accuracy and latency of one model over image sizes (YOLOv5's `val.py --task study`)."""
+    rows = []
+    for size in sizes:
+        metrics = evaluate(weights, data, split, size, batch, device, out_dir / f"img{size}", plots=False)
+        rows.append(
+            {
+                "split": split,
+                "imgsz": size,
+                "mAP50": float(metrics.box.map50),
+                "mAP50-95": float(metrics.box.map),
+                "preprocess_ms": float(metrics.speed["preprocess"]),
+                "inference_ms": float(metrics.speed["inference"]),
+                "postprocess_ms": float(metrics.speed["postprocess"]),
+            }
+        )
+    return rows

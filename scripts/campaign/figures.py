@@ -279,3 +279,26 @@ def campaign_timeline(intervals: pd.DataFrame, fractions: pd.DataFrame, out: Pat
     axis.set_title("Campaign timeline (colour: mean utilisation, 0% dark to 100% yellow)")
     axis.grid(axis="x", alpha=0.3)
     _save(figure, out)
+
+
+def imgsz_study(study_csvs: list[Path], out: Path) -> None:
+    """mAP50-95 against image size and against latency, one line per configuration."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    for path in study_csvs:
+        table = pd.read_csv(path).sort_values("imgsz")
+        name = Path(path).stem
+        left.plot(table["imgsz"], table["mAP50-95"], "o-", label=name, lw=1.4, ms=4)
+        latency = table["preprocess_ms"] + table["inference_ms"] + table["postprocess_ms"]
+        right.plot(latency, table["mAP50-95"], "o-", label=name, lw=1.4, ms=4)
+        for size, x, y in zip(table["imgsz"], latency, table["mAP50-95"]):
+            right.annotate(str(size), (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    split = pd.read_csv(study_csvs[0])["split"].iloc[0] if study_csvs else "val"
+    left.set_xlabel("image size (px)")
+    right.set_xlabel("latency per image: pre + inference + post (ms)")
+    for axis in (left, right):
+        axis.set_ylabel(f"{split} mAP50-95")
+        axis.margins(0.08)
+        axis.grid(alpha=0.3)
+    left.legend(fontsize=7)
+    figure.suptitle("Image-size study (points on the right are labelled with their image size)")
+    _save(figure, out)
