@@ -17,6 +17,7 @@ NAME = "yolov8n_b16_img64_freeze0"
 SINGLE = {
     **TINY,
     "pretrain": {"models": []},
+    "detect": {},
     "campaign": {
         "defaults": {
             "model": "yolov8n",

@@ -50,6 +50,26 @@ def test_device_intervals_and_busy_fractions(tmp_path):
 def test_makespan_schedules_longest_first():
     from campaign.plan import makespan
 
-    assert makespan([3, 3, 2, 2, 2], 2) == 6
+    assert makespan([4, 3, 3, 2], 2) == 6
     assert makespan([5, 1, 1], 4) == 5
     assert makespan([], 2) == 0
+
+
+def test_plan_calibrates_on_finished_trainings(tmp_path):
+    import json
+
+    from campaign.configurations import expand_campaign
+    from campaign.plan import seconds_per_cost
+
+    configs = expand_campaign(
+        {
+            "defaults": {"model": "yolov8n", "batch": 16, "imgsz": 640, "freeze": 0, "epochs": 10},
+            "matrix": {"freeze": [0, 10]},
+        }
+    )
+    assert seconds_per_cost(configs, tmp_path) is None
+    name = "yolov8n_b16_img640_freeze0"
+    (tmp_path / "train" / name).mkdir(parents=True)
+    (tmp_path / "train" / name / "train.json").write_text(json.dumps({"train_seconds": 870.0}))
+    assert abs(seconds_per_cost(configs, tmp_path) - 870.0 / configs[name].expected_cost()) < 1e-9
+    assert configs["yolov8n_b16_img640_freeze10"].expected_cost() < configs[name].expected_cost()

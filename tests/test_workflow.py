@@ -214,3 +214,32 @@ def test_a_rerun_from_scratch_reproduces_data_and_metrics(campaign, tmp_path):
     assert first.keys() == second.keys()
     for key in first:
         assert first[key] == second[key], f"{key} differs between two runs on the same inputs"
+
+
+def test_metrics_equal_what_ultralytics_val_gives_on_the_same_weights(campaign):
+    """`yolo val` on the best weights and the test split reproduces the stored metrics."""
+    script = (
+        "import json, sys\n"
+        "from ultralytics import YOLO\n"
+        "metrics = YOLO(sys.argv[1]).val(data=sys.argv[2], split='test', batch=16, device='cpu', plots=False)\n"
+        "print(json.dumps({'mAP50': metrics.box.map50, 'mAP50-95': metrics.box.map}))\n"
+    )
+    env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(campaign / "yolo-val-settings")}
+    for name in CONFIGS:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                script,
+                str(campaign / f"results/train/{name}/best.pt"),
+                str(campaign / "results/dataset/dataset.yaml"),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        expected = json.loads(result.stdout.strip().splitlines()[-1])
+        stored = json.loads((campaign / f"results/eval/{name}/test/metrics.json").read_text())
+        assert abs(stored["mAP50"] - expected["mAP50"]) < 1e-9
+        assert abs(stored["mAP50-95"] - expected["mAP50-95"]) < 1e-9
