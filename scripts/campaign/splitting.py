@@ -20,7 +20,7 @@ import numpy as np
 SPLIT_NAMES = ("train", "val", "test")
 # Hamming distance between 256-bit average hashes at or below which two
 # images are taken as the same scene (re-encoded, resized, the next frame).
-NEAR_DUPLICATE_BITS = 18
+NEAR_DUPLICATE_BITS = 14
 
 
 def _unit_interval(text: str) -> float:
