@@ -73,3 +73,21 @@ def test_plan_calibrates_on_finished_trainings(tmp_path):
     (tmp_path / "train" / name / "train.json").write_text(json.dumps({"train_seconds": 870.0}))
     assert abs(seconds_per_cost(configs, tmp_path) - 870.0 / configs[name].expected_cost()) < 1e-9
     assert configs["yolov8n_b16_img640_freeze10"].expected_cost() < configs[name].expected_cost()
+
+
+def test_an_earlier_attempt_is_reused_only_with_the_same_key(tmp_path):
+    import json
+
+    import torch
+
+    from campaign.training import _run_state
+
+    run = tmp_path / "run"
+    (run / "weights").mkdir(parents=True)
+    assert _run_state(run, "key")[0] == "fresh"
+    (tmp_path / "run.args.json").write_text(json.dumps({"args_hash": "key"}))
+    torch.save({"epoch": 4}, run / "weights" / "last.pt")
+    assert _run_state(run, "key") == ("resume", 5)
+    assert _run_state(run, "other data")[0] == "stale"
+    torch.save({"epoch": -1}, run / "weights" / "last.pt")
+    assert _run_state(run, "key")[0] == "finished"

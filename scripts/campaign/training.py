@@ -171,9 +171,10 @@ def record_attempt(run_dir: Path, attempt: dict[str, Any]) -> list[dict[str, Any
 
 def run_training_job(job) -> None:
     """Entry point shared by the train and pretrain rules (`job` is the snakemake object)."""
+    from .configurations import stable_hash
     from .io import job_logger
     from .jobs import leased_device
-    from .provenance import now, write_job_provenance
+    from .provenance import dataset_hash, file_hash, now, write_job_provenance
     from .status import write_job_record
     from .yolo_env import prepare_ultralytics
 
@@ -195,7 +196,17 @@ def run_training_job(job) -> None:
             log.info("retry: batch reduced from %s to %s", train_args["batch"], batch)
         train_args["batch"] = batch
         log.info("training %s on %s with %s", job.params.model, device, train_args)
-        args_hash = job.params.get("args_hash") or ""
+        # What an earlier attempt must share to be resumed or reused: the
+        # arguments, the data and the starting weights.
+        args_hash = stable_hash(
+            {
+                "args": job.params.get("args_hash") or "",
+                "data": dataset_hash(Path(job.input.manifest), [Path(job.input[s]) for s in ("train", "val", "test")])
+                if "manifest" in job.input.keys()
+                else file_hash(Path(job.input.dataset)),
+                "weights": file_hash(Path(weights)) if weights else None,
+            }
+        )
         attempt = {"args_hash": args_hash, "batch": batch, "device": device, "started": started}
         try:
             summary = train_model(
