@@ -95,10 +95,12 @@ def discover_group(root: Path) -> GroupUpload:
     files = sorted(p for p in root.rglob("*") if p.is_file())
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     label_of = {image: _label_for(image) for image in images}
-    claimed = {label for label in label_of.values()}
+    claimed = set(label_of.values())
+    present = set(files)
 
     for candidate in CLASS_FILES:
-        matches = sorted(root.rglob(candidate), key=lambda p: (len(p.parts), str(p)))
+        # The shallowest one wins: a group's own class list, not a stray copy in a sub-folder.
+        matches = sorted((p for p in files if p.name == candidate), key=lambda p: (len(p.parts), str(p)))
         if matches:
             group.class_names = _read_class_names(matches[0])
             group.class_source = str(matches[0].relative_to(root))
@@ -141,7 +143,7 @@ def discover_group(root: Path) -> GroupUpload:
             UploadedImage(
                 path=image,
                 relative=str(relative),
-                label=label if label.is_file() else None,
+                label=label if label in present else None,
                 split=listed.get(image) or _split_from_folders(relative),
             )
         )
