@@ -192,13 +192,14 @@ def lease_devices(
         return declared_devices(options.declared) if options.declared is not None else nvml_devices()
 
     source = "declared" if options.declared is not None else "nvml"
-    if not candidates():
+    devices_now = candidates()  # each look asks NVML afresh: once here, then once per try
+    if not devices_now:
         if options.require_gpu:
             raise NoDeviceError("gpu.require is set, but no GPU is visible (NVML found none); run on a GPU machine")
         log.info("no GPU found: running on the CPU")
         yield Lease()
         return
-    large_enough = [d for d in candidates() if d.total_mb >= options.min_free_mb or d.total_mb == 0]
+    large_enough = [d for d in devices_now if d.total_mb >= options.min_free_mb or d.total_mb == 0]
     if count > len(large_enough):
         raise NoDeviceError(
             f"the job asks for {count} GPU(s) but this machine has {len(large_enough)} with at least "
@@ -212,8 +213,9 @@ def lease_devices(
         pass
     last_message = 0.0
     while True:
+        devices_now = candidates()
         usable = [
-            d for d in candidates() if d.free_mb >= options.min_free_mb and d.utilization <= options.max_utilization
+            d for d in devices_now if d.free_mb >= options.min_free_mb and d.utilization <= options.max_utilization
         ]
         usable.sort(key=lambda d: (-d.free_mb, d.index))
         held: list[tuple[Device, int]] = []
@@ -230,7 +232,7 @@ def lease_devices(
             log.info(
                 "waiting for %d GPU(s): of %d, %d have >= %d MB free and <= %d%% load, %d of those not leased",
                 count,
-                len(candidates()),
+                len(devices_now),
                 len(usable),
                 options.min_free_mb,
                 options.max_utilization,

@@ -1,7 +1,8 @@
 """Qualitative detection: annotated videos and contact sheets of sampled frames.
 
-Also writes the demo's short video: objects of the demo classes sliding over
-a table, drawn by the same code as the demo images.
+Also writes the demo's short video (demo/videos/table.mp4): objects of the
+demo classes gliding over a table, drawn by the same code as the demo images.
+Regenerate it with `write_demo_video(Path("demo/videos/table.mp4"))`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .synthetic import DEMO_OBJECTS, _background
-
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv"}
 
 
 def write_demo_video(path: Path, frames: int = 48, size: int = 128, fps: int = 12, seed: int = 7) -> None:
