@@ -15,8 +15,11 @@ include: "rules/common.smk"
 # own settings folder itself (scripts/campaign/yolo_env.py).
 
 
+# A configuration is one path component; an unknown name fails with a clear
+# error in CONFIGS. (Listing every name here would put the whole campaign into
+# every output pattern and slow planning down with the campaign's size.)
 wildcard_constraints:
-    cfg="|".join(CONFIGS) or "NONE",
+    cfg="[^/]+",
     split="val|test",
     model=r"yolo(v5|v8|11)[nsmlx]",
     source="|".join(DETECT_SOURCES) or "NONE",
@@ -27,6 +30,20 @@ include: "rules/pretrain.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/summary.smk"
+
+
+# Tables and figures take seconds: on a cluster they run where Snakemake runs
+# instead of waiting in the scheduler's queue.
+localrules:
+    all,
+    dataset_figures,
+    summary_table,
+    figure_map_by_config,
+    figure_accuracy_vs_latency,
+    figure_training_curves,
+    figure_per_class_ap,
+    figure_imgsz_study,
+    campaign_timeline,
 
 
 rule all:

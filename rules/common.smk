@@ -23,11 +23,10 @@ except ConfigError as error:
     raise WorkflowError(f"Invalid configuration: {error}") from None
 
 for index, name in enumerate(config["detect"]["configs"]):
-    if name not in CONFIGS:
-        raise WorkflowError(
-            f"Invalid configuration: detect.configs[{index}]: {name!r} is not a configuration of "
-            f"the campaign; choose among {sorted(CONFIGS)}"
-        )
+    try:
+        CONFIGS[name]
+    except ConfigError as error:
+        raise WorkflowError(f"Invalid configuration: detect.configs[{index}]: {error}") from None
 # Detection sources by their name (the file or folder name without extension).
 DETECT_SOURCES = {Path(source).stem: source for source in config["detect"]["sources"]}
 for index, source in enumerate(config["detect"]["sources"]):
@@ -100,8 +99,7 @@ def all_cores():
 
 def training_priority(name):
     """0..100, by expected training cost relative to the costliest configuration."""
-    costliest = max(run.expected_cost() for run in CONFIGS.values())
-    return round(100 * CONFIGS[name].expected_cost() / costliest)
+    return round(100 * CONFIGS[name].expected_cost() / CONFIGS.costliest)
 
 
 def config_labels(name):
@@ -113,6 +111,11 @@ def config_labels(name):
         "batch": str(run.batch),
         "imgsz": str(run.imgsz),
     }
+
+
+def evaluation_labels(wildcards, plot):
+    """Report labels of one plot of one configuration's evaluation."""
+    return {**config_labels(wildcards.cfg), "split": wildcards.split, "plot": plot}
 
 
 def detect_source_files(wildcards):

@@ -11,7 +11,21 @@ rule evaluate:
             caption="../report/confusion.rst",
             category="3. Evaluation",
             subcategory="{split}",
-            labels=lambda wc: {**config_labels(wc.cfg), "split": wc.split},
+            labels=lambda wc: evaluation_labels(wc, "confusion matrix"),
+        ),
+        pr_curve=report(
+            "results/eval/{cfg}/{split}/pr_curve.png",
+            caption="../report/pr_curve.rst",
+            category="3. Evaluation",
+            subcategory="{split}",
+            labels=lambda wc: evaluation_labels(wc, "precision-recall"),
+        ),
+        f1_curve=report(
+            "results/eval/{cfg}/{split}/f1_curve.png",
+            caption="../report/f1_curve.rst",
+            category="3. Evaluation",
+            subcategory="{split}",
+            labels=lambda wc: evaluation_labels(wc, "F1-confidence"),
         ),
     log:
         "logs/evaluate/{cfg}_{split}.log",

@@ -28,7 +28,13 @@ with leased_device(snakemake, snakemake.params.gpus, log) as lease:
         device,
         out_dir,
     )
-shutil.copyfile(out_dir / "confusion_matrix_normalized.png", snakemake.output.confusion)
+# Ultralytics' own plots of this validation, under the names the report uses.
+for plot, output in (
+    ("confusion_matrix_normalized.png", snakemake.output.confusion),
+    ("BoxPR_curve.png", snakemake.output.pr_curve),
+    ("BoxF1_curve.png", snakemake.output.f1_curve),
+):
+    shutil.copyfile(out_dir / plot, output)
 overall = write_metrics(
     metrics,
     names,

@@ -50,3 +50,18 @@ def test_lint_is_clean_on_the_default_config():
     assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr, (
         result.stdout + result.stderr
     )
+
+
+def test_a_typo_in_a_detect_configuration_names_the_closest(tmp_path):
+    config = copy.deepcopy(TINY)
+    config["detect"]["configs"] = ["yolov8n_b16_img64_freez0"]
+    message = failing(tmp_path, config)
+    assert "detect.configs[0]" in message and "not one of the campaign's 2 configurations" in message
+    assert "'yolov8n_b16_img64_freeze0'" in message
+
+
+def test_a_target_of_an_unknown_configuration_is_a_clear_error(tmp_path):
+    result = snakemake(tmp_path, "-n", "results/train/yolov8n_b16_img64_freez0/best.pt", config=TINY, check=False)
+    message = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "'yolov8n_b16_img64_freez0' is not one of the campaign's 2 configurations" in message

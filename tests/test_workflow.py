@@ -8,6 +8,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -155,10 +156,76 @@ def test_one_figure_is_rebuilt_alone_by_naming_its_file(campaign):
     assert re.search(r"figure_per_class_ap\s+1\s*\n\s*total\s+1", output.stdout + output.stderr)
 
 
-def test_report_is_built(campaign):
+@pytest.fixture(scope="module")
+def report(campaign) -> Path:
     snakemake(campaign, "--report", "report.html", config=TINY)
-    html = (campaign / "report.html").read_text(errors="replace")
+    return campaign / "report.html"
+
+
+def test_report_is_built(report):
+    html = report.read_text(errors="replace")
     assert "per_class_ap.png" in html and "metrics.csv" in html
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Flags for a root user on a machine without network or display.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must open the report in Chromium: install Debian's chromium")
+        pytest.skip("chromium not found: install Debian's chromium to open the report")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def figures_shown(browser, report: Path, *section: str) -> set[str]:
+    """File names of the PNG figures the report shows, one click on each result's eye in a section."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(report.as_uri())
+    for name in section:
+        page.get_by_role("link", name=name, exact=True).click()
+    shown = set()
+    rows = page.locator("tr:has([iconname=eye])")
+    for index in range(rows.count()):
+        rows.nth(index).locator("[iconname=eye]").click()
+        # Rendered means decoded with a real size, not merely present in the page.
+        shown |= set(
+            page.evaluate(
+                """() => [...document.images]
+                    .filter(i => i.complete && i.naturalWidth > 100 && i.getBoundingClientRect().width > 100)
+                    .map(i => (i.src.match(/filename=([^;,]+)/) || [])[1])
+                    .filter(Boolean)"""
+            )
+        )
+    page.close()
+    return shown
+
+
+def test_the_report_shows_its_figures_in_headless_chromium(browser, report):
+    comparison = {"map_by_config", "accuracy_vs_latency", "training_curves", "per_class_ap", "campaign_timeline"}
+    assert {f"{name}.png" for name in comparison | {"imgsz_study"}} <= figures_shown(browser, report, "2. Comparison")
+    dataset = figures_shown(browser, report, "1. Dataset")
+    assert {"dataset_overview.png", "label_analysis.png"} <= dataset
+    # Per configuration: the first freeze value is selected, one row per plot.
+    evaluation = figures_shown(browser, report, "3. Evaluation", "test")
+    assert {"confusion.png", "pr_curve.png", "f1_curve.png"} <= evaluation
+    assert "table.png" in figures_shown(browser, report, "4. Detections")
 
 
 PROVENANCE_FIELDS = {

@@ -7,11 +7,12 @@ renames it (and so never invalidates its results).
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import itertools
 import json
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +170,23 @@ def _check_run(run: dict[str, Any], where: str) -> None:
         )
 
 
-def expand_campaign(campaign: dict[str, Any]) -> dict[str, RunConfig]:
+class Campaign(dict):
+    """Configurations by name. An unknown name, a typo in a requested target, is a clear error."""
+
+    def __missing__(self, name: str) -> RunConfig:
+        closest = difflib.get_close_matches(name, self, n=5, cutoff=0)
+        raise ConfigError(
+            f"{name!r} is not one of the campaign's {len(self)} configurations; the closest are "
+            f"{closest} (scripts/campaign/plan.py lists them all)"
+        )
+
+    @cached_property
+    def costliest(self) -> float:
+        """The largest expected training cost, the scale of the trainings' priorities."""
+        return max((run.expected_cost() for run in self.values()), default=1.0)
+
+
+def expand_campaign(campaign: dict[str, Any]) -> Campaign:
     """Expand defaults x matrix, apply overrides and exclusions, add extras.
 
     Returns configurations by name, sorted by name. Raises ConfigError naming
@@ -200,4 +217,4 @@ def expand_campaign(campaign: dict[str, Any]) -> dict[str, RunConfig]:
                 "a distinct `name:` or remove the duplicate"
             )
         configs[name] = RunConfig(name=name, **run)
-    return dict(sorted(configs.items()))
+    return Campaign(sorted(configs.items()))

@@ -1,0 +1,177 @@
+# The campaign's DAG shape with nothing else: same rules, wildcards and edges,
+# plain file lists instead of input functions, no validation, no params.
+# benchmarks/planning.py times `snakemake -n` on it as the floor that
+# Snakemake itself sets.
+
+CONFIGS = config["configs"]  # {name: model}
+MODELS = sorted(set(CONFIGS.values()))
+SPLITS = ["val", "test"]
+DETECT = config["detect"]  # configuration names with an annotated video
+FIGURES = ["map_by_config", "accuracy_vs_latency", "training_curves", "per_class_ap", "imgsz_study"]
+DATASET = ["dataset/dataset.yaml", "dataset/manifest.csv", "dataset/train.txt", "dataset/val.txt", "dataset/test.txt"]
+
+
+wildcard_constraints:
+    cfg="[^/]+",
+    split="val|test",
+
+
+rule all:
+    input:
+        "summary/metrics.csv",
+        "summary/metrics.md",
+        "figures/dataset_overview.png",
+        "figures/label_analysis.png",
+        "figures/campaign_timeline.png",
+        expand("figures/{figure}.png", figure=FIGURES),
+        expand("detect/{cfg}/table.mp4", cfg=DETECT),
+
+
+rule clean_dataset:
+    input:
+        config["raw_files"],
+    output:
+        "dataset/cleaned.done",
+        "dataset/manifest.csv",
+    shell:
+        "touch {output}"
+
+
+rule split_dataset:
+    input:
+        "dataset/cleaned.done",
+    output:
+        "dataset/dataset.yaml",
+        "dataset/train.txt",
+        "dataset/val.txt",
+        "dataset/test.txt",
+    shell:
+        "touch {output}"
+
+
+rule dataset_figures:
+    input:
+        DATASET,
+    output:
+        "figures/dataset_overview.png",
+        "figures/label_analysis.png",
+    shell:
+        "touch {output}"
+
+
+rule pretrain_source_data:
+    output:
+        "pretrain/source/dataset.yaml",
+    shell:
+        "touch {output}"
+
+
+rule pretrain:
+    input:
+        "pretrain/source/dataset.yaml",
+    output:
+        "pretrain/{model}.pt",
+    shell:
+        "touch {output}"
+
+
+rule train:
+    input:
+        DATASET,
+        lambda wc: f"pretrain/{CONFIGS[wc.cfg]}.pt",
+    output:
+        "train/{cfg}/best.pt",
+        "train/{cfg}/results.csv",
+        "train/{cfg}/train.json",
+        "train/{cfg}/provenance.json",
+    shell:
+        "touch {output}"
+
+
+rule evaluate:
+    input:
+        DATASET,
+        "train/{cfg}/best.pt",
+    output:
+        "eval/{cfg}/{split}/metrics.json",
+        "eval/{cfg}/{split}/provenance.json",
+        "eval/{cfg}/{split}/per_class.csv",
+        "eval/{cfg}/{split}/confusion.png",
+        "eval/{cfg}/{split}/pr_curve.png",
+        "eval/{cfg}/{split}/f1_curve.png",
+    shell:
+        "touch {output}"
+
+
+rule speed:
+    input:
+        DATASET,
+        "train/{cfg}/best.pt",
+    output:
+        "speed/{cfg}.csv",
+    shell:
+        "touch {output}"
+
+
+rule imgsz_study:
+    input:
+        DATASET,
+        "train/{cfg}/best.pt",
+    output:
+        "study/{cfg}.csv",
+    shell:
+        "touch {output}"
+
+
+rule detect:
+    input:
+        "train/{cfg}/best.pt",
+    output:
+        "detect/{cfg}/table.mp4",
+        "detect/{cfg}/table.png",
+    shell:
+        "touch {output}"
+
+
+rule summary_table:
+    input:
+        expand("train/{cfg}/train.json", cfg=CONFIGS),
+        expand("eval/{cfg}/{split}/metrics.json", cfg=CONFIGS, split=SPLITS),
+        expand("speed/{cfg}.csv", cfg=CONFIGS),
+        expand("train/{cfg}/provenance.json", cfg=CONFIGS),
+    output:
+        "summary/metrics.csv",
+        "summary/metrics.md",
+    shell:
+        "touch {output}"
+
+
+rule campaign_timeline:
+    input:
+        expand("train/{cfg}/train.json", cfg=CONFIGS),
+    output:
+        "figures/campaign_timeline.png",
+    shell:
+        "touch {output}"
+
+
+rule figure_imgsz_study:
+    input:
+        expand("study/{cfg}.csv", cfg=CONFIGS),
+    output:
+        "figures/imgsz_study.png",
+    shell:
+        "touch {output}"
+
+
+rule figure:
+    input:
+        "summary/metrics.csv",
+        expand("train/{cfg}/results.csv", cfg=CONFIGS),
+        expand("eval/{cfg}/{split}/per_class.csv", cfg=CONFIGS, split=SPLITS),
+    output:
+        "figures/{figure}.png",
+    wildcard_constraints:
+        figure="map_by_config|accuracy_vs_latency|training_curves|per_class_ap",
+    shell:
+        "touch {output}"

@@ -1,0 +1,77 @@
+"""What every benchmark shares: timing a command, counting Snakemake's jobs, the table and the CSV."""
+
+from __future__ import annotations
+
+import csv
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results" / "benchmarks"
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def machine() -> str:
+    """The machine the figures were measured on, as the table's footer says it."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def run_timed(command: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> tuple[float, str]:
+    """Wall seconds of a command that must succeed, and its output."""
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, command))} failed ({result.returncode}):\n{output[-4000:]}")
+    return seconds, output
+
+
+def snakemake_jobs(output: str) -> int:
+    """The job count of Snakemake's job-stats table; 0 when there was nothing to do."""
+    totals = re.findall(r"^total\s+(\d+)\s*$", output, re.MULTILINE)
+    if totals:
+        return int(totals[-1])
+    if "Nothing to be done" in output:
+        return 0
+    raise ValueError(f"no job count in Snakemake's output:\n{output[-2000:]}")
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def report(name: str, rows: list[dict[str, Any]], notes: list[str] = ()) -> Path:
+    """Print rows as a table and write them to results/benchmarks/<name>.csv."""
+    columns = list(rows[0])
+    widths = {c: max(len(c), *(len(str(row[c])) for row in rows)) for c in columns}
+    print(f"\n## {name}")
+    print("  ".join(c.ljust(widths[c]) for c in columns))
+    for row in rows:
+        print("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
+    for note in notes:
+        print(note)
+    print(f"measured on: {machine()}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.csv"
+    with open(path, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path

@@ -1,0 +1,103 @@
+"""Planning time: `snakemake -n` of the campaign at 128 and 512 configurations, against the floor.
+
+The default campaign (config.yaml) is extended to 4 models x 4 batch sizes x
+4 image sizes x 2 freeze settings = 128 configurations, and x 4 seeds = 512.
+The floor is benchmarks/bare.smk: the same rules, wildcards and edges with
+plain file lists and no validation, i.e. what Snakemake itself needs to plan a
+DAG of this shape. Both plan the same number of jobs (checked), in empty
+working folders, each timed as the median of --repeats runs of the whole
+command (interpreter start included).
+
+Run: `.venv/bin/python benchmarks/planning.py` (about 2 minutes on 2 cores).
+Prints a table and writes results/benchmarks/planning.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+from common import ROOT, SNAKEMAKE, median, report, run_timed, snakemake_jobs
+
+sys.path.insert(0, str(ROOT / "scripts"))
+
+MODELS = ["yolov8n", "yolov8s", "yolov8m", "yolov8l"]
+
+
+def campaign_config(configurations: int) -> dict:
+    """config.yaml with its matrix widened to 128 or 512 configurations, paths made absolute."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["dataset"]["raw"] = str(ROOT / config["dataset"]["raw"])
+    config["detect"]["sources"] = [str(ROOT / source) for source in config["detect"]["sources"]]
+    config["pretrain"]["models"] = MODELS
+    matrix = {"model": MODELS, "batch": [8, 16, 32, 64], "imgsz": [64, 96, 128, 160], "freeze": [0, 10]}
+    if configurations == 512:
+        matrix["seed"] = [0, 1, 2, 3]
+    elif configurations != 128:
+        raise ValueError("configurations: 128 or 512")
+    config["campaign"]["matrix"] = matrix
+    return config
+
+
+def bare_config(config: dict) -> dict:
+    from campaign.configurations import expand_campaign
+
+    configs = expand_campaign(config["campaign"])
+    raw = Path(config["dataset"]["raw"])
+    return {
+        "configs": {name: run.model for name, run in configs.items()},
+        "detect": list(config["detect"]["configs"]),
+        "raw_files": sorted(str(path) for path in raw.rglob("*") if path.is_file()),
+    }
+
+
+def plan(snakefile: Path, config: dict, workdir: Path, repeats: int) -> tuple[float, int]:
+    workdir.mkdir(parents=True)
+    configfile = workdir / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    command = [*SNAKEMAKE, "-s", str(snakefile), "-d", str(workdir), "--configfile", str(configfile)]
+    command += ["-n", "--quiet", "rules"]
+    times, jobs = [], set()
+    for _ in range(repeats):
+        seconds, output = run_timed(command, cwd=workdir)
+        times.append(seconds)
+        jobs.add(snakemake_jobs(output))
+    if len(jobs) != 1:
+        raise RuntimeError(f"{snakefile}: the job count changed between runs: {jobs}")
+    return median(times), jobs.pop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 512])
+    args = parser.parse_args()
+
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for size in args.sizes:
+            config = campaign_config(size)
+            workflow, jobs = plan(ROOT / "Snakefile", config, Path(scratch) / f"campaign{size}", args.repeats)
+            floor, bare_jobs = plan(
+                ROOT / "benchmarks" / "bare.smk", bare_config(config), Path(scratch) / f"bare{size}", args.repeats
+            )
+            if bare_jobs != jobs:
+                raise RuntimeError(f"bare.smk plans {bare_jobs} jobs, the workflow {jobs}: not the same DAG")
+            rows.append(
+                {
+                    "configurations": size,
+                    "jobs": jobs,
+                    "workflow_s": round(workflow, 2),
+                    "bare_snakefile_s": round(floor, 2),
+                    "ratio": round(workflow / floor, 2),
+                    "goal": "ratio <= 1.5" + (", workflow < 5 s" if size == 512 else ""),
+                }
+            )
+    report("planning", rows, [f"median of {args.repeats} runs of `snakemake -n --quiet rules` each"])
+
+
+if __name__ == "__main__":
+    main()
