@@ -9,10 +9,20 @@ min_version("9.0")
 # Scripts import their logic from scripts/campaign; so does the Snakefile.
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
-from campaign.configurations import ConfigError, expand_campaign, stable_hash
+from campaign.configurations import (
+    ConfigError,
+    canonical_order,
+    expand_campaign,
+    stable_hash,
+)
 from campaign.weights import resolve_pretrained_weights
 
 validate(config, "../schemas/config.schema.yaml")
+
+# Key order in config.yaml means nothing; sorted, it cannot change any params.
+_ordered = canonical_order(config)
+config.clear()
+config.update(_ordered)
 
 try:
     CONFIGS = expand_campaign(config["campaign"])

@@ -11,7 +11,13 @@ rule summary_table:
             "results/summary/metrics.csv",
             caption="../report/summary_table.rst",
             category="2. Comparison",
-            labels={"table": "metrics (CSV)"},
+            labels={"table": "metrics (CSV, to download)"},
+        ),
+        html=report(
+            "results/summary/metrics.html",
+            caption="../report/summary_table.rst",
+            category="2. Comparison",
+            labels={"table": "metrics (sortable)"},
         ),
         markdown="results/summary/metrics.md",
     log:

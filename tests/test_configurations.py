@@ -1,6 +1,6 @@
 import pytest
 
-from campaign.configurations import ConfigError, expand_campaign
+from campaign.configurations import ConfigError, canonical_order, expand_campaign
 from campaign.weights import resolve_pretrained_weights
 
 DEFAULTS = {"model": "yolov5n", "batch": 16, "imgsz": 320, "freeze": 0, "epochs": 10}
@@ -84,3 +84,11 @@ def test_missing_weights_file_is_reported_with_what_to_do(tmp_path):
     (name,) = configs
     assert resolve_pretrained_weights(configs.values(), {"yolov5n": str(missing)}, []) == {name: str(missing)}
     assert resolve_pretrained_weights(configs.values(), {}, ["yolov5n"]) == {name: "results/pretrain/yolov5n.pt"}
+
+
+def test_canonical_order_sorts_keys_at_every_depth_and_keeps_lists():
+    value = {"b": {"y": 1, "x": [{"d": 1, "c": 2}]}, "a": [3, 1]}
+    ordered = canonical_order(value)
+    assert ordered == value
+    assert list(ordered) == ["a", "b"] and list(ordered["b"]) == ["x", "y"]
+    assert list(ordered["b"]["x"][0]) == ["c", "d"] and ordered["a"] == [3, 1]

@@ -1,7 +1,7 @@
 import numpy as np
 
 from campaign.figures import pareto_front
-from campaign.summary import markdown_table
+from campaign.summary import html_table, markdown_table
 
 
 def test_pareto_front_keeps_only_unbeaten_configurations():
@@ -91,3 +91,10 @@ def test_an_earlier_attempt_is_reused_only_with_the_same_key(tmp_path):
     assert _run_state(run, "other data")[0] == "stale"
     torch.save({"epoch": -1}, run / "weights" / "last.pt")
     assert _run_state(run, "key")[0] == "finished"
+
+
+def test_html_table_escapes_cells_and_keeps_raw_values_for_sorting():
+    page = html_table([{"config": "<b>a</b>", "mAP50": 0.123456}, {"config": "b", "mAP50": 0.5}], "t")
+    assert "&lt;b&gt;a&lt;/b&gt;" in page and "<b>a</b>" not in page
+    assert 'data-value="0.123456">0.1235</td>' in page
+    assert page.count("<tr>") == 3 and "addEventListener" in page and "http" not in page

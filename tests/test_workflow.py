@@ -121,6 +121,19 @@ def test_a_complete_run_leaves_nothing_to_do(campaign):
     assert "Nothing to be done" in output.stdout + output.stderr
 
 
+def reversed_keys(value):
+    if isinstance(value, dict):
+        return {key: reversed_keys(value[key]) for key in reversed(list(value))}
+    return value
+
+
+def test_reordering_keys_in_the_config_changes_nothing(campaign):
+    (campaign / "config.yaml").write_text(yaml.safe_dump(reversed_keys(TINY), sort_keys=False))
+    output = snakemake(campaign, "-n")
+    assert "Nothing to be done" in output.stdout + output.stderr, output.stdout[-3000:]
+    snakemake(campaign, "-n", config=TINY)  # back to the usual file for the next tests
+
+
 def test_editing_one_configuration_reruns_only_its_jobs(campaign):
     edited = yaml.safe_load(yaml.safe_dump(TINY))
     edited["campaign"]["overrides"] = [{"match": {"freeze": 10}, "set": {"patience": 50}}]
@@ -194,12 +207,18 @@ def browser():
         browser.close()
 
 
-def figures_shown(browser, report: Path, *section: str) -> set[str]:
-    """File names of the PNG figures the report shows, one click on each result's eye in a section."""
+def open_section(browser, report: Path, *section: str):
+    """A page of the report, navigated to one (sub)category by clicking through its menu."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(report.as_uri())
     for name in section:
         page.get_by_role("link", name=name, exact=True).click()
+    return page
+
+
+def figures_shown(browser, report: Path, *section: str) -> set[str]:
+    """File names of the PNG figures the report shows, one click on each result's eye in a section."""
+    page = open_section(browser, report, *section)
     shown = set()
     rows = page.locator("tr:has([iconname=eye])")
     for index in range(rows.count()):
@@ -226,6 +245,24 @@ def test_the_report_shows_its_figures_in_headless_chromium(browser, report):
     evaluation = figures_shown(browser, report, "3. Evaluation", "test")
     assert {"confusion.png", "pr_curve.png", "f1_curve.png"} <= evaluation
     assert "table.png" in figures_shown(browser, report, "4. Detections")
+
+
+def test_the_comparison_table_sorts_by_a_clicked_column_in_the_report(browser, report):
+    page = open_section(browser, report, "2. Comparison")
+    page.locator("tr", has_text="metrics (sortable)").locator("[iconname=eye]").click()
+    page.wait_for_selector("iframe")
+    table = next(frame for frame in page.frames if "filename=metrics.html" in frame.url)
+    headers = table.eval_on_selector_all("th", "cells => cells.map(c => c.textContent)")
+    column = headers.index("test_mAP50-95") + 1
+    read = f"tbody tr td:nth-child({column})"
+
+    table.locator("th", has_text="test_mAP50-95").click()
+    ascending = table.eval_on_selector_all(read, "cells => cells.map(c => parseFloat(c.dataset.value))")
+    table.locator("th", has_text="test_mAP50-95").click()
+    descending = table.eval_on_selector_all(read, "cells => cells.map(c => parseFloat(c.dataset.value))")
+    page.close()
+    assert len(ascending) == len(CONFIGS) and len(set(ascending)) > 1
+    assert ascending == sorted(ascending) and descending == sorted(ascending, reverse=True)
 
 
 PROVENANCE_FIELDS = {

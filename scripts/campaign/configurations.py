@@ -170,6 +170,20 @@ def _check_run(run: dict[str, Any], where: str) -> None:
         )
 
 
+def canonical_order(value: Any) -> Any:
+    """The same value with every mapping's keys sorted, at any depth.
+
+    Snakemake compares a rule's params with those of the last run by value,
+    and a dict's value includes its key order: without this, reordering keys
+    in config.yaml would look like new parameters and rerun the campaign.
+    """
+    if isinstance(value, dict):
+        return {key: canonical_order(value[key]) for key in sorted(value, key=str)}
+    if isinstance(value, list):
+        return [canonical_order(item) for item in value]
+    return value
+
+
 class Campaign(dict):
     """Configurations by name. An unknown name, a typo in a requested target, is a clear error."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import json
 import math
 from pathlib import Path
@@ -66,3 +67,55 @@ def markdown_table(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(fields) + " |", "|" + "---|" * len(fields)]
     lines += ["| " + " | ".join(_cell(row.get(f, "")) for f in fields) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+# Click a column header to sort by it (again to reverse). Numbers sort as
+# numbers: each cell carries its raw value in data-value.
+_SORT_SCRIPT = """
+document.querySelectorAll("th").forEach((header, column) => {
+  header.addEventListener("click", () => {
+    const body = header.closest("table").tBodies[0];
+    const ascending = header.dataset.order !== "ascending";
+    document.querySelectorAll("th").forEach((h) => delete h.dataset.order);
+    header.dataset.order = ascending ? "ascending" : "descending";
+    const key = (row) => row.cells[column].dataset.value;
+    const rows = [...body.rows].sort((a, b) => {
+      const x = key(a), y = key(b), nx = parseFloat(x), ny = parseFloat(y);
+      const order = !isNaN(nx) && !isNaN(ny) ? nx - ny : x.localeCompare(y);
+      return ascending ? order : -order;
+    });
+    body.append(...rows);
+  });
+});
+"""
+
+_STYLE = """
+body { font-family: sans-serif; font-size: 13px; margin: 0; }
+table { border-collapse: collapse; white-space: nowrap; }
+th, td { padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: right; }
+th { position: sticky; top: 0; background: #f1f5f9; cursor: pointer; user-select: none; }
+th[data-order="ascending"]::after { content: " \\25B2"; }
+th[data-order="descending"]::after { content: " \\25BC"; }
+td:first-child, th:first-child { text-align: left; }
+tr:hover td { background: #f8fafc; }
+"""
+
+
+def html_table(rows: list[dict], title: str) -> str:
+    """A self-contained HTML page of the rows, sortable by any column (no network needed)."""
+    fields = list(rows[0]) if rows else ["config"]
+    head = "".join(f"<th>{html.escape(f)}</th>" for f in fields)
+    body = "\n".join(
+        "<tr>"
+        + "".join(
+            f'<td data-value="{html.escape(str(row.get(f, "")))}">{html.escape(_cell(row.get(f, "")))}</td>'
+            for f in fields
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
+        f"<style>{_STYLE}</style>\n</head>\n<body>\n<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n"
+        f"</tbody>\n</table>\n<script>{_SORT_SCRIPT}</script>\n</body>\n</html>\n"
+    )

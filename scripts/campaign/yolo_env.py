@@ -28,8 +28,11 @@ def prepare_ultralytics(settings_dir: str | Path, tensorboard: bool = True) -> N
     import matplotlib
 
     dejavu = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    # Ultralytics keeps its settings and fonts in the "Ultralytics" sub-folder.
+    fonts = settings_dir / "Ultralytics"
+    fonts.mkdir(exist_ok=True)
     for name in ("Arial.ttf", "Arial.Unicode.ttf"):
-        target = settings_dir / name
+        target = fonts / name
         if not target.exists():
             shutil.copyfile(dejavu, target)
 
