@@ -198,7 +198,7 @@ def render(result: dict) -> str:
         f"ultralytics {facts['ultralytics']}; campaign: {result['campaign']}; "
         f"whole run {result['wall_seconds']} s",
         "",
-        "## GPU utilisation while training (NVML samples)",
+        "## Device utilisation while training (NVML on a GPU; CPU load in a CPU rehearsal)",
         "",
         "| configuration | samples | mean % | max % | max memory MB |",
         "| --- | --- | --- | --- | --- |",

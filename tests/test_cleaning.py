@@ -3,6 +3,7 @@
 import csv
 import hashlib
 import random
+import re
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import yaml
 from PIL import Image
 
 from campaign.cleaning import CleaningError, clean_upload, write_outputs
+from campaign.uploads import discover_upload
 
 TOLERANCE = 2e-3  # pixel coordinates written with 3 decimals, outputs with 6
 
@@ -238,3 +240,27 @@ def test_exif_rotation_is_applied_to_the_pixels_the_trainer_sees(tmp_path):
     assert (tmp_path / "out" / row["label"]).read_text() == "0 0.500000 0.250000 0.500000 0.250000\n"
     (image_row,) = [r for r in result.report if r["kind"] == "image"]
     assert image_row["action"] == "fixed" and "EXIF orientation" in image_row["detail"]
+
+
+def test_cleaning_reports_progress_and_inspects_in_a_process_pool(upload, tmp_path, monkeypatch, caplog):
+    import concurrent.futures
+
+    import campaign.cleaning
+
+    raw, _, names = upload
+    pools = []
+
+    class RecordingPool(concurrent.futures.ProcessPoolExecutor):
+        def __init__(self, workers):
+            pools.append(workers)
+            super().__init__(workers)
+
+    monkeypatch.setattr(campaign.cleaning, "ProcessPoolExecutor", RecordingPool)
+    with caplog.at_level("INFO"):
+        clean_upload(raw, tmp_path / "clean", names, {}, workers=2, progress_every=50)
+    assert pools == [2]
+    lines = [re.search(r"inspected and wrote (\d+)/(\d+)", record.getMessage()) for record in caplog.records]
+    done = [int(line.group(1)) for line in lines if line]
+    total = sum(len(group.images) for group in discover_upload(raw))
+    assert {int(line.group(2)) for line in lines if line} == {total}
+    assert done == sorted(done) and done[-1] == total and len(done) == -(-total // 50)

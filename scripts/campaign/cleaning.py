@@ -54,7 +54,7 @@ class InspectedImage:
     rotated: bool = False
     ahash: str = ""
     error: str = ""
-    output: str = ""  # output stem, decided once all images are inspected
+    output: str = ""  # output stem, from the uploaded path
     boxes: list[Box] = field(default_factory=list)
     fixes: list[str] = field(default_factory=list)
     rejections: list[str] = field(default_factory=list)
@@ -140,20 +140,24 @@ def inspect_image(job: tuple) -> InspectedImage:
     return result
 
 
-def _output_names(records: list[InspectedImage]) -> list[str]:
-    """Stable, collision-free names that keep the group visible: `group__path_to_file`."""
+def _output_names(uploads: list[tuple[UploadedImage, str]]) -> list[str]:
+    """Stable, collision-free names that keep the group visible: `group__path_to_file`.
+
+    They depend on the uploaded paths alone (not on what inspection finds), so
+    that each image can be written as soon as it is inspected.
+    """
     stems = []
-    for record in records:
-        parts = record.upload.relative.rsplit(".", 1)[0].split("/")
+    for upload, group in uploads:
+        parts = upload.relative.rsplit(".", 1)[0].split("/")
         kept = [part for part in parts[:-1] if part.lower() != "images"] + parts[-1:]
-        stems.append(f"{record.group}__{safe_stem('__'.join(kept))}")
+        stems.append(f"{group}__{safe_stem('__'.join(kept))}")
     counts: dict[str, int] = {}
     for stem in stems:
         counts[stem.lower()] = counts.get(stem.lower(), 0) + 1
     names = []
-    for record, stem in zip(records, stems):
+    for (upload, _), stem in zip(uploads, stems):
         if counts[stem.lower()] > 1:  # e.g. "a b.jpg" and "a_b.jpg"
-            stem += "_" + hashlib.sha256(record.upload.relative.encode()).hexdigest()[:8]
+            stem += "_" + hashlib.sha256(upload.relative.encode()).hexdigest()[:8]
         names.append(stem)
     return names
 
@@ -205,25 +209,26 @@ def clean_upload(
             result.report.append(_row(raw, orphan, group.name, "label", "rejected", "", "no image with this name"))
         jobs += [(image, group.name, mapping, names, min_box_px) for image in group.images]
 
+    names = _output_names([(job[0], job[1]) for job in jobs])
+    plan = _OutputPlan(raw, out, result)
+    # The workers inspect (CPU) while this process writes each image as soon
+    # as it and every image before it are inspected: one writer, because
+    # parallel writers into the same two folders contend for their locks.
     with ProcessPoolExecutor(workers) if workers > 1 else _Serial() as pool:
-        records: list[InspectedImage] = []
-        for index, record in enumerate(pool.map(inspect_image, jobs, chunksize=32), start=1):
-            records.append(record)
+        for index, (record, name) in enumerate(zip(pool.map(inspect_image, jobs, chunksize=32), names), start=1):
+            record.output = name
+            plan.add(record)
             if index % progress_every == 0 or index == len(jobs):
-                log.info("inspected %d/%d images", index, len(jobs))
-        writes = _plan_outputs(raw, out, records, result)
-        # Writing thousands of small files is as slow as inspecting them: in parallel too.
-        for row, written_sha in zip(result.manifest, pool.map(_write_pair, writes, chunksize=32)):
-            row["image_sha256"] = written_sha
-        log.info("wrote %d images and labels", len(writes))
+                log.info("inspected and wrote %d/%d images", index, len(jobs))
     result.manifest.sort(key=lambda row: row["image"])
     result.report.sort(key=lambda row: (row["source"], row["kind"]))
     return result
 
 
-def _write_pair(task: tuple) -> str:
+def _write_pair(
+    source: Path, rotated: bool, known_sha: str, image_target: Path, label_text: str, label_target: Path
+) -> str:
     """Write one cleaned image and its label; return the written image's sha256."""
-    source, rotated, known_sha, image_target, label_text, label_target = task
     if rotated:
         with Image.open(source) as image:
             upright = ImageOps.exif_transpose(image)
@@ -239,20 +244,24 @@ def _write_pair(task: tuple) -> str:
     return sha
 
 
-def _plan_outputs(raw: Path, out: Path, records: list[InspectedImage], result: CleaningResult) -> list[tuple]:
-    """Decide duplicates and names, fill the report and manifest; return the files to write."""
-    images_dir, labels_dir = out / "images", out / "labels"
-    for folder in (images_dir, labels_dir):
-        if folder.exists():
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True)
+class _OutputPlan:
+    """Decides, image by image in upload order, what is kept and writes it; fills the report and manifest.
 
-    first_by_sha: dict[str, InspectedImage] = {}
-    writes: list[tuple] = []
-    kept = [r for r in records if not r.error]
-    for record, stem in zip(kept, _output_names(kept)):
-        record.output = stem
-    for record in records:
+    Upload order makes the first of several identical images the one kept,
+    whatever the number of workers.
+    """
+
+    def __init__(self, raw: Path, out: Path, result: CleaningResult):
+        self.raw, self.result = raw, result
+        self.images_dir, self.labels_dir = out / "images", out / "labels"
+        for folder in (self.images_dir, self.labels_dir):
+            if folder.exists():
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+        self.first_by_sha: dict[str, InspectedImage] = {}
+
+    def add(self, record: InspectedImage) -> None:
+        raw, result = self.raw, self.result
         source = record.upload.path
         if record.error:
             result.report.append(_row(raw, source, record.group, "image", "rejected", "", record.error))
@@ -260,18 +269,17 @@ def _plan_outputs(raw: Path, out: Path, records: list[InspectedImage], result: C
                 result.report.append(
                     _row(raw, record.upload.label, record.group, "label", "rejected", "", "its image is unreadable")
                 )
-            continue
-        if record.sha256 in first_by_sha:
-            original = first_by_sha[record.sha256].upload.path.relative_to(raw).as_posix()
+            return
+        if record.sha256 in self.first_by_sha:
+            original = self.first_by_sha[record.sha256].upload.path.relative_to(raw).as_posix()
             result.report.append(_row(raw, source, record.group, "image", "rejected", "", f"duplicate of {original}"))
-            continue
-        first_by_sha[record.sha256] = record
+            return
+        self.first_by_sha[record.sha256] = record
         image_name = record.output + _output_suffix(record)
         label_name = record.output + ".txt"
         label_text = "".join(box.yolo_line() + "\n" for box in record.boxes)
-        writes.append(
-            (source, record.rotated, record.sha256, images_dir / image_name, label_text, labels_dir / label_name)
-        )
+        image_target, label_target = self.images_dir / image_name, self.labels_dir / label_name
+        written_sha = _write_pair(source, record.rotated, record.sha256, image_target, label_text, label_target)
         image_fixes = ["EXIF orientation applied to the pixels"] if record.rotated else []
         if _output_suffix(record) != record.upload.path.suffix:
             image_fixes.append("extension normalised")
@@ -308,12 +316,11 @@ def _plan_outputs(raw: Path, out: Path, records: list[InspectedImage], result: C
                 "height": record.height,
                 "boxes": len(record.boxes),
                 "classes": " ".join(str(c) for c in sorted({b.cls for b in record.boxes})),
-                "image_sha256": "",  # of the file written, filled in once it is
+                "image_sha256": written_sha,  # of the file written
                 "label_sha256": hashlib.sha256(label_text.encode()).hexdigest(),
                 "ahash": record.ahash,
             }
         )
-    return writes
 
 
 class _Serial:
