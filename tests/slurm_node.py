@@ -42,16 +42,18 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def _stand_in_gpu(path: Path) -> None:
+def _stand_in_gpu(path: Path) -> bool:
     """A character device like /dev/null, so that slurmd accepts it and sets CUDA_VISIBLE_DEVICES.
 
     Where device nodes cannot be made, a plain file: SLURM then still counts
-    the GPUs but exports no device indices.
+    the GPUs but exports no device indices. Returns whether a device was made.
     """
     try:
         os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        return True
     except OSError:
         path.touch()
+        return False
 
 
 @dataclass
@@ -59,12 +61,12 @@ class SlurmNode:
     root: Path
     name: str = field(default_factory=lambda: socket.gethostname().split(".")[0])
     pids: dict[str, int] = field(default_factory=dict)
+    device_files: bool = False  # whether SLURM gets device indices to export
 
     def start(self) -> SlurmNode:
         for folder in ("state", "spool", "gpus"):
             (self.root / folder).mkdir(parents=True, exist_ok=True)
-        for index in range(GPUS):
-            _stand_in_gpu(self.root / "gpus" / f"gpu{index}")
+        self.device_files = all([_stand_in_gpu(self.root / "gpus" / f"gpu{index}") for index in range(GPUS)])
         CONFIG_DIR.mkdir(parents=True, exist_ok=True)
         (CONFIG_DIR / "slurm.conf").write_text(self._slurm_conf())
         (CONFIG_DIR / "gres.conf").write_text(

@@ -171,10 +171,12 @@ def test_never_more_gpus_at_once_than_the_node_has(campaign_on_slurm):
     watcher = campaign_on_slurm["watcher"]
     # Three 2-GPU trainings ask for 6 GPUs at once: the node's 4 must have been the limit.
     assert watcher.max_gpus_in_use() == GPUS
-    assert watcher.shared_gpus() == []
+    assert watcher.shared_gpus() == []  # by device index, where SLURM knows them
 
 
 def test_the_lease_inside_a_job_uses_the_gpus_slurm_gave(campaign_on_slurm):
+    if not campaign_on_slurm["slurm"].device_files:
+        pytest.skip("this machine refused device nodes: the stand-in GPUs are plain files, SLURM exports no indices")
     for name in CONFIGS:
         log = (campaign_on_slurm["workdir"] / f"logs/train/{name}.log").read_text()
         assert re.search(r"inside SLURM job \d+: using its devices \[\d+, \d+\]", log), log[-2000:]

@@ -263,3 +263,90 @@ def test_the_comparison_table_sorts_by_a_clicked_column_in_the_report(browser, r
     descending = table.eval_on_selector_all(read, values)
     page.close()
     assert ascending == [0, 10] and descending == [10, 0]
+
+
+PROVENANCE_FIELDS = {
+    "config",
+    "args",
+    "args_hash",
+    "dataset_hash",
+    "weights_hash",
+    "software",
+    "git",
+    "device",
+    "device_names",
+    "started",
+    "finished",
+}
+
+
+def test_every_result_has_its_provenance(campaign):
+    paths = [campaign / f"results/train/{name}/provenance.json" for name in CONFIGS]
+    paths += [
+        campaign / f"results/eval/{name}/{split}/provenance.json" for name in CONFIGS for split in ("val", "test")
+    ]
+    paths += [campaign / f"results/speed/{name}.provenance.json" for name in CONFIGS]
+    records = [json.loads(path.read_text()) for path in paths]
+    for path, record in zip(paths, records):
+        assert PROVENANCE_FIELDS <= set(record), path
+        assert record["software"]["ultralytics"] and record["software"]["torch"], path
+        assert len(record["dataset_hash"]) == 16, path
+        assert set(record["git"]) == {"commit", "dirty"}, path
+    assert len({r["dataset_hash"] for r in records}) == 1
+    trained = {r["config"]: r for r in records[: len(CONFIGS)]}
+    assert trained[CONFIGS[0]]["args_hash"] != trained[CONFIGS[1]]["args_hash"]
+    assert trained[CONFIGS[1]]["weights_hash"], "the frozen configuration starts from pretrained weights"
+    summary = list(csv.DictReader(open(campaign / "results/summary/metrics.csv")))
+    assert [row["args_hash"] for row in summary] == [trained[name]["args_hash"] for name in CONFIGS]
+
+
+def comparable_metrics(workdir: Path) -> dict[str, object]:
+    """Everything a rerun must reproduce: data, splits, per-epoch metrics, evaluation."""
+    found: dict[str, object] = {}
+    for name in ("manifest.csv", "train.txt", "val.txt", "test.txt", "dataset.yaml"):
+        found[name] = (workdir / "results/dataset" / name).read_bytes()
+    for name in CONFIGS:
+        rows = list(csv.DictReader(open(workdir / f"results/train/{name}/results.csv")))
+        found[f"{name}/results.csv"] = [{k: v for k, v in row.items() if k.strip() != "time"} for row in rows]
+        for split in ("val", "test"):
+            metrics = json.loads((workdir / f"results/eval/{name}/{split}/metrics.json").read_text())
+            found[f"{name}/{split}"] = {k: metrics[k] for k in ("precision", "recall", "mAP50", "mAP50-95")}
+            found[f"{name}/{split}/per_class"] = (workdir / f"results/eval/{name}/{split}/per_class.csv").read_bytes()
+    return found
+
+
+def test_a_rerun_from_scratch_reproduces_data_and_metrics(campaign, tmp_path):
+    snakemake(tmp_path, "--cores", "2", "--until", "summary_table", config=TINY)
+    first, second = comparable_metrics(campaign), comparable_metrics(tmp_path)
+    assert first.keys() == second.keys()
+    for key in first:
+        assert first[key] == second[key], f"{key} differs between two runs on the same inputs"
+
+
+def test_metrics_equal_what_ultralytics_val_gives_on_the_same_weights(campaign):
+    """`yolo val` on the best weights and the test split reproduces the stored metrics."""
+    script = (
+        "import json, sys\n"
+        "from ultralytics import YOLO\n"
+        "metrics = YOLO(sys.argv[1]).val(data=sys.argv[2], split='test', batch=16, device='cpu', plots=False)\n"
+        "print(json.dumps({'mAP50': metrics.box.map50, 'mAP50-95': metrics.box.map}))\n"
+    )
+    env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(campaign / "yolo-val-settings")}
+    for name in CONFIGS:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                script,
+                str(campaign / f"results/train/{name}/best.pt"),
+                str(campaign / "results/dataset/dataset.yaml"),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        expected = json.loads(result.stdout.strip().splitlines()[-1])
+        stored = json.loads((campaign / f"results/eval/{name}/test/metrics.json").read_text())
+        assert abs(stored["mAP50"] - expected["mAP50"]) < 1e-9
+        assert abs(stored["mAP50-95"] - expected["mAP50-95"]) < 1e-9
