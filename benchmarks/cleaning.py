@@ -18,7 +18,6 @@ Prints a table and writes results/benchmarks/cleaning.csv.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import shutil
 import sys
@@ -26,7 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, report
+
 sys.path.insert(0, str(ROOT / "scripts"))
 
 
@@ -69,8 +69,9 @@ def time_cleaning(raw: Path, out: Path, names: list[str], workers: int) -> float
 
 
 def time_ultralytics(raw: Path, names: list[str], settings: Path) -> float:
-    os.environ["YOLO_OFFLINE"] = "1"
-    os.environ["YOLO_CONFIG_DIR"] = str(settings)
+    from campaign.yolo_env import prepare_ultralytics
+
+    prepare_ultralytics(settings, tensorboard=False)
     from ultralytics.data.dataset import YOLODataset
 
     # Ultralytics looks for labels under a sibling `labels` folder of `images`.
@@ -96,7 +97,6 @@ def main() -> None:
     parser.add_argument("--coco", type=Path, default=ROOT.parent / "shared" / "datasets" / "coco128")
     parser.add_argument("--copies", type=int, default=10)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks" / "cleaning.csv")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -106,28 +106,10 @@ def main() -> None:
         ultralytics = time_ultralytics(scratch / "raw", names, scratch / "settings")
 
     rows = [
-        {
-            "task": "clean_upload",
-            "images": images,
-            "seconds": round(cleaning, 2),
-            "images_per_s": round(images / cleaning),
-        },
-        {
-            "task": "ultralytics label cache scan",
-            "images": images,
-            "seconds": round(ultralytics, 2),
-            "images_per_s": round(images / ultralytics),
-        },
+        {"task": task, "images": images, "seconds": round(seconds, 2), "images_per_s": round(images / seconds)}
+        for task, seconds in (("clean_upload", cleaning), ("ultralytics label cache scan", ultralytics))
     ]
-    print(f"{'task':<30} {'images':>7} {'seconds':>8} {'images/s':>9}")
-    for row in rows:
-        print(f"{row['task']:<30} {row['images']:>7} {row['seconds']:>8} {row['images_per_s']:>9}")
-    print(f"ratio cleaning / ultralytics: {cleaning / ultralytics:.2f}x (goal: at most 3x)")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    report("cleaning", rows, [f"ratio cleaning / ultralytics: {cleaning / ultralytics:.2f}x (goal: at most 3x)"])
 
 
 if __name__ == "__main__":

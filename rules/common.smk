@@ -36,7 +36,9 @@ for index, name in enumerate(config["detect"]["configs"]):
     try:
         CONFIGS[name]
     except ConfigError as error:
-        raise WorkflowError(f"Invalid configuration: detect.configs[{index}]: {error}") from None
+        raise WorkflowError(
+            f"Invalid configuration: detect.configs[{index}]: {error}"
+        ) from None
 # Detection sources by their name (the file or folder name without extension).
 DETECT_SOURCES = {Path(source).stem: source for source in config["detect"]["sources"]}
 for index, source in enumerate(config["detect"]["sources"]):
@@ -110,6 +112,11 @@ def all_cores():
 def training_priority(name):
     """0..100, by expected training cost relative to the costliest configuration."""
     return round(100 * CONFIGS[name].expected_cost() / CONFIGS.costliest)
+
+
+def evaluation_gpus(wildcards):
+    """Evaluating and timing a configuration takes one GPU, or none if it trained on the CPU."""
+    return min(CONFIGS[wildcards.cfg].gpus, 1)
 
 
 def config_labels(name):

@@ -34,14 +34,13 @@ rule evaluate:
     conda:
         "../envs/train.yaml"
     resources:
-        gpu=lambda wc: min(CONFIGS[wc.cfg].gpus, 1),
+        gpu=evaluation_gpus,
     params:
         args=lambda wc: {
             "imgsz": CONFIGS[wc.cfg].imgsz,
             "batch": config["evaluation"]["batch"],
             "split": wc.split,
         },
-        gpus=lambda wc: min(CONFIGS[wc.cfg].gpus, 1),
     script:
         "../scripts/evaluate.py"
 
@@ -62,10 +61,9 @@ rule speed:
     # A timing needs the machine to itself: taking every core keeps other jobs off it.
     threads: all_cores()
     resources:
-        gpu=lambda wc: min(CONFIGS[wc.cfg].gpus, 1),
+        gpu=evaluation_gpus,
     params:
         args=lambda wc: {"imgsz": CONFIGS[wc.cfg].imgsz, **config["speed"]},
-        gpus=lambda wc: min(CONFIGS[wc.cfg].gpus, 1),
     script:
         "../scripts/speed.py"
 
@@ -84,10 +82,9 @@ rule imgsz_study:
     conda:
         "../envs/train.yaml"
     resources:
-        gpu=lambda wc: min(CONFIGS[wc.cfg].gpus, 1),
+        gpu=evaluation_gpus,
     params:
         args=lambda wc: {**config["study"], "batch": config["evaluation"]["batch"]},
-        gpus=lambda wc: min(CONFIGS[wc.cfg].gpus, 1),
     script:
         "../scripts/imgsz_study.py"
 
@@ -111,11 +108,10 @@ rule detect:
     conda:
         "../envs/train.yaml"
     resources:
-        gpu=lambda wc: min(CONFIGS[wc.cfg].gpus, 1),
+        gpu=evaluation_gpus,
     params:
         source=lambda wc: DETECT_SOURCES[wc.source],
         imgsz=lambda wc: CONFIGS[wc.cfg].imgsz,
         conf=config["detect"]["conf"],
-        gpus=lambda wc: min(CONFIGS[wc.cfg].gpus, 1),
     script:
         "../scripts/detect.py"

@@ -38,6 +38,5 @@ rule pretrain:
         run_dir=lambda wc: f"results/pretrain/{wc.model}_run",
         args=pretrain_args(),
         args_hash=stable_hash(pretrain_args()),
-        gpus=1,
     script:
         "../scripts/pretrain.py"

@@ -24,7 +24,6 @@ rule train:
         model=lambda wc: CONFIGS[wc.cfg].model,
         args=lambda wc: CONFIGS[wc.cfg].train_args(),
         args_hash=lambda wc: CONFIGS[wc.cfg].args_hash(),
-        gpus=lambda wc: CONFIGS[wc.cfg].gpus,
         run_dir=lambda wc: f"results/train/{wc.cfg}/run",
     script:
         "../scripts/train.py"

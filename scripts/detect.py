@@ -13,7 +13,7 @@ out = Path(snakemake.output.video)
 prepare_ultralytics(out.parent / f".ultralytics_{snakemake.wildcards.source}", tensorboard=False)
 # Written beside the target and renamed at the end, so a broken job leaves no playable half video.
 partial = out.with_name(f".{out.name}.partial.mp4")
-with leased_device(snakemake, snakemake.params.gpus, log) as lease:
+with leased_device(snakemake, log) as lease:
     frames = annotate_video(
         Path(snakemake.input.weights),
         Path(snakemake.params.source),

@@ -17,7 +17,7 @@ args = snakemake.params.args
 out_dir = Path(snakemake.output.metrics).parent
 prepare_ultralytics(out_dir / ".ultralytics", tensorboard=False)
 names = list(yaml.safe_load(Path(snakemake.input.dataset).read_text())["names"].values())
-with leased_device(snakemake, snakemake.params.gpus, log) as lease:
+with leased_device(snakemake, log) as lease:
     device = lease.ultralytics_device()
     metrics = evaluate(
         Path(snakemake.input.weights),

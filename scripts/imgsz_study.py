@@ -13,7 +13,7 @@ started = now()
 args = snakemake.params.args
 out_dir = Path(snakemake.output.study).with_suffix("")
 prepare_ultralytics(out_dir / ".ultralytics", tensorboard=False)
-with leased_device(snakemake, snakemake.params.gpus, log) as lease:
+with leased_device(snakemake, log) as lease:
     device = lease.ultralytics_device()
     rows = image_size_study(
         Path(snakemake.input.weights),

@@ -19,7 +19,7 @@ prepare_ultralytics(Path(snakemake.output.speed).parent / f".ultralytics_{snakem
 test_list = Path(snakemake.input.test)
 images = [str(test_list.parent / line.strip()) for line in test_list.read_text().splitlines() if line.strip()]
 images = images[: options["images"]]
-with leased_device(snakemake, snakemake.params.gpus, log) as lease:
+with leased_device(snakemake, log) as lease:
     device = lease.ultralytics_device()
     on_gpu = device != "cpu"
     rows = time_model(

@@ -84,14 +84,13 @@ def snakemake_command(workdir: Path, *args: str) -> list[str]:
 
 def planned_jobs(workdir: Path) -> dict[str, str]:
     """{SLURM job comment (rule and wildcards): rule} of every job a dry-run plans."""
-    dry = subprocess.run(snakemake_command(workdir, "-n", TARGET), capture_output=True, text=True, check=True)
+    from campaign.plan import dry_run_jobs
+
     comments = {}
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", dry.stdout + dry.stderr):
-        match = re.match(r"(?:local)?rule (\w+):", block)
-        if match:
-            wildcards = re.search(r"wildcards: (.*)", block)
-            values = [part.split("=", 1)[1] for part in wildcards.group(1).split(", ")] if wildcards else []
-            comments["_".join([f"rule_{match.group(1)}", *(["wildcards", *values] if values else [])])] = match.group(1)
+    options = ["-d", str(workdir), "--configfile", str(workdir / "config.yaml")]
+    for job in dry_run_jobs([*options, "--workflow-profile", str(ROOT / "profiles" / "slurm"), TARGET]):
+        values = [part.split("=", 1)[1] for part in job["wildcards"].split(", ")] if job["wildcards"] else []
+        comments["_".join([f"rule_{job['rule']}", *(["wildcards", *values] if values else [])])] = job["rule"]
     return comments
 
 

@@ -62,15 +62,11 @@ def snakemake(workdir: Path, *args: str, config: dict | None = None, check: bool
 
 def planned_jobs(workdir: Path, config: dict) -> list[tuple[str, str]]:
     """(rule, wildcards) of every job a dry-run would run."""
-    output = snakemake(workdir, "-n", config=config)
-    text = output.stdout + output.stderr
-    jobs = []
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", text):
-        match = re.match(r"(?:local)?rule (\w+):", block)
-        if match:
-            wildcards = re.search(r"wildcards: (.*)", block)
-            jobs.append((match.group(1), wildcards.group(1) if wildcards else ""))
-    return jobs
+    from campaign.plan import dry_run_jobs
+
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    jobs = dry_run_jobs(["-d", str(workdir), "--configfile", str(workdir / "config.yaml")])
+    return [(job["rule"], job["wildcards"]) for job in jobs]
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,10 @@ from .monitor import Monitor
 
 @contextmanager
 def leased_device(
-    job, count: int, log: logging.Logger, monitor_csv: Path | None = None, tensorboard_dir: Path | None = None
+    job, log: logging.Logger, monitor_csv: Path | None = None, tensorboard_dir: Path | None = None
 ) -> Iterator[Lease]:
-    """Lease `count` GPUs for a rule job (`job` is the snakemake object) and monitor them."""
+    """Lease the GPUs a rule job declared (its `gpu` resource) and monitor them (`job` is the snakemake object)."""
+    count = int(job.resources.get("gpu", 0))
     gpu = job.config.get("gpu", {})
     name = f"{job.rule} {' '.join(f'{k}={v}' for k, v in job.wildcards.items())}".strip()
     with ExitStack() as stack:

@@ -213,7 +213,6 @@ def lease_devices(
         pass
     last_message = 0.0
     while True:
-        devices_now = candidates()
         usable = [
             d for d in devices_now if d.free_mb >= options.min_free_mb and d.utilization <= options.max_utilization
         ]
@@ -240,6 +239,7 @@ def lease_devices(
             )
             last_message = time.monotonic()
         time.sleep(options.poll_seconds)
+        devices_now = candidates()
 
     devices = [device for device, _ in held]
     for device, descriptor in held:

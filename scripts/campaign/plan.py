@@ -101,15 +101,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(to_train)} trainings to do; no finished training to calibrate the estimate on yet.")
         return 0
     print(f"Estimated training time (calibrated on finished trainings: {rate:.3g} s per unit of cost):")
-    durations = []
+    durations, gpu_seconds = [], 0.0
     for name in to_train:
         run = configs[name]
-        seconds = rate * run.expected_cost() * max(run.gpus, 1)
-        durations.append(seconds / max(run.gpus, 1))
-        print(f"  {name:<44} {seconds / 3600:7.2f} GPU-h on {max(run.gpus, 1)} GPU(s)")
-    print(
-        f"Total: {sum(rate * configs[n].expected_cost() * max(configs[n].gpus, 1) for n in to_train) / 3600:.2f} GPU-h"
-    )
+        gpus = max(run.gpus, 1)
+        durations.append(rate * run.expected_cost())
+        gpu_seconds += durations[-1] * gpus
+        print(f"  {name:<44} {durations[-1] * gpus / 3600:7.2f} GPU-h on {gpus} GPU(s)")
+    print(f"Total: {gpu_seconds / 3600:.2f} GPU-h")
     print(f"Makespan on {args.gpus} GPU(s), longest first: {makespan(durations, args.gpus) / 3600:.2f} h")
     return 0
 

@@ -184,7 +184,7 @@ def run_training_job(job) -> None:
     prepare_ultralytics(run_dir.parent / f".ultralytics_{run_dir.name}")
     weights = job.input.get("weights")
     with leased_device(
-        job, job.params.gpus, log, monitor_csv=run_dir.parent / "monitor.csv", tensorboard_dir=run_dir / "monitor"
+        job, log, monitor_csv=run_dir.parent / "monitor.csv", tensorboard_dir=run_dir / "monitor"
     ) as lease:
         device = lease.ultralytics_device()
         if job.rule == "train":
