@@ -8,6 +8,7 @@ import platform
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,19 @@ def machine() -> str:
     except OSError:
         pass
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def scratch_folder(parent: Path | None = None) -> tempfile.TemporaryDirectory:
+    """A temporary folder beside the workflow's own results, removed afterwards.
+
+    Not the system's temporary folder: it may sit on another file system
+    (tmpfs, or a busy disk; on the benchmark machine, creating small files
+    under /tmp cost ten times what it costs in the project's folder), and the
+    workflow writes its results in the project.
+    """
+    parent = parent or RESULTS
+    parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(dir=parent, prefix="scratch-")
 
 
 def run_timed(command: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> tuple[float, str]:

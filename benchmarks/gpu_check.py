@@ -27,12 +27,11 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import yaml
-from common import ROOT, SNAKEMAKE, run_timed
+from common import ROOT, SNAKEMAKE, run_timed, scratch_folder
 
 sys.path.insert(0, str(ROOT / "scripts"))
 
@@ -141,7 +140,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     config = campaign_config(args.quick, args.allow_cpu)
-    with tempfile.TemporaryDirectory() as scratch:
+    with scratch_folder() as scratch:
         workdir = Path(scratch)
         (workdir / "config.yaml").write_text(yaml.safe_dump(config))
         command = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", str(args.cores)]

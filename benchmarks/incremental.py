@@ -23,11 +23,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import yaml
-from common import ROOT, SNAKEMAKE, report, run_timed, snakemake_jobs
+from common import ROOT, SNAKEMAKE, report, run_timed, scratch_folder, snakemake_jobs
 
 CHANGED = {"match": {"model": "yolov8n", "freeze": 10}, "set": {"epochs": 10}}
 
@@ -45,7 +44,7 @@ def main() -> None:
         seconds, output = run_timed([*base, "-d", str(args.demo)], cwd=args.demo)
         rows.append(step("bring the demo run up to date first", seconds, output, "-"))
 
-    with tempfile.TemporaryDirectory() as scratch:
+    with scratch_folder() as scratch:
         workdir = Path(scratch) / "demo"
         for part in ("results", "logs", ".snakemake"):
             shutil.copytree(args.demo / part, workdir / part, symlinks=True, ignore=ignore_locks)

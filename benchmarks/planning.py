@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import yaml
-from common import ROOT, SNAKEMAKE, median, report, run_timed, snakemake_jobs
+from common import ROOT, SNAKEMAKE, median, report, run_timed, scratch_folder, snakemake_jobs
 
 sys.path.insert(0, str(ROOT / "scripts"))
 
@@ -77,7 +76,7 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = []
-    with tempfile.TemporaryDirectory() as scratch:
+    with scratch_folder() as scratch:
         for size in args.sizes:
             config = campaign_config(size)
             workflow, jobs = plan(ROOT / "Snakefile", config, Path(scratch) / f"campaign{size}", args.repeats)

@@ -21,11 +21,10 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import yaml
-from common import ROOT, SNAKEMAKE, median, report, run_timed
+from common import ROOT, SNAKEMAKE, median, report, run_timed, scratch_folder
 
 sys.path.insert(0, str(ROOT / "scripts"))
 
@@ -70,7 +69,7 @@ def main() -> None:
 
     config = single_configuration(args.epochs)
     (name, run), *_ = expand_campaign(config["campaign"]).items()
-    with tempfile.TemporaryDirectory() as scratch:
+    with scratch_folder() as scratch:
         workdir = Path(scratch) / "campaign"
         workdir.mkdir()
         (workdir / "config.yaml").write_text(yaml.safe_dump(config))

@@ -32,6 +32,10 @@ rule clean_dataset:
         "../scripts/clean_dataset.py"
 
 
+# The split lock (config splits.lock) is read and updated here but is neither
+# input nor output: it records past decisions and lives beside the config.
+# Declared, each update would make the next run redo the split, and Snakemake
+# would delete it before every split, losing the very record it keeps.
 rule split_dataset:
     input:
         manifest="results/dataset/manifest.csv",

@@ -1,21 +1,45 @@
-"""Rule split_dataset: manifest -> train/val/test lists, dataset yaml, leakage check."""
+"""Rule split_dataset: manifest (+ split lock) -> train/val/test lists, dataset yaml, leakage check."""
 
 import csv
+from pathlib import Path
 
-from campaign.io import atomic_write_csv, atomic_write_text, job_logger
-from campaign.splitting import assign_splits, dataset_yaml, split_lists
+from campaign.io import atomic_write_csv, atomic_write_text, csv_text, job_logger
+from campaign.splitting import LOCK_FIELDS, assign_splits, dataset_yaml, lock_rows, read_lock, split_lists
 
 log = job_logger(snakemake.log[0])
 with open(snakemake.input.manifest, newline="") as stream:
     manifest = list(csv.DictReader(stream))
 options = snakemake.params.splits
-splits, leaks = assign_splits(manifest, options["seed"], options["val"], options["test"])
-for name, text in split_lists(splits).items():
+lock = Path(options["lock"]) if options["lock"] else None
+locked = read_lock(lock) if lock else {}
+assignment = assign_splits(manifest, options["seed"], options["val"], options["test"], locked)
+for name, text in split_lists(assignment.splits).items():
     atomic_write_text(snakemake.output[name], text)
     log.info("%s: %d images", name, text.count("\n"))
+log.info(
+    "placed by the group's own split: %d, by the split lock: %d, beside a near-duplicate: %d, stratified: %d",
+    *(assignment.count(reason) for reason in ("group", "lock", "near-duplicate", "stratified")),
+)
 atomic_write_text(snakemake.output.dataset, dataset_yaml(list(snakemake.params.classes)))
-atomic_write_csv(snakemake.output.leakage, leaks, ["image_a", "split_a", "image_b", "split_b", "hash_distance"])
-if leaks:
-    log.warning("%d near-duplicate pairs cross splits (see %s)", len(leaks), snakemake.output.leakage)
+atomic_write_csv(
+    snakemake.output.leakage, assignment.leaks, ["image_a", "split_a", "image_b", "split_b", "hash_distance"]
+)
+if assignment.leaks:
+    log.warning("%d near-duplicate pairs cross splits (see %s)", len(assignment.leaks), snakemake.output.leakage)
 else:
     log.info("no near-duplicate pair crosses splits")
+
+if lock is None:
+    log.info("no split lock (splits.lock is null): adding images may move existing ones to another split")
+else:
+    for row in manifest:
+        was = locked.get(row["image_sha256"])
+        if was and was != assignment.splits[row["image"]]:
+            log.warning("%s moves from %s to %s, as its group's split list says", row["image"], was, row["group_split"])
+    # Written after the outputs, and only when it changes (no churn under version control).
+    text = csv_text(lock_rows(locked, manifest, assignment.splits), LOCK_FIELDS)
+    if not lock.is_file() or lock.read_text(encoding="utf-8") != text:
+        atomic_write_text(lock, text)
+        log.info("split lock %s updated: %d images (commit it beside the config)", lock, text.count("\n") - 1)
+    else:
+        log.info("split lock %s unchanged", lock)

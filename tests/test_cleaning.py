@@ -206,7 +206,7 @@ def test_dataset_hash_changes_when_one_label_changes(tmp_path):
 
     def hash_of(out: Path) -> str:
         result = clean(raw, out, ["glasses", "lentils", "ring"], workers=1)
-        splits, _ = assign_splits(result.manifest, 0, 0.2, 0.2)
+        splits = assign_splits(result.manifest, 0, 0.2, 0.2).splits
         lists = []
         for name, text in split_lists(splits).items():
             (out / f"{name}.txt").write_text(text)

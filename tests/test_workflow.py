@@ -311,6 +311,41 @@ def comparable_metrics(workdir: Path) -> dict[str, object]:
     return found
 
 
+def splits_listed(workdir: Path) -> dict[str, str]:
+    """Image -> split, from the split lists the workflow wrote."""
+    return {
+        line: name
+        for name in ("train", "val", "test")
+        for line in (workdir / "results" / "dataset" / f"{name}.txt").read_text().splitlines()
+    }
+
+
+def test_the_split_lock_keeps_every_image_in_its_split_as_uploads_grow(tmp_path):
+    raw = tmp_path / "raw"
+    for group in ("alpha", "charlie"):
+        shutil.copytree(ROOT / "demo" / "raw" / group, raw / group)
+    config = {**TINY, "dataset": {**TINY["dataset"], "raw": str(raw)}}
+    snakemake(tmp_path, "--cores", "2", "--until", "split_dataset", config=config)
+    first = splits_listed(tmp_path)
+    by_group = int(re.search(r"group's own split: (\d+)", (tmp_path / "logs" / "split_dataset.log").read_text())[1])
+    assert by_group < len(first)  # charlie gave no split of its own
+    lock = tmp_path / "splits.lock.csv"
+    assert sorted(row["split"] for row in csv.DictReader(lock.open())) == sorted(first.values())
+
+    for group in ("bravo", "delta"):  # the groups that upload late
+        shutil.copytree(ROOT / "demo" / "raw" / group, raw / group)
+    snakemake(tmp_path, "--cores", "2", "--until", "split_dataset", config=config)
+    grown = splits_listed(tmp_path)
+    assert len(grown) > len(first)
+    assert {image: grown[image] for image in first} == first
+    log = (tmp_path / "logs" / "split_dataset.log").read_text()
+    assert f"by the split lock: {len(first) - by_group}," in log
+
+    shutil.rmtree(tmp_path / "results")  # results are derived; the lock is what decides
+    snakemake(tmp_path, "--cores", "2", "--until", "split_dataset", config=config)
+    assert splits_listed(tmp_path) == grown
+
+
 def test_a_rerun_from_scratch_reproduces_data_and_metrics(campaign, tmp_path):
     snakemake(tmp_path, "--cores", "2", "--until", "summary_table", config=TINY)
     first, second = comparable_metrics(campaign), comparable_metrics(tmp_path)

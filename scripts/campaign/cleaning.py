@@ -67,9 +67,9 @@ def average_hash(image: Image.Image, size: int = 16) -> str:
     saving at JPEG quality 40 flips at most 7 bits, while distinct photos
     differ by 21 or more), not cropping or edits.
     """
-    thumbnail = np.asarray(image.convert("L").resize((size, size), Image.Resampling.BOX), dtype=np.float32)
-    bits = (thumbnail > thumbnail.mean()).flatten()
-    return f"{int(''.join('1' if b else '0' for b in bits), 2):0{size * size // 4}x}"
+    grey = image if image.mode == "L" else image.convert("L")
+    thumbnail = np.asarray(grey.resize((size, size), Image.Resampling.BOX), dtype=np.float32)
+    return np.packbits(thumbnail > thumbnail.mean()).tobytes().hex()
 
 
 def class_mapping(

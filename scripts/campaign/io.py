@@ -7,8 +7,8 @@ import io
 import json
 import logging
 import os
+import secrets
 import sys
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write a file so that readers see either the old or the complete new content."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # Not tempfile.mkstemp: its files are private (0600), and results on a
+    # shared server must keep the permissions the user's umask gives.
+    temporary = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
@@ -36,12 +39,16 @@ def atomic_write_json(path: str | Path, value: Any) -> None:
     atomic_write_text(path, json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def atomic_write_csv(path: str | Path, rows: Iterable[dict[str, Any]], fields: list[str]) -> None:
+def csv_text(rows: Iterable[dict[str, Any]], fields: list[str]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def atomic_write_csv(path: str | Path, rows: Iterable[dict[str, Any]], fields: list[str]) -> None:
+    atomic_write_text(path, csv_text(rows, fields))
 
 
 def job_logger(log_path: str | Path | None, name: str = "campaign") -> logging.Logger:
