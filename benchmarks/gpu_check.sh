@@ -1,7 +1,7 @@
 #!/bin/sh
 # The GPU check (benchmarks/gpu_check.py) on a machine with an NVIDIA GPU,
 # PyTorch and no internet. Packages it lacks come from a wheelhouse made
-# elsewhere by benchmarks/gpu_wheels.sh; those it has are left as they are.
+# elsewhere by benchmarks/gpu_wheels.py; those it has are left as they are.
 #   sh benchmarks/gpu_check.sh [WHEELHOUSE] [gpu_check.py options]   (default: .whl)
 set -eu
 cd "$(dirname "$0")/.."
