@@ -4,7 +4,15 @@ import csv
 from pathlib import Path
 
 from campaign.io import atomic_write_csv, atomic_write_text, csv_text, job_logger
-from campaign.splitting import LOCK_FIELDS, assign_splits, dataset_yaml, lock_rows, read_lock, split_lists
+from campaign.splitting import (
+    LOCK_FIELDS,
+    assign_splits,
+    dataset_yaml,
+    lock_rows,
+    read_lock,
+    split_fractions,
+    split_lists,
+)
 
 log = job_logger(snakemake.log[0])
 with open(snakemake.input.manifest, newline="") as stream:
@@ -13,9 +21,13 @@ options = snakemake.params.splits
 lock = Path(options["lock"]) if options["lock"] else None
 locked = read_lock(lock) if lock else {}
 assignment = assign_splits(manifest, options["seed"], options["val"], options["test"], locked)
+targets = split_fractions(options["val"], options["test"])
 for name, text in split_lists(assignment.splits).items():
     atomic_write_text(snakemake.output[name], text)
-    log.info("%s: %d images", name, text.count("\n"))
+    count = text.count("\n")
+    log.info(
+        "%s: %d images, %.1f%% (target %.1f%%)", name, count, 100 * count / max(1, len(manifest)), 100 * targets[name]
+    )
 log.info(
     "placed by the group's own split: %d, by the split lock: %d, beside a near-duplicate: %d, stratified: %d",
     *(assignment.count(reason) for reason in ("group", "lock", "near-duplicate", "stratified")),
@@ -29,6 +41,13 @@ if assignment.leaks:
 else:
     log.info("no near-duplicate pair crosses splits")
 
+if assignment.count("lock"):
+    log.info(
+        "%d images keep the split recorded in %s: changed fractions or seed apply to new images only "
+        "(delete the lock to split everything afresh)",
+        assignment.count("lock"),
+        lock,
+    )
 if lock is None:
     log.info("no split lock (splits.lock is null): adding images may move existing ones to another split")
 else:
