@@ -1,8 +1,10 @@
 """Turn a raw class upload into one clean YOLO dataset, saying what was done.
 
-Three passes: inspect every image and its labels (in parallel, the slow part),
-decide duplicates and output names (serial, cheap), write the outputs. The raw
-upload is only ever read.
+Output names come from the uploaded paths alone, so each worker can verify
+an image, parse its labels and write the cleaned pair at once, in parallel.
+The main process then takes the results in upload order: it keeps the first
+of several identical images (removing the later copies the workers wrote)
+and fills the report and manifest. The raw upload is only ever read.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from .io import atomic_write_bytes, atomic_write_csv, atomic_write_text
+from .io import atomic_write_csv, atomic_write_text
 from .labels import Box, parse_labels
 from .uploads import CLASS_FILES, GroupUpload, UploadedImage, discover_upload, safe_stem
 
@@ -54,10 +56,13 @@ class InspectedImage:
     rotated: bool = False
     ahash: str = ""
     error: str = ""
-    output: str = ""  # output stem, from the uploaded path
     boxes: list[Box] = field(default_factory=list)
     fixes: list[str] = field(default_factory=list)
     rejections: list[str] = field(default_factory=list)
+    image_name: str = ""  # written as images/<image_name> and labels/<label_name>
+    label_name: str = ""
+    written_sha256: str = ""  # of the image file written (differs from sha256 once rotated)
+    label_sha256: str = ""
 
 
 def average_hash(image: Image.Image, size: int = 16) -> str:
@@ -109,9 +114,23 @@ def class_mapping(
     return {local: lookup.get(name.strip().lower()) for local, name in local_names.items()}, local_names
 
 
-def inspect_image(job: tuple) -> InspectedImage:
+def clean_image(job: tuple) -> InspectedImage:
+    """Verify one image fully, parse its labels against its real size, and write the cleaned pair."""
+    upload, group, mapping, local_names, min_box_px, out, stem = job
+    result = inspect_image(upload, group, mapping, local_names, min_box_px)
+    if result.error:
+        return result
+    result.image_name = stem + _output_suffix(upload.path)
+    result.label_name = stem + ".txt"
+    label_text = "".join(box.yolo_line() + "\n" for box in result.boxes)
+    result.label_sha256 = hashlib.sha256(label_text.encode()).hexdigest()
+    result.written_sha256 = _write_image(upload.path, result.rotated, result.sha256, out / "images" / result.image_name)
+    (out / "labels" / result.label_name).write_text(label_text)
+    return result
+
+
+def inspect_image(upload: UploadedImage, group: str, mapping, local_names, min_box_px: float) -> InspectedImage:
     """Verify one image fully and parse its labels against its real size."""
-    upload, group, mapping, local_names, min_box_px = job
     result = InspectedImage(upload=upload, group=group)
     data = upload.path.read_bytes()
     result.sha256 = hashlib.sha256(data).hexdigest()
@@ -162,9 +181,23 @@ def _output_names(uploads: list[tuple[UploadedImage, str]]) -> list[str]:
     return names
 
 
-def _output_suffix(record: InspectedImage) -> str:
-    suffix = record.upload.path.suffix.lower()
+def _output_suffix(source: Path) -> str:
+    suffix = source.suffix.lower()
     return ".jpg" if suffix == ".jpeg" else suffix
+
+
+def _write_image(source: Path, rotated: bool, source_sha256: str, target: Path) -> str:
+    """Write one cleaned image, upright; return the sha256 of the file written."""
+    if not rotated:
+        shutil.copyfile(source, target)
+        return source_sha256
+    with Image.open(source) as image:
+        upright = ImageOps.exif_transpose(image)
+        buffer = io.BytesIO()
+        upright.save(buffer, format=image.format, quality=95)
+    data = buffer.getvalue()
+    target.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass
@@ -207,16 +240,13 @@ def clean_upload(
             result.report.append(_row(raw, path, group.name, "split-list", action, "", detail))
         for orphan in group.orphan_labels:
             result.report.append(_row(raw, orphan, group.name, "label", "rejected", "", "no image with this name"))
-        jobs += [(image, group.name, mapping, names, min_box_px) for image in group.images]
+        jobs += [(image, group.name, mapping, names) for image in group.images]
 
-    names = _output_names([(job[0], job[1]) for job in jobs])
+    stems = _output_names([(job[0], job[1]) for job in jobs])
     plan = _OutputPlan(raw, out, result)
-    # The workers inspect (CPU) while this process writes each image as soon
-    # as it and every image before it are inspected: one writer, because
-    # parallel writers into the same two folders contend for their locks.
+    jobs = [(*job, min_box_px, out, stem) for job, stem in zip(jobs, stems)]
     with ProcessPoolExecutor(workers) if workers > 1 else _Serial() as pool:
-        for index, (record, name) in enumerate(zip(pool.map(inspect_image, jobs, chunksize=32), names), start=1):
-            record.output = name
+        for index, record in enumerate(pool.map(clean_image, jobs, chunksize=32), start=1):
             plan.add(record)
             if index % progress_every == 0 or index == len(jobs):
                 log.info("inspected and wrote %d/%d images", index, len(jobs))
@@ -225,27 +255,8 @@ def clean_upload(
     return result
 
 
-def _write_pair(
-    source: Path, rotated: bool, known_sha: str, image_target: Path, label_text: str, label_target: Path
-) -> str:
-    """Write one cleaned image and its label; return the written image's sha256."""
-    if rotated:
-        with Image.open(source) as image:
-            upright = ImageOps.exif_transpose(image)
-            buffer = io.BytesIO()
-            upright.save(buffer, format=image.format, quality=95)
-        data = buffer.getvalue()
-        atomic_write_bytes(image_target, data)
-        sha = hashlib.sha256(data).hexdigest()
-    else:
-        shutil.copyfile(source, image_target)
-        sha = known_sha
-    Path(label_target).write_text(label_text)
-    return sha
-
-
 class _OutputPlan:
-    """Decides, image by image in upload order, what is kept and writes it; fills the report and manifest.
+    """Takes the cleaned images in upload order: keeps the first of identical ones; fills the report and manifest.
 
     Upload order makes the first of several identical images the one kept,
     whatever the number of workers.
@@ -270,18 +281,16 @@ class _OutputPlan:
                     _row(raw, record.upload.label, record.group, "label", "rejected", "", "its image is unreadable")
                 )
             return
+        image_name, label_name = record.image_name, record.label_name
         if record.sha256 in self.first_by_sha:
+            (self.images_dir / image_name).unlink()
+            (self.labels_dir / label_name).unlink()
             original = self.first_by_sha[record.sha256].upload.path.relative_to(raw).as_posix()
             result.report.append(_row(raw, source, record.group, "image", "rejected", "", f"duplicate of {original}"))
             return
         self.first_by_sha[record.sha256] = record
-        image_name = record.output + _output_suffix(record)
-        label_name = record.output + ".txt"
-        label_text = "".join(box.yolo_line() + "\n" for box in record.boxes)
-        image_target, label_target = self.images_dir / image_name, self.labels_dir / label_name
-        written_sha = _write_pair(source, record.rotated, record.sha256, image_target, label_text, label_target)
         image_fixes = ["EXIF orientation applied to the pixels"] if record.rotated else []
-        if _output_suffix(record) != record.upload.path.suffix:
+        if _output_suffix(source) != source.suffix:
             image_fixes.append("extension normalised")
         result.report.append(
             _row(
@@ -316,8 +325,8 @@ class _OutputPlan:
                 "height": record.height,
                 "boxes": len(record.boxes),
                 "classes": " ".join(str(c) for c in sorted({b.cls for b in record.boxes})),
-                "image_sha256": written_sha,  # of the file written
-                "label_sha256": hashlib.sha256(label_text.encode()).hexdigest(),
+                "image_sha256": record.written_sha256,
+                "label_sha256": record.label_sha256,
                 "ahash": record.ahash,
             }
         )
