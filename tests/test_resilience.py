@@ -101,9 +101,20 @@ def test_running_out_of_memory_is_retried_with_a_smaller_batch(tmp_path):
     summary = json.loads((tmp_path / target).read_text())
     assert summary["batch_used"] < 64
     first, *retries = summary["attempts"]
-    assert first["batch"] == 64 and "can't allocate memory" in first["error"]
+    assert first["batch"] == 64 and first["out_of_memory"], first["error"]
     assert retries and retries[-1]["error"] is None
     # The batch the model was trained with; a later attempt may only collect a finished run.
     assert summary["batch_used"] in {attempt["batch"] for attempt in retries}
     log = (tmp_path / f"logs/train/{name}.log").read_text()
     assert f"retry: batch reduced from 64 to {retries[-1]['batch']}" in log
+
+
+def test_memory_failures_are_told_apart_from_other_errors():
+    import torch
+
+    from campaign.training import is_out_of_memory
+
+    assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 bytes"))
+    assert is_out_of_memory(RuntimeError("could not create a primitive"))
+    assert not is_out_of_memory(RuntimeError("Dataset 'dataset.yaml' error: images not found"))

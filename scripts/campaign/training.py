@@ -156,6 +156,26 @@ def export_outputs(run_dir: Path, best: Path, results_csv: Path | None, summary_
     atomic_write_json(summary_json, summary)
 
 
+# How running out of memory reads when it is not a MemoryError or torch's
+# OutOfMemoryError: the CPU allocator under a memory limit, and oneDNN, whose
+# failed scratch allocations surface only as a failed primitive.
+OUT_OF_MEMORY_MESSAGES = (
+    "out of memory",
+    "can't allocate memory",
+    "cannot allocate memory",
+    "could not create a primitive",
+)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    import torch
+
+    if isinstance(error, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    text = str(error).lower()
+    return any(message in text for message in OUT_OF_MEMORY_MESSAGES)
+
+
 def record_attempt(run_dir: Path, attempt: dict[str, Any]) -> list[dict[str, Any]]:
     """Append an attempt to the run's history (kept across Snakemake's retries).
 
@@ -220,9 +240,10 @@ def run_training_job(job) -> None:
                 log=log,
             )
         except BaseException as error:
-            record_attempt(run_dir, {**attempt, "error": f"{type(error).__name__}: {error}"[:1000]})
+            failure = {"error": f"{type(error).__name__}: {error}"[:1000], "out_of_memory": is_out_of_memory(error)}
+            record_attempt(run_dir, {**attempt, **failure})
             raise
-        summary["attempts"] = record_attempt(run_dir, {**attempt, "error": None})
+        summary["attempts"] = record_attempt(run_dir, {**attempt, "error": None, "out_of_memory": False})
     results_csv = job.output.get("results")
     export_outputs(
         run_dir,
