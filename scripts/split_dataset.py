@@ -3,15 +3,15 @@
 import csv
 from pathlib import Path
 
-from campaign.io import atomic_write_csv, atomic_write_text, csv_text, job_logger
+from campaign.io import atomic_write_csv, atomic_write_text, job_logger
 from campaign.splitting import (
-    LOCK_FIELDS,
     assign_splits,
     dataset_yaml,
-    lock_rows,
+    moved_by_groups,
     read_lock,
     split_fractions,
     split_lists,
+    update_lock,
 )
 
 log = job_logger(snakemake.log[0])
@@ -51,14 +51,16 @@ if assignment.count("lock"):
 if lock is None:
     log.info("no split lock (splits.lock is null): adding images may move existing ones to another split")
 else:
-    for row in manifest:
-        was = locked.get(row["image_sha256"])
-        if was and was != assignment.splits[row["image"]]:
-            log.warning("%s moves from %s to %s, as its group's split list says", row["image"], was, row["group_split"])
-    # Written after the outputs, and only when it changes (no churn under version control).
-    text = csv_text(lock_rows(locked, manifest, assignment.splits), LOCK_FIELDS)
-    if not lock.is_file() or lock.read_text(encoding="utf-8") != text:
-        atomic_write_text(lock, text)
-        log.info("split lock %s updated: %d images (commit it beside the config)", lock, text.count("\n") - 1)
-    else:
+    for row in moved_by_groups(locked, manifest, assignment.splits):
+        log.warning(
+            "%s moves from %s to %s, as its group's split list says",
+            row["image"],
+            locked[row["image_sha256"]],
+            row["group_split"],
+        )
+    # Written after the outputs: the lock records splits that were completed.
+    held = update_lock(lock, locked, manifest, assignment.splits)
+    if held is None:
         log.info("split lock %s unchanged", lock)
+    else:
+        log.info("split lock %s updated: %d images (commit it beside the config)", lock, held)

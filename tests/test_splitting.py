@@ -7,10 +7,12 @@ from campaign.splitting import (
     SplitLockError,
     assign_splits,
     lock_rows,
+    moved_by_groups,
     near_duplicate_clusters,
     read_lock,
     split_fractions,
     split_lists,
+    update_lock,
 )
 
 
@@ -172,3 +174,16 @@ def test_a_damaged_lock_is_named_with_its_line(tmp_path, body, message):
 def test_split_lists_are_sorted_and_relative():
     lists = split_lists({"images/b.jpg": "train", "images/a.jpg": "train", "images/c.jpg": "val"})
     assert lists == {"train": "./images/a.jpg\n./images/b.jpg\n", "val": "./images/c.jpg\n", "test": ""}
+
+
+def test_the_lock_is_rewritten_only_when_it_changes_and_group_moves_are_found(tmp_path):
+    rows = [row(f"img{i}") for i in range(3)]
+    splits = {r["image"]: "train" for r in rows}
+    lock = tmp_path / "splits.lock.csv"
+    assert update_lock(lock, {}, rows, splits) == 3
+    written = lock.stat().st_mtime_ns
+    assert update_lock(lock, read_lock(lock), rows, splits) is None
+    assert lock.stat().st_mtime_ns == written
+    regrouped = [dict(rows[0], group_split="test")] + rows[1:]
+    assignment = assign_splits(regrouped, seed=0, val=0.2, test=0.2, locked=read_lock(lock))
+    assert [r["image"] for r in moved_by_groups(read_lock(lock), regrouped, assignment.splits)] == [rows[0]["image"]]

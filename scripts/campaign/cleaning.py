@@ -227,7 +227,7 @@ def clean_upload(
     log = log or logging.getLogger(__name__)
     groups = discover_upload(raw)
     result = CleaningResult()
-    jobs = []
+    uploads = []
     for group in groups:
         mapping, names = class_mapping(group, classes, class_maps.get(group.name))
         log.info(
@@ -240,11 +240,11 @@ def clean_upload(
             result.report.append(_row(raw, path, group.name, "split-list", action, "", detail))
         for orphan in group.orphan_labels:
             result.report.append(_row(raw, orphan, group.name, "label", "rejected", "", "no image with this name"))
-        jobs += [(image, group.name, mapping, names) for image in group.images]
+        uploads += [(image, group.name, mapping, names) for image in group.images]
 
-    stems = _output_names([(job[0], job[1]) for job in jobs])
+    stems = _output_names([(image, group) for image, group, _, _ in uploads])
     plan = _OutputPlan(raw, out, result)
-    jobs = [(*job, min_box_px, out, stem) for job, stem in zip(jobs, stems)]
+    jobs = [(*upload, min_box_px, out, stem) for upload, stem in zip(uploads, stems)]
     with ProcessPoolExecutor(workers) if workers > 1 else _Serial() as pool:
         for index, record in enumerate(pool.map(clean_image, jobs, chunksize=32), start=1):
             plan.add(record)

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .io import atomic_write_text, csv_text
+
 SPLIT_NAMES = ("train", "val", "test")
 LOCK_FIELDS = ["image_sha256", "split", "image"]
 BACKGROUND = "background"  # the stratum of images without boxes
@@ -244,6 +246,25 @@ def lock_rows(previous: Mapping[str, str], manifest: list[dict], splits: Mapping
             "image": row["image"],
         }
     return [rows[digest] for digest in sorted(rows)]
+
+
+def moved_by_groups(locked: Mapping[str, str], manifest: list[dict], splits: Mapping[str, str]) -> list[dict]:
+    """Manifest rows whose group's own split now differs from the split the lock recorded."""
+    return [
+        row for row in manifest if row["image_sha256"] in locked and locked[row["image_sha256"]] != splits[row["image"]]
+    ]
+
+
+def update_lock(path: Path, locked: Mapping[str, str], manifest: list[dict], splits: Mapping[str, str]) -> int | None:
+    """Rewrite the lock with this split; the number of images it holds, or None when it did not change.
+
+    Unchanged, it is left alone: no churn under version control.
+    """
+    text = csv_text(lock_rows(locked, manifest, splits), LOCK_FIELDS)
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return None
+    atomic_write_text(path, text)
+    return text.count("\n") - 1
 
 
 def dataset_yaml(classes: list[str]) -> str:
