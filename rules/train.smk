@@ -12,14 +12,14 @@ rule train:
         "logs/train/{cfg}.benchmark.tsv"
     # Longest trainings first, so that the last ones to finish are short.
     priority: lambda wc: training_priority(wc.cfg)
+    # A retry resumes from the last epoch; only after running out of memory
+    # with a smaller batch (see batch_after_memory_failures).
     retries: 2
     conda:
         "../envs/train.yaml"
     threads: 1
     resources:
         gpu=lambda wc: CONFIGS[wc.cfg].gpus,
-        # Halved on each retry: a job that ran out of memory resumes with a smaller batch.
-        train_batch=lambda wc, attempt: max(1, CONFIGS[wc.cfg].batch >> (attempt - 1)),
     params:
         model=lambda wc: CONFIGS[wc.cfg].model,
         args=lambda wc: CONFIGS[wc.cfg].train_args(),

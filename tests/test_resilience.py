@@ -106,7 +106,10 @@ def test_running_out_of_memory_is_retried_with_a_smaller_batch(tmp_path):
     # The batch the model was trained with; a later attempt may only collect a finished run.
     assert summary["batch_used"] in {attempt["batch"] for attempt in retries}
     log = (tmp_path / f"logs/train/{name}.log").read_text()
-    assert f"retry: batch reduced from 64 to {retries[-1]['batch']}" in log
+    assert f"batch reduced from 64 to {retries[-1]['batch']}: an earlier attempt ran out of memory" in log
+    # Each smaller batch follows a memory failure: half the smallest batch that failed.
+    for earlier, later in zip(summary["attempts"], retries):
+        assert later["batch"] == (earlier["batch"] // 2 if earlier["out_of_memory"] else earlier["batch"])
 
 
 def test_memory_failures_are_told_apart_from_other_errors():
@@ -118,3 +121,20 @@ def test_memory_failures_are_told_apart_from_other_errors():
     assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 bytes"))
     assert is_out_of_memory(RuntimeError("could not create a primitive"))
     assert not is_out_of_memory(RuntimeError("Dataset 'dataset.yaml' error: images not found"))
+
+
+def test_only_running_out_of_memory_makes_the_batch_smaller():
+    from campaign.training import batch_after_memory_failures
+
+    def attempt(batch, out_of_memory):
+        return {"batch": batch, "out_of_memory": out_of_memory, "error": "..."}
+
+    assert batch_after_memory_failures(64, []) == 64
+    # A node failure, a preemption or a bug: resumed with the same batch.
+    assert batch_after_memory_failures(64, [attempt(64, False), attempt(64, False)]) == 64
+    assert batch_after_memory_failures(64, [attempt(64, True)]) == 32
+    assert batch_after_memory_failures(64, [attempt(64, True), attempt(32, False)]) == 32
+    assert batch_after_memory_failures(64, [attempt(64, True), attempt(32, True)]) == 16
+    # Never below one image per GPU, never above the configured batch.
+    assert batch_after_memory_failures(4, [attempt(2, True)], smallest=2) == 2
+    assert batch_after_memory_failures(16, [attempt(64, True)]) == 16

@@ -191,3 +191,5 @@ def test_a_training_killed_by_slurm_is_retried_and_resumes(campaign_on_slurm):
     summary = json.loads((workdir / f"results/train/{KILLED}/train.json").read_text())
     assert summary["start"] == "resume"
     assert summary["epochs_run"] == 4
+    # Cancelled is not out of memory: the retry resumed with the batch it had.
+    assert summary["batch_used"] == CAMPAIGN["campaign"]["defaults"]["batch"]

@@ -93,6 +93,56 @@ def test_an_earlier_attempt_is_reused_only_with_the_same_key(tmp_path):
     assert _run_state(run, "key")[0] == "finished"
 
 
+def _checkpoint(path, epoch, cut=False):
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save({"epoch": epoch, "weights": torch.zeros(1000)}, buffer)
+    data = buffer.getvalue()
+    path.write_bytes(data[: len(data) // 2] if cut else data)  # cut: as a job killed mid-write leaves it
+
+
+def test_a_run_killed_while_saving_resumes_from_best_pt(tmp_path):
+    import json
+    import logging
+
+    from campaign.training import _read_checkpoint, _recover_damaged_run, _run_state
+
+    run = tmp_path / "run"
+    (run / "weights").mkdir(parents=True)
+    (tmp_path / "run.args.json").write_text(json.dumps({"args_hash": "key"}))
+    _checkpoint(run / "weights" / "last.pt", 6, cut=True)
+    _checkpoint(run / "weights" / "best.pt", 4)
+    assert _run_state(run, "key") == ("damaged", 0)
+    assert _recover_damaged_run(run, logging.getLogger("test")) == ("resume", 5)
+    assert _read_checkpoint(run / "weights" / "last.pt")["epoch"] == 4
+    assert _run_state(run, "key") == ("resume", 5)
+
+    # Killed while the finished run's last.pt was stripped: best.pt holds the result.
+    _checkpoint(run / "weights" / "last.pt", -1, cut=True)
+    _checkpoint(run / "weights" / "best.pt", -1)
+    assert _recover_damaged_run(run, logging.getLogger("test")) == ("finished", 0)
+
+
+def test_a_run_with_no_whole_checkpoint_is_set_aside_and_started_afresh(tmp_path):
+    import json
+    import logging
+
+    from campaign.training import _recover_damaged_run, _run_state
+
+    run = tmp_path / "run"
+    (run / "weights").mkdir(parents=True)
+    (tmp_path / "run.args.json").write_text(json.dumps({"args_hash": "key"}))
+    _checkpoint(run / "weights" / "last.pt", 3, cut=True)
+    assert _run_state(run, "key") == ("damaged", 0)
+    assert _recover_damaged_run(run, logging.getLogger("test")) == ("fresh", 0)
+    assert not run.exists()
+    (aside,) = tmp_path.glob("run.damaged-*")
+    assert (aside / "weights" / "last.pt").is_file()  # kept for a person to look at
+
+
 def test_html_table_escapes_cells_and_keeps_raw_values_for_sorting():
     page = html_table([{"config": "<b>a</b>", "mAP50": 0.123456}, {"config": "b", "mAP50": 0.5}], "t")
     assert "&lt;b&gt;a&lt;/b&gt;" in page and "<b>a</b>" not in page

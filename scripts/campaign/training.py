@@ -29,20 +29,59 @@ def _args_file(run_dir: Path) -> Path:
 
 
 def _run_state(run_dir: Path, args_hash: str) -> tuple[str, int]:
-    """('fresh' | 'stale' | 'resume' | 'finished', last completed epoch) of an earlier attempt."""
+    """('fresh' | 'stale' | 'damaged' | 'resume' | 'finished', last epoch done) of an earlier attempt.
+
+    Epochs count from 1, as in results.csv (checkpoints count from 0).
+    """
     last = run_dir / "weights" / "last.pt"
     stored = _args_file(run_dir)
     if not last.is_file() or not stored.is_file():
         return "fresh", 0
     if json.loads(stored.read_text()).get("args_hash") != args_hash:
         return "stale", 0
+    checkpoint = _read_checkpoint(last)
+    if checkpoint is None:
+        return "damaged", 0
+    return _checkpoint_state(checkpoint)
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any] | None:
+    """A checkpoint's contents; None where it is missing or cut short."""
     from ultralytics.utils.patches import torch_load
 
-    checkpoint = torch_load(last, map_location="cpu")
+    if not path.is_file():
+        return None
+    try:
+        return torch_load(path, map_location="cpu")
+    except Exception:  # a truncated file fails in the zip reader or the unpickler
+        return None
+
+
+def _checkpoint_state(checkpoint: dict[str, Any]) -> tuple[str, int]:
     # Ultralytics marks a finished run by stripping the optimizer and setting epoch -1.
     if checkpoint.get("epoch", -1) == -1:
         return "finished", 0
     return "resume", checkpoint["epoch"] + 1
+
+
+def _recover_damaged_run(run_dir: Path, log: logging.Logger) -> tuple[str, int]:
+    """Resume from best.pt where last.pt was cut short; start afresh where both were.
+
+    Ultralytics writes last.pt in place, so a job killed during that write
+    (a dropped SSH session, a node failure) leaves it incomplete, and every
+    later attempt would fail on it. best.pt is written after last.pt, from
+    the same epoch or an earlier one, so one of the two is whole.
+    """
+    weights = run_dir / "weights"
+    checkpoint = _read_checkpoint(weights / "best.pt")
+    if checkpoint is None:
+        _set_aside(run_dir, "damaged", "last.pt and best.pt are both incomplete", log)
+        return "fresh", 0
+    state, epoch = _checkpoint_state(checkpoint)
+    log.info("last.pt is incomplete (killed while it was written): continuing from best.pt (%s)", state)
+    if state == "resume":
+        atomic_write_bytes(weights / "last.pt", (weights / "best.pt").read_bytes())
+    return state, epoch
 
 
 def _drop_epochs_after(results_csv: Path, last_epoch: int, log: logging.Logger) -> None:
@@ -61,11 +100,12 @@ def _drop_epochs_after(results_csv: Path, last_epoch: int, log: logging.Logger) 
         atomic_write_bytes(results_csv, "".join(kept).encode())
 
 
-def _set_aside(run_dir: Path, log: logging.Logger) -> None:
+def _set_aside(run_dir: Path, label: str, reason: str, log: logging.Logger) -> None:
+    """Keep an earlier attempt that cannot be resumed as run.<label>-<time>, for a person to look at."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    target = run_dir.with_name(f"{run_dir.name}.stale-{stamp}")
+    target = run_dir.with_name(f"{run_dir.name}.{label}-{stamp}")
     run_dir.rename(target)
-    log.info("arguments changed since the interrupted attempt: kept it aside as %s", target)
+    log.info("%s: kept the interrupted attempt aside as %s and starting afresh", reason, target)
 
 
 def train_model(
@@ -84,8 +124,10 @@ def train_model(
     run_dir = run_dir.resolve()
     state, last_epoch = _run_state(run_dir, args_hash)
     if state == "stale":
-        _set_aside(run_dir, log)
+        _set_aside(run_dir, "stale", "arguments, data or weights changed since the interrupted attempt", log)
         state = "fresh"
+    elif state == "damaged":
+        state, last_epoch = _recover_damaged_run(run_dir, log)
     started = time.time()
     if state == "resume":
         log.info("resuming the interrupted run in %s after epoch %d", run_dir, last_epoch)
@@ -176,17 +218,39 @@ def is_out_of_memory(error: BaseException) -> bool:
     return any(message in text for message in OUT_OF_MEMORY_MESSAGES)
 
 
-def record_attempt(run_dir: Path, attempt: dict[str, Any]) -> list[dict[str, Any]]:
-    """Append an attempt to the run's history (kept across Snakemake's retries).
+def _attempts_file(run_dir: Path) -> Path:
+    """The run's attempt history, kept beside it across Snakemake's retries and reruns."""
+    return run_dir.with_name(f"{run_dir.name}.attempts.jsonl")
 
-    Returns the attempts made with the same arguments, oldest first, for the
-    training summary: a job that ran out of memory shows it there.
-    """
-    history = run_dir.with_name(f"{run_dir.name}.attempts.jsonl")
-    with open(history, "a") as stream:
-        stream.write(json.dumps(attempt, sort_keys=True) + "\n")
+
+def earlier_attempts(run_dir: Path, args_hash: str) -> list[dict[str, Any]]:
+    """The attempts made with the same arguments, data and weights, oldest first."""
+    history = _attempts_file(run_dir)
+    if not history.is_file():
+        return []
     attempts = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
-    return [a for a in attempts if a["args_hash"] == attempt["args_hash"]]
+    return [a for a in attempts if a["args_hash"] == args_hash]
+
+
+def record_attempt(run_dir: Path, attempt: dict[str, Any]) -> list[dict[str, Any]]:
+    """Append an attempt to the run's history; return its attempts, for the training summary."""
+    with open(_attempts_file(run_dir), "a") as stream:
+        stream.write(json.dumps(attempt, sort_keys=True) + "\n")
+    return earlier_attempts(run_dir, attempt["args_hash"])
+
+
+def batch_after_memory_failures(configured: int, attempts: list[dict[str, Any]], smallest: int = 1) -> int:
+    """The batch to train with: half the smallest batch that ran out of memory, else the configured one.
+
+    Only running out of memory makes it smaller. An attempt lost to anything
+    else (a node failure, a preemption, a kill, a bug) is resumed with the
+    batch it had: a smaller batch would change the training for nothing.
+    `smallest` is one image per GPU.
+    """
+    failed = [attempt["batch"] for attempt in attempts if attempt.get("out_of_memory")]
+    if not failed:
+        return configured
+    return max(smallest, min(configured, min(failed) // 2))
 
 
 def run_training_job(job) -> None:
@@ -210,12 +274,6 @@ def run_training_job(job) -> None:
         if job.rule == "train":
             write_job_record(run_dir.parent, device)
         train_args = dict(job.params.args)
-        # The train rule halves its batch on each retry (after running out of memory).
-        batch = job.resources.get("train_batch", train_args["batch"])
-        if batch != train_args["batch"]:
-            log.info("retry: batch reduced from %s to %s", train_args["batch"], batch)
-        train_args["batch"] = batch
-        log.info("training %s on %s with %s", job.params.model, device, train_args)
         # What an earlier attempt must share to be resumed or reused: the
         # arguments, the data and the starting weights.
         args_hash = stable_hash(
@@ -227,6 +285,18 @@ def run_training_job(job) -> None:
                 "weights": file_hash(Path(weights)) if weights else None,
             }
         )
+        batch = batch_after_memory_failures(
+            train_args["batch"], earlier_attempts(run_dir, args_hash), smallest=job.resources.get("gpu", 1) or 1
+        )
+        if batch != train_args["batch"]:
+            log.info(
+                "batch reduced from %s to %s: an earlier attempt ran out of memory (%s)",
+                train_args["batch"],
+                batch,
+                _attempts_file(run_dir),
+            )
+        train_args["batch"] = batch
+        log.info("training %s on %s with %s", job.params.model, device, train_args)
         attempt = {"args_hash": args_hash, "batch": batch, "device": device, "started": started}
         try:
             summary = train_model(
