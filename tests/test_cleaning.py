@@ -264,3 +264,25 @@ def test_cleaning_reports_progress_and_inspects_in_a_process_pool(upload, tmp_pa
     total = sum(len(group.images) for group in discover_upload(raw))
     assert {int(line.group(2)) for line in lines if line} == {total}
     assert done == sorted(done) and done[-1] == total and len(done) == -(-total // 50)
+
+
+def test_upload_files_are_listed_in_path_order_without_entering_linked_folders(tmp_path):
+    from campaign.uploads import _files_under
+
+    root = tmp_path / "group"
+    for name in ["a/b.jpg", "a-c.jpg", "A.jpg", "a/images/x y.jpg", "é/ß.txt", "z/deep/er/f.jpg"]:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"x")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "outside.jpg").write_bytes(b"x")
+    (root / "linked-folder").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (root / "linked-file.jpg").symlink_to(root / "A.jpg")
+    (root / "broken.jpg").symlink_to(root / "missing.jpg")
+
+    listed = _files_under(root)
+    # What pathlib's own walk gives: path order ("a/b" before "a-c"), files
+    # behind links, no broken link, nothing inside a linked folder.
+    assert listed == sorted(path for path in root.rglob("*") if path.is_file())
+    assert listed.index(root / "a" / "b.jpg") < listed.index(root / "a-c.jpg")
+    assert root / "linked-file.jpg" in listed
+    assert not any("outside" in path.name or path.name == "broken.jpg" for path in listed)

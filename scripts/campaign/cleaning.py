@@ -115,24 +115,35 @@ def class_mapping(
 
 
 def clean_image(job: tuple) -> InspectedImage:
-    """Verify one image fully, parse its labels against its real size, and write the cleaned pair."""
+    """Verify one image fully, parse its labels against its real size, and write the cleaned pair.
+
+    The upload is read once: the same bytes are hashed, decoded and, unless
+    the pixels must be turned upright, written out as they are.
+    """
     upload, group, mapping, local_names, min_box_px, out, stem = job
-    result = inspect_image(upload, group, mapping, local_names, min_box_px)
+    data = upload.path.read_bytes()
+    result = inspect_image(upload, data, group, mapping, local_names, min_box_px)
     if result.error:
         return result
     result.image_name = stem + _output_suffix(upload.path)
     result.label_name = stem + ".txt"
-    label_text = "".join(box.yolo_line() + "\n" for box in result.boxes)
-    result.label_sha256 = hashlib.sha256(label_text.encode()).hexdigest()
-    result.written_sha256 = _write_image(upload.path, result.rotated, result.sha256, out / "images" / result.image_name)
-    (out / "labels" / result.label_name).write_text(label_text)
+    label_text = "".join(box.yolo_line() + "\n" for box in result.boxes).encode()
+    result.label_sha256 = hashlib.sha256(label_text).hexdigest()
+    if result.rotated:
+        data = _upright(data)
+        result.written_sha256 = hashlib.sha256(data).hexdigest()
+    else:
+        result.written_sha256 = result.sha256
+    (out / "images" / result.image_name).write_bytes(data)
+    (out / "labels" / result.label_name).write_bytes(label_text)
     return result
 
 
-def inspect_image(upload: UploadedImage, group: str, mapping, local_names, min_box_px: float) -> InspectedImage:
-    """Verify one image fully and parse its labels against its real size."""
+def inspect_image(
+    upload: UploadedImage, data: bytes, group: str, mapping, local_names, min_box_px: float
+) -> InspectedImage:
+    """Verify one image (its bytes as uploaded) fully and parse its labels against its real size."""
     result = InspectedImage(upload=upload, group=group)
-    data = upload.path.read_bytes()
     result.sha256 = hashlib.sha256(data).hexdigest()
     try:
         with Image.open(io.BytesIO(data)) as image:
@@ -186,18 +197,13 @@ def _output_suffix(source: Path) -> str:
     return ".jpg" if suffix == ".jpeg" else suffix
 
 
-def _write_image(source: Path, rotated: bool, source_sha256: str, target: Path) -> str:
-    """Write one cleaned image, upright; return the sha256 of the file written."""
-    if not rotated:
-        shutil.copyfile(source, target)
-        return source_sha256
-    with Image.open(source) as image:
+def _upright(data: bytes) -> bytes:
+    """The image re-encoded in its own format with its EXIF orientation applied to the pixels."""
+    with Image.open(io.BytesIO(data)) as image:
         upright = ImageOps.exif_transpose(image)
         buffer = io.BytesIO()
         upright.save(buffer, format=image.format, quality=95)
-    data = buffer.getvalue()
-    target.write_bytes(data)
-    return hashlib.sha256(data).hexdigest()
+    return buffer.getvalue()
 
 
 @dataclass

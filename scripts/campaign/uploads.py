@@ -11,6 +11,7 @@ Nothing has to be declared: the layout is read off the files.
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -90,17 +91,37 @@ def _split_from_folders(relative: PurePosixPath) -> str | None:
     return None
 
 
+def _files_under(root: Path) -> list[Path]:
+    """Every file below root, in path order; links to files count, linked folders are not entered.
+
+    One directory scan per folder (its entries know their type), where a
+    stat per file would make discovery the slowest serial step of the cleaning.
+    """
+    found: list[str] = []
+    folders = [str(root)]
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(entry.path)
+                elif entry.is_file():
+                    found.append(entry.path)
+    # Ordered as paths are (part by part), not as strings: "a/b" before "a-c".
+    return [Path(path) for path in sorted(found, key=lambda path: path.split(os.sep))]
+
+
 def discover_group(root: Path) -> GroupUpload:
     group = GroupUpload(name=root.name, root=root)
-    files = sorted(p for p in root.rglob("*") if p.is_file())
+    files = _files_under(root)
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     label_of = {image: _label_for(image) for image in images}
     claimed = set(label_of.values())
     present = set(files)
 
+    class_files = [p for p in files if p.name in CLASS_FILES]
     for candidate in CLASS_FILES:
         # The shallowest one wins: a group's own class list, not a stray copy in a sub-folder.
-        matches = sorted((p for p in files if p.name == candidate), key=lambda p: (len(p.parts), str(p)))
+        matches = sorted((p for p in class_files if p.name == candidate), key=lambda p: (len(p.parts), str(p)))
         if matches:
             group.class_names = _read_class_names(matches[0])
             group.class_source = str(matches[0].relative_to(root))
