@@ -12,8 +12,8 @@ rule train:
         "logs/train/{cfg}.benchmark.tsv"
     # Longest trainings first, so that the last ones to finish are short.
     priority: lambda wc: training_priority(wc.cfg)
-    # A retry resumes from the last epoch; only after running out of memory
-    # with a smaller batch (see batch_after_memory_failures).
+    # A retry resumes from the last epoch, with a smaller batch only after
+    # running out of memory (batch_after_memory_failures in training.py).
     retries: 2
     conda:
         "../envs/train.yaml"

@@ -286,3 +286,77 @@ def test_upload_files_are_listed_in_path_order_without_entering_linked_folders(t
     assert listed.index(root / "a" / "b.jpg") < listed.index(root / "a-c.jpg")
     assert root / "linked-file.jpg" in listed
     assert not any("outside" in path.name or path.name == "broken.jpg" for path in listed)
+
+
+def _jpeg(seed: int, size=(64, 48)) -> bytes:
+    import io
+
+    import numpy as np
+
+    pixels = np.random.default_rng(seed).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def test_images_that_training_would_reject_or_rewrite_are_dealt_with_while_cleaning(tmp_path):
+    import io
+
+    from ultralytics.data.utils import check_image
+
+    group = tmp_path / "raw" / "odd"
+    group.mkdir(parents=True)
+    (group / "classes.txt").write_text("thing\n")
+    video = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4  # what a motion photo carries after its JPEG
+    photo = _jpeg(1)
+    (group / "motion.jpg").write_bytes(photo + video)
+    (group / "still.jpg").write_bytes(photo)  # the same photo, uploaded without its video
+    # An APP1 segment holding a thumbnail's own end marker must not be taken for the image's end.
+    thumbnail = b"Exif\x00\x00" + _jpeg(2, (16, 12))
+    segment = b"\xff\xe1" + (len(thumbnail) + 2).to_bytes(2, "big") + thumbnail
+    with_thumbnail = _jpeg(3)
+    (group / "thumbnail.jpg").write_bytes(with_thumbnail[:2] + segment + with_thumbnail[2:] + video)
+    gif = io.BytesIO()
+    Image.new("RGB", (32, 32)).save(gif, "GIF")
+    (group / "animation.jpg").write_bytes(gif.getvalue())
+    Image.new("RGB", (8, 8)).save(group / "tiny.png")
+    for name in ("motion", "still", "thumbnail", "animation", "tiny"):
+        (group / f"{name}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+
+    out = tmp_path / "clean"
+    clean(tmp_path / "raw", out, ["thing"])
+    report = {(row["source"], row["kind"]): row for row in csv.DictReader(open(out / "report.csv"))}
+    motion = report[("odd/motion.jpg", "image")]
+    assert motion["action"] == "fixed" and f"{len(video)} bytes after the JPEG's end removed" in motion["detail"]
+    assert (out / "images" / motion["output"]).read_bytes() == photo
+    assert report[("odd/still.jpg", "image")]["detail"] == "duplicate of odd/motion.jpg"
+    thumb = report[("odd/thumbnail.jpg", "image")]
+    assert (out / "images" / thumb["output"]).read_bytes() == with_thumbnail[:2] + segment + with_thumbnail[2:]
+    assert "GIF data" in report[("odd/animation.jpg", "image")]["detail"]
+    assert "8x8 pixels" in report[("odd/tiny.png", "image")]["detail"]
+    assert {row["action"] for key, row in report.items() if key[0].startswith(("odd/animation", "odd/tiny"))} == {
+        "rejected"
+    }
+    # Ultralytics' scan now has nothing to repair (it would rewrite the dataset's files) or drop.
+    images = sorted((out / "images").iterdir())
+    assert len(images) == 2
+    assert [check_image(str(image))[0] for image in images] == ["", ""]
+    # ... as it would have had with the upload as it was (on a copy: the check rewrites the file).
+    untrimmed = tmp_path / "untrimmed.jpg"
+    shutil.copyfile(group / "motion.jpg", untrimmed)
+    assert "corrupt JPEG restored" in check_image(str(untrimmed))[0]
+
+
+def test_a_jpeg_ends_where_its_end_marker_is_whatever_follows():
+    import io
+
+    from campaign.cleaning import jpeg_end
+
+    image = Image.frombytes("L", (96, 64), bytes(range(256)) * 24)
+    for options in ({}, {"progressive": True}, {"restart_marker_blocks": 1}):
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", **options)
+        data = buffer.getvalue()
+        assert jpeg_end(data) == len(data), options
+        assert jpeg_end(data + b"\xff\xd9 trailing" + b"\xff\xd9") == len(data), options
+        assert jpeg_end(data[: len(data) // 2]) is None, options

@@ -40,6 +40,10 @@ MANIFEST_FIELDS = [
     "ahash",
 ]
 EXIF_ORIENTATION = 0x0112
+# What Ultralytics' own scan (ultralytics.data.utils.check_image) accepts:
+# anything else would be dropped as corrupt when training starts.
+TRAINABLE_FORMATS = {"JPEG", "MPO", "PNG", "BMP", "WEBP"}
+MIN_SIDE_PX = 10
 
 
 class CleaningError(ValueError):
@@ -54,6 +58,9 @@ class InspectedImage:
     width: int = 0
     height: int = 0
     rotated: bool = False
+    size: int = 0  # bytes uploaded
+    # Where a JPEG followed by other data (a motion photo's video) ends; 0 where that end was not found.
+    jpeg_end: int | None = None
     ahash: str = ""
     error: str = ""
     boxes: list[Box] = field(default_factory=list)
@@ -61,7 +68,7 @@ class InspectedImage:
     rejections: list[str] = field(default_factory=list)
     image_name: str = ""  # written as images/<image_name> and labels/<label_name>
     label_name: str = ""
-    written_sha256: str = ""  # of the image file written (differs from sha256 once rotated)
+    written_sha256: str = ""  # of the image file written (differs from sha256 once rotated or trimmed)
     label_sha256: str = ""
 
 
@@ -131,9 +138,11 @@ def clean_image(job: tuple) -> InspectedImage:
     result.label_sha256 = hashlib.sha256(label_text).hexdigest()
     if result.rotated:
         data = _upright(data)
-        result.written_sha256 = hashlib.sha256(data).hexdigest()
-    else:
-        result.written_sha256 = result.sha256
+    elif result.jpeg_end is not None:
+        # Cut what follows the JPEG: Ultralytics would otherwise re-encode
+        # the image in the dataset behind the manifest's back.
+        data = data[: result.jpeg_end] if result.jpeg_end else _upright(data)
+    result.written_sha256 = hashlib.sha256(data).hexdigest()
     (out / "images" / result.image_name).write_bytes(data)
     (out / "labels" / result.label_name).write_bytes(label_text)
     return result
@@ -144,10 +153,16 @@ def inspect_image(
 ) -> InspectedImage:
     """Verify one image (its bytes as uploaded) fully and parse its labels against its real size."""
     result = InspectedImage(upload=upload, group=group)
-    result.sha256 = hashlib.sha256(data).hexdigest()
+    result.sha256, result.size = hashlib.sha256(data).hexdigest(), len(data)
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
+            if image.format not in TRAINABLE_FORMATS:
+                result.error = f"{image.format} data, which YOLO training does not read: convert it to JPEG or PNG"
+                return result
+            if min(width, height) < MIN_SIDE_PX:
+                result.error = f"{width}x{height} pixels: training needs at least {MIN_SIDE_PX} each way"
+                return result
             orientation = image.getexif().get(EXIF_ORIENTATION, 1)
             # A JPEG is decoded at 1/8 scale: every block of the file is still
             # read (a truncated or corrupt file fails in load()), but without
@@ -159,6 +174,8 @@ def inspect_image(
                 width, height = height, width
             result.width, result.height = width, height
             result.ahash = average_hash(ImageOps.exif_transpose(image) if result.rotated else image)
+            if image.format == "JPEG" and not data.endswith(b"\xff\xd9"):
+                result.jpeg_end = jpeg_end(data) or 0  # 0: its end was not found, re-encode it
     except Exception as error:  # PIL raises many types for broken files
         result.error = f"unreadable image: {error}"
         return result
@@ -168,6 +185,42 @@ def inspect_image(
         )
         result.boxes, result.fixes, result.rejections = parsed.boxes, parsed.fixes, parsed.rejections
     return result
+
+
+def jpeg_end(data: bytes) -> int | None:
+    """Where a JPEG's own data ends, just after its end-of-image marker; None if it has none.
+
+    Walks the marker segments (skipping their payloads, such as an embedded
+    thumbnail with an end marker of its own) and each scan's entropy-coded
+    data, in which 0xFF is followed only by 0x00 (a stuffed byte), a restart
+    marker or fill bytes.
+    """
+    position, size = 2, len(data)  # after the start-of-image marker
+    while position + 1 < size:
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            position += 1
+        elif marker == 0xD9:
+            return position + 2
+        elif 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a payload
+            position += 2
+        else:
+            position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+            if marker == 0xDA:  # start of scan: entropy-coded data up to the next real marker
+                while True:
+                    position = data.find(b"\xff", position)
+                    if position < 0 or position + 1 >= size:
+                        return None
+                    following = data[position + 1]
+                    if following == 0x00 or 0xD0 <= following <= 0xD7:
+                        position += 2
+                    elif following == 0xFF:
+                        position += 1
+                    else:
+                        break
+    return None
 
 
 def _output_names(uploads: list[tuple[UploadedImage, str]]) -> list[str]:
@@ -288,14 +341,20 @@ class _OutputPlan:
                 )
             return
         image_name, label_name = record.image_name, record.label_name
-        if record.sha256 in self.first_by_sha:
+        # Identical as written: the same upload twice, or once more with a motion photo's video.
+        if record.written_sha256 in self.first_by_sha:
             (self.images_dir / image_name).unlink()
             (self.labels_dir / label_name).unlink()
-            original = self.first_by_sha[record.sha256].upload.path.relative_to(raw).as_posix()
+            original = self.first_by_sha[record.written_sha256].upload.path.relative_to(raw).as_posix()
             result.report.append(_row(raw, source, record.group, "image", "rejected", "", f"duplicate of {original}"))
             return
-        self.first_by_sha[record.sha256] = record
+        self.first_by_sha[record.written_sha256] = record
         image_fixes = ["EXIF orientation applied to the pixels"] if record.rotated else []
+        if record.jpeg_end:
+            extra = record.size - record.jpeg_end
+            image_fixes.append(f"{extra} bytes after the JPEG's end removed (a motion photo's video, say)")
+        elif record.jpeg_end == 0:
+            image_fixes.append("re-encoded: data after the JPEG's last scan without an end marker")
         if _output_suffix(source) != source.suffix:
             image_fixes.append("extension normalised")
         result.report.append(
