@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from test_workflow import ROOT, TINY, snakemake
@@ -101,15 +102,17 @@ def test_running_out_of_memory_is_retried_with_a_smaller_batch(tmp_path):
     summary = json.loads((tmp_path / target).read_text())
     assert summary["batch_used"] < 64
     first, *retries = summary["attempts"]
-    assert first["batch"] == 64 and first["out_of_memory"], first["error"]
+    # Out of memory, as an exception or (None) as an allocator's abort that left no word.
+    assert first["batch"] == 64 and first["out_of_memory"] is not False, first["error"]
     assert retries and retries[-1]["error"] is None
     # The batch the model was trained with; a later attempt may only collect a finished run.
     assert summary["batch_used"] in {attempt["batch"] for attempt in retries}
     log = (tmp_path / f"logs/train/{name}.log").read_text()
     assert f"batch reduced from 64 to {retries[-1]['batch']}: an earlier attempt ran out of memory" in log
-    # Each smaller batch follows a memory failure: half the smallest batch that failed.
+    # Each smaller batch follows a (possible) memory failure: half the smallest batch that failed.
     for earlier, later in zip(summary["attempts"], retries):
-        assert later["batch"] == (earlier["batch"] // 2 if earlier["out_of_memory"] else earlier["batch"])
+        halved = earlier["out_of_memory"] is not False
+        assert later["batch"] == (earlier["batch"] // 2 if halved else earlier["batch"])
 
 
 def test_memory_failures_are_told_apart_from_other_errors():
@@ -126,15 +129,48 @@ def test_memory_failures_are_told_apart_from_other_errors():
 def test_only_running_out_of_memory_makes_the_batch_smaller():
     from campaign.training import batch_after_memory_failures
 
-    def attempt(batch, out_of_memory):
-        return {"batch": batch, "out_of_memory": out_of_memory, "error": "..."}
+    def attempt(batch, out_of_memory, error="..."):
+        return {"batch": batch, "out_of_memory": out_of_memory, "error": error}
 
     assert batch_after_memory_failures(64, []) == 64
-    # A node failure, a preemption or a bug: resumed with the same batch.
+    # Interrupted (scancel, preemption, SSH) or a bug: resumed with the same batch.
     assert batch_after_memory_failures(64, [attempt(64, False), attempt(64, False)]) == 64
     assert batch_after_memory_failures(64, [attempt(64, True)]) == 32
     assert batch_after_memory_failures(64, [attempt(64, True), attempt(32, False)]) == 32
     assert batch_after_memory_failures(64, [attempt(64, True), attempt(32, True)]) == 16
+    # Ended without a word (the kernel's OOM killer, an abort) or a DDP worker's unseen failure: maybe memory.
+    assert batch_after_memory_failures(64, [attempt(64, True), attempt(32, None)]) == 16
+    # A finished attempt is no failure, whatever else it says.
+    assert batch_after_memory_failures(64, [attempt(64, None, error=None)]) == 64
     # Never below one image per GPU, never above the configured batch.
     assert batch_after_memory_failures(4, [attempt(2, True)], smallest=2) == 2
     assert batch_after_memory_failures(16, [attempt(64, True)]) == 16
+
+
+def test_an_attempt_that_ended_without_a_word_is_recorded_by_the_next(tmp_path):
+    from campaign.training import begin_attempt, earlier_attempts, record_attempt, record_silent_end
+
+    run = tmp_path / "run"
+    begin_attempt(run, {"args_hash": "key", "batch": 32})
+    # ... killed here: nothing more was written. The next attempt starts:
+    record_silent_end(run)
+    (silent,) = earlier_attempts(run, "key")
+    assert silent["batch"] == 32 and silent["out_of_memory"] is None and "without a word" in silent["error"]
+    begin_attempt(run, {"args_hash": "key", "batch": 16})
+    record_attempt(run, {"args_hash": "key", "batch": 16, "error": None, "out_of_memory": False})
+    record_silent_end(run)  # nothing under way any more
+    assert [a["batch"] for a in earlier_attempts(run, "key")] == [32, 16]
+
+
+def test_a_termination_signal_interrupts_the_training_where_it_can_be_recorded():
+    from campaign.training import Interrupted, interrupts_raised, memory_failure
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Interrupted, match="SIGTERM"):
+        with interrupts_raised():
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # the handler runs between bytecodes
+                pass
+    assert signal.getsignal(signal.SIGTERM) == before
+    assert memory_failure(Interrupted("SIGHUP")) is False
+    assert memory_failure(subprocess.CalledProcessError(1, ["torch.distributed.run"])) is None

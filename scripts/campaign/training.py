@@ -13,7 +13,11 @@ import csv
 import json
 import logging
 import shutil
+import signal
+import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -218,9 +222,46 @@ def is_out_of_memory(error: BaseException) -> bool:
     return any(message in text for message in OUT_OF_MEMORY_MESSAGES)
 
 
+def memory_failure(error: BaseException) -> bool | None:
+    """Whether an attempt failed for want of memory; None where its error cannot tell.
+
+    The workers of a multi-GPU (DDP) run fail in processes of their own: the
+    trainer only sees their exit status.
+    """
+    if is_out_of_memory(error):
+        return True
+    if isinstance(error, subprocess.CalledProcessError):
+        return None
+    return False
+
+
+class Interrupted(BaseException):
+    """The job was told to stop: scancel, a preemption, a closed SSH session."""
+
+
+@contextmanager
+def interrupts_raised() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into Interrupted, so that the attempt is recorded before the job ends."""
+
+    def interrupt(number, frame):
+        raise Interrupted(signal.Signals(number).name)
+
+    previous = {number: signal.signal(number, interrupt) for number in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 def _attempts_file(run_dir: Path) -> Path:
     """The run's attempt history, kept beside it across Snakemake's retries and reruns."""
     return run_dir.with_name(f"{run_dir.name}.attempts.jsonl")
+
+
+def _attempt_under_way(run_dir: Path) -> Path:
+    """The attempt now running; still there when the next one starts, it ended without a word."""
+    return run_dir.with_name(f"{run_dir.name}.attempt.json")
 
 
 def earlier_attempts(run_dir: Path, args_hash: str) -> list[dict[str, Any]]:
@@ -232,22 +273,42 @@ def earlier_attempts(run_dir: Path, args_hash: str) -> list[dict[str, Any]]:
     return [a for a in attempts if a["args_hash"] == args_hash]
 
 
+def record_silent_end(run_dir: Path) -> None:
+    """Record the attempt still noted as under way: it ended without a word."""
+    under_way = _attempt_under_way(run_dir)
+    if under_way.is_file():
+        silent = {
+            "error": "ended without a word: killed (SIGKILL, such as the kernel's out-of-memory killer), "
+            "aborted, or lost with its node",
+            "out_of_memory": None,
+        }
+        record_attempt(run_dir, {**json.loads(under_way.read_text()), **silent})
+
+
+def begin_attempt(run_dir: Path, attempt: dict[str, Any]) -> None:
+    """Note an attempt as under way until record_attempt records how it ended."""
+    atomic_write_json(_attempt_under_way(run_dir), attempt)
+
+
 def record_attempt(run_dir: Path, attempt: dict[str, Any]) -> list[dict[str, Any]]:
     """Append an attempt to the run's history; return its attempts, for the training summary."""
     with open(_attempts_file(run_dir), "a") as stream:
         stream.write(json.dumps(attempt, sort_keys=True) + "\n")
+    _attempt_under_way(run_dir).unlink(missing_ok=True)
     return earlier_attempts(run_dir, attempt["args_hash"])
 
 
 def batch_after_memory_failures(configured: int, attempts: list[dict[str, Any]], smallest: int = 1) -> int:
     """The batch to train with: half the smallest batch that ran out of memory, else the configured one.
 
-    Only running out of memory makes it smaller. An attempt lost to anything
-    else (a node failure, a preemption, a kill, a bug) is resumed with the
-    batch it had: a smaller batch would change the training for nothing.
-    `smallest` is one image per GPU.
+    Attempts that may have run out of memory count too: those that ended
+    without a word (the kernel's out-of-memory killer, an allocator's abort)
+    and DDP runs whose workers failed unseen. An attempt that was interrupted
+    (scancel, a preemption, a closed SSH session) or failed for another
+    reason is resumed with the batch it had: a smaller batch would change the
+    training for nothing. `smallest` is one image per GPU.
     """
-    failed = [attempt["batch"] for attempt in attempts if attempt.get("out_of_memory")]
+    failed = [a["batch"] for a in attempts if a.get("error") and a.get("out_of_memory") is not False]
     if not failed:
         return configured
     return max(smallest, min(configured, min(failed) // 2))
@@ -285,12 +346,13 @@ def run_training_job(job) -> None:
                 "weights": file_hash(Path(weights)) if weights else None,
             }
         )
+        record_silent_end(run_dir)
         batch = batch_after_memory_failures(
             train_args["batch"], earlier_attempts(run_dir, args_hash), smallest=job.resources.get("gpu", 1) or 1
         )
         if batch != train_args["batch"]:
             log.info(
-                "batch reduced from %s to %s: an earlier attempt ran out of memory (%s)",
+                "batch reduced from %s to %s: an earlier attempt ran out of memory or may have (%s)",
                 train_args["batch"],
                 batch,
                 _attempts_file(run_dir),
@@ -298,19 +360,21 @@ def run_training_job(job) -> None:
         train_args["batch"] = batch
         log.info("training %s on %s with %s", job.params.model, device, train_args)
         attempt = {"args_hash": args_hash, "batch": batch, "device": device, "started": started}
+        begin_attempt(run_dir, attempt)
         try:
-            summary = train_model(
-                model=job.params.model,
-                data=Path(job.input.dataset),
-                run_dir=run_dir,
-                train_args=train_args,
-                args_hash=args_hash,
-                device=device,
-                weights=Path(weights) if weights else None,
-                log=log,
-            )
+            with interrupts_raised():
+                summary = train_model(
+                    model=job.params.model,
+                    data=Path(job.input.dataset),
+                    run_dir=run_dir,
+                    train_args=train_args,
+                    args_hash=args_hash,
+                    device=device,
+                    weights=Path(weights) if weights else None,
+                    log=log,
+                )
         except BaseException as error:
-            failure = {"error": f"{type(error).__name__}: {error}"[:1000], "out_of_memory": is_out_of_memory(error)}
+            failure = {"error": f"{type(error).__name__}: {error}"[:1000], "out_of_memory": memory_failure(error)}
             record_attempt(run_dir, {**attempt, **failure})
             raise
         summary["attempts"] = record_attempt(run_dir, {**attempt, "error": None, "out_of_memory": False})
