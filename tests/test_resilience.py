@@ -172,5 +172,12 @@ def test_a_termination_signal_interrupts_the_training_where_it_can_be_recorded()
             for _ in range(1000):  # the handler runs between bytecodes
                 pass
     assert signal.getsignal(signal.SIGTERM) == before
+    # Under nohup SIGHUP is ignored, and stays so.
+    ignored = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with interrupts_raised():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, ignored)
     assert memory_failure(Interrupted("SIGHUP")) is False
     assert memory_failure(subprocess.CalledProcessError(1, ["torch.distributed.run"])) is None

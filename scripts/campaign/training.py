@@ -241,12 +241,20 @@ class Interrupted(BaseException):
 
 @contextmanager
 def interrupts_raised() -> Iterator[None]:
-    """Turn SIGTERM and SIGHUP into Interrupted, so that the attempt is recorded before the job ends."""
+    """Turn SIGTERM and SIGHUP into Interrupted, so that the attempt is recorded before the job ends.
+
+    A signal already ignored stays ignored: under `nohup`, SIGHUP must not
+    end the training.
+    """
 
     def interrupt(number, frame):
         raise Interrupted(signal.Signals(number).name)
 
-    previous = {number: signal.signal(number, interrupt) for number in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {
+        number: signal.signal(number, interrupt)
+        for number in (signal.SIGTERM, signal.SIGHUP)
+        if signal.getsignal(number) is not signal.SIG_IGN
+    }
     try:
         yield
     finally:
