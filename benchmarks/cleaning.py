@@ -13,7 +13,7 @@ classes.txt. Both sides then scan them:
 - for scale, the file system's share: copying the same images and labels into
   fresh folders, serially, with nothing else (the cleaning must write them).
 
-Run: `.venv/bin/python benchmarks/cleaning.py` (about a minute on 2 cores).
+Run: `.venv/bin/python benchmarks/cleaning.py` (about two minutes on 2 cores).
 Each side runs `--rounds` times, alternating, on fresh output folders.
 Prints a table and writes results/benchmarks/cleaning.csv.
 """
@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument(
         "--scratch", type=Path, default=None, help="where to build and clean (default: results/benchmarks)"
     )
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the median is reported")
+    parser.add_argument("--rounds", type=int, default=7, help="alternating rounds; the median is reported")
     args = parser.parse_args()
 
     timings: dict[str, list[float]] = {

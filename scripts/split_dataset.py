@@ -5,6 +5,7 @@ from pathlib import Path
 
 from campaign.io import atomic_write_csv, atomic_write_text, job_logger
 from campaign.splitting import (
+    SplitLockError,
     assign_splits,
     dataset_yaml,
     moved_by_groups,
@@ -19,7 +20,11 @@ with open(snakemake.input.manifest, newline="") as stream:
     manifest = list(csv.DictReader(stream))
 options = snakemake.params.splits
 lock = Path(options["lock"]) if options["lock"] else None
-locked = read_lock(lock) if lock else {}
+try:
+    locked = read_lock(lock) if lock else {}
+except SplitLockError as error:
+    log.error("%s", error)
+    raise SystemExit(1) from None
 assignment = assign_splits(manifest, options["seed"], options["val"], options["test"], locked)
 targets = split_fractions(options["val"], options["test"])
 for name, text in split_lists(assignment.splits).items():
