@@ -2,7 +2,12 @@
 # Stages: clean -> split -> (pretrain) -> train -> evaluate -> speed -> summary -> report.
 
 
-configfile: "config.yaml"
+# config.yaml is the demo's campaign. A file given with --configfile is a
+# whole campaign of its own, not a patch on top of the demo: no key of
+# config.yaml leaks into it.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
 
 
 report: "report/workflow.rst"
@@ -21,7 +26,7 @@ include: "rules/common.smk"
 wildcard_constraints:
     cfg="[^/]+",
     split="val|test",
-    model=r"yolo(v5|v8|11)[nsmlx]",
+    model=r"yolo(v5|v8|11|26)[nsmlx]",
     source="|".join(DETECT_SOURCES) or "NONE",
 
 

@@ -15,6 +15,7 @@ from campaign.configurations import (
     expand_campaign,
     stable_hash,
 )
+from campaign.checkpoints import verify_checkpoints
 from campaign.weights import resolve_pretrained_weights
 
 validate(config, "../schemas/config.schema.yaml")
@@ -24,21 +25,37 @@ _ordered = canonical_order(config)
 config.clear()
 config.update(_ordered)
 
+# The campaign's config file, for messages that tell what command to run.
+CONFIGFILE = str((workflow.overwrite_configfiles or ["config.yaml"])[0])
+
 try:
     CONFIGS = expand_campaign(config["campaign"])
     PRETRAINED = resolve_pretrained_weights(
-        CONFIGS.values(), config["weights"], config["pretrain"]["models"]
+        CONFIGS.values(), config["weights"], config["pretrain"]["models"], CONFIGFILE
     )
+    verify_checkpoints(config["weights"], Path(config["weights_checksums"]), CONFIGFILE)
 except ConfigError as error:
     raise WorkflowError(f"Invalid configuration: {error}") from None
 
-for index, name in enumerate(config["detect"]["configs"]):
-    try:
-        CONFIGS[name]
-    except ConfigError as error:
-        raise WorkflowError(
-            f"Invalid configuration: detect.configs[{index}]: {error}"
-        ) from None
+
+def named_configs(key):
+    """Configuration names listed under a config key, each checked to exist."""
+    section, option = key.split(".")
+    for index, name in enumerate(config[section][option] or []):
+        try:
+            CONFIGS[name]
+        except ConfigError as error:
+            raise WorkflowError(
+                f"Invalid configuration: {key}[{index}]: {error}"
+            ) from None
+    return list(config[section][option] or [])
+
+
+named_configs("detect.configs")
+# The image-size study covers study.configs, or every configuration.
+STUDY_CONFIGS = (
+    named_configs("study.configs") if config["study"]["configs"] else list(CONFIGS)
+)
 # Detection sources by their name (the file or folder name without extension).
 DETECT_SOURCES = {Path(source).stem: source for source in config["detect"]["sources"]}
 for index, source in enumerate(config["detect"]["sources"]):
@@ -107,6 +124,17 @@ def all_cores():
         return workflow.cores
     except WorkflowError:
         return 1
+
+
+def training_threads(wildcards):
+    """A training's share of the cores: --cores divided by --resources gpu, per GPU it uses.
+
+    Its dataloader workers default to these cores (the training script).
+    """
+    given = workflow.global_resources.get("gpu")
+    gpus_given = int(getattr(given, "value", given) or 1)
+    per_gpu = max(1, all_cores() // gpus_given)
+    return per_gpu * max(CONFIGS[wildcards.cfg].gpus, 1)
 
 
 def training_priority(name):

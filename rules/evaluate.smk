@@ -39,6 +39,8 @@ rule evaluate:
         args=lambda wc: {
             "imgsz": CONFIGS[wc.cfg].imgsz,
             "batch": config["evaluation"]["batch"],
+            "conf": config["evaluation"]["conf"],
+            "iou": config["evaluation"]["iou"],
             "split": wc.split,
         },
     script:
@@ -84,7 +86,13 @@ rule imgsz_study:
     resources:
         gpu=evaluation_gpus,
     params:
-        args=lambda wc: {**config["study"], "batch": config["evaluation"]["batch"]},
+        args=lambda wc: {
+            "imgsz": config["study"]["imgsz"],
+            "split": config["study"]["split"],
+            "batch": config["evaluation"]["batch"],
+            "conf": config["evaluation"]["conf"],
+            "iou": config["evaluation"]["iou"],
+        },
     script:
         "../scripts/imgsz_study.py"
 

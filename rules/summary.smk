@@ -128,7 +128,7 @@ rule campaign_timeline:
 
 rule figure_imgsz_study:
     input:
-        expand("results/study/{cfg}.csv", cfg=CONFIGS),
+        expand("results/study/{cfg}.csv", cfg=STUDY_CONFIGS),
     output:
         report(
             "results/figures/imgsz_study.png",

@@ -17,7 +17,7 @@ rule train:
     retries: 2
     conda:
         "../envs/train.yaml"
-    threads: 1
+    threads: training_threads
     resources:
         gpu=lambda wc: CONFIGS[wc.cfg].gpus,
     params:

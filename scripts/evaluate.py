@@ -27,6 +27,8 @@ with leased_device(snakemake, log) as lease:
         args["batch"],
         device,
         out_dir,
+        conf=args["conf"],
+        iou=args["iou"],
     )
 # Ultralytics' own plots of this validation, under the names the report uses.
 for plot, output in (
@@ -40,7 +42,15 @@ overall = write_metrics(
     names,
     Path(snakemake.output.metrics),
     Path(snakemake.output.per_class),
-    {"split": snakemake.wildcards.split, "config": snakemake.wildcards.cfg, "device": device},
+    {
+        "split": snakemake.wildcards.split,
+        "config": snakemake.wildcards.cfg,
+        "device": device,
+        # The thresholds these numbers depend on, stated beside them.
+        "imgsz": args["imgsz"],
+        "conf": args["conf"],
+        "iou": args["iou"],
+    },
 )
 write_job_provenance(snakemake, Path(snakemake.output.provenance), device, started, Path(snakemake.input.weights))
 log.info("%s on %s: %s", snakemake.wildcards.cfg, snakemake.wildcards.split, overall)

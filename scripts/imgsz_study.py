@@ -23,6 +23,8 @@ with leased_device(snakemake, log) as lease:
         args["batch"],
         device,
         out_dir,
+        conf=args["conf"],
+        iou=args["iou"],
     )
 for row in rows:
     row["config"] = snakemake.wildcards.cfg

@@ -108,3 +108,18 @@ def test_a_request_no_device_can_ever_meet_fails_instead_of_waiting(tmp_path):
     with pytest.raises(NoDeviceError, match="gpu.min_free_mb"):
         with lease_devices(1, options(tmp_path, declared=small, min_free_mb=2000)):
             pass
+
+
+def test_nvml_leases_number_devices_as_nvml_does(tmp_path, monkeypatch):
+    """CUDA's default order is fastest first; on a server with mixed cards only PCI order matches NVML's index."""
+    import campaign.leases as leases
+
+    cards = [leases.Device(0, "RTX 2080", 8192, 8000), leases.Device(1, "RTX 3090", 24576, 24000)]
+    monkeypatch.setattr(leases, "nvml_devices", lambda: cards)
+    monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    with lease_devices(1, LeaseOptions(lock_dir=tmp_path / "locks", poll_seconds=0.02)) as lease:
+        assert [d.index for d in lease.devices] == [1]  # the most free memory
+        assert os.environ["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
+    assert "CUDA_DEVICE_ORDER" not in os.environ and "CUDA_VISIBLE_DEVICES" not in os.environ

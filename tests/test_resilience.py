@@ -81,6 +81,12 @@ def test_a_killed_training_resumes_and_runs_each_epoch_once(tmp_path):
     assert epochs(tmp_path) == [1, 2, 3, 4]
     summary = json.loads((tmp_path / target).read_text())
     assert summary["epochs_run"] == 4 and summary["start"] == "resume"
+    # kill -9 is no sign of memory exhaustion: every epoch at the configured batch.
+    killed, *_ = summary["attempts"]
+    assert killed["out_of_memory"] is False and "no sign of memory exhaustion" in killed["error"]
+    assert {attempt["batch"] for attempt in summary["attempts"]} == {16}
+    assert summary["batch_used"] == 16 and summary["epochs_by_batch"] == {"16": 4}
+    assert summary["batch_reduced"] is False
     log = (tmp_path / f"logs/train/{NAME}.log").read_text()
     assert "resuming the interrupted run" in log
     assert "done" in status(tmp_path)
@@ -138,8 +144,9 @@ def test_only_running_out_of_memory_makes_the_batch_smaller():
     assert batch_after_memory_failures(64, [attempt(64, True)]) == 32
     assert batch_after_memory_failures(64, [attempt(64, True), attempt(32, False)]) == 32
     assert batch_after_memory_failures(64, [attempt(64, True), attempt(32, True)]) == 16
-    # Ended without a word (the kernel's OOM killer, an abort) or a DDP worker's unseen failure: maybe memory.
-    assert batch_after_memory_failures(64, [attempt(64, True), attempt(32, None)]) == 16
+    # Ended without a word and no evidence of memory exhaustion (kill -9, a lost node): the batch stays.
+    assert batch_after_memory_failures(64, [attempt(64, True), attempt(32, False)]) == 32
+    assert batch_after_memory_failures(64, [attempt(64, None)]) == 64  # history written before evidence counted
     # A finished attempt is no failure, whatever else it says.
     assert batch_after_memory_failures(64, [attempt(64, None, error=None)]) == 64
     # Never below one image per GPU, never above the configured batch.
@@ -155,7 +162,7 @@ def test_an_attempt_that_ended_without_a_word_is_recorded_by_the_next(tmp_path):
     # ... killed here: nothing more was written. The next attempt starts:
     record_silent_end(run)
     (silent,) = earlier_attempts(run, "key")
-    assert silent["batch"] == 32 and silent["out_of_memory"] is None and "without a word" in silent["error"]
+    assert silent["batch"] == 32 and silent["out_of_memory"] is False and "without a word" in silent["error"]
     begin_attempt(run, {"args_hash": "key", "batch": 16})
     record_attempt(run, {"args_hash": "key", "batch": 16, "error": None, "out_of_memory": False})
     record_silent_end(run)  # nothing under way any more
@@ -180,4 +187,108 @@ def test_a_termination_signal_interrupts_the_training_where_it_can_be_recorded()
     finally:
         signal.signal(signal.SIGHUP, ignored)
     assert memory_failure(Interrupted("SIGHUP")) is False
-    assert memory_failure(subprocess.CalledProcessError(1, ["torch.distributed.run"])) is None
+    # A DDP worker's failure is memory only where its stderr said so.
+    worker_failed = subprocess.CalledProcessError(1, ["torch.distributed.run"])
+    assert memory_failure(worker_failed) is False
+    assert memory_failure(worker_failed, "torch.OutOfMemoryError: CUDA out of memory") is True
+
+
+def test_an_abort_that_said_it_ran_out_of_memory_counts_as_memory(tmp_path):
+    """An allocator that aborts in C++ leaves no exception, only its words on stderr."""
+    from campaign.memory_evidence import stderr_copied_to
+    from campaign.training import begin_attempt, earlier_attempts, record_silent_end, stderr_copy
+
+    run = tmp_path / "run"
+    with stderr_copied_to(stderr_copy(run)) as offset:
+        begin_attempt(run, {"args_hash": "key", "batch": 32}, offset)
+        os.write(2, b"terminate called after throwing an instance of 'std::bad_alloc'\n")
+    record_silent_end(run)
+    (silent,) = earlier_attempts(run, "key")
+    assert silent["out_of_memory"] is True and "std::bad_alloc" in silent["error"]
+    # The next attempt's part of the copy starts after it: old words are not read again.
+    with stderr_copied_to(stderr_copy(run)) as offset:
+        begin_attempt(run, {"args_hash": "key", "batch": 16}, offset)
+        os.write(2, b"Killed\n")
+    record_silent_end(run)
+    assert earlier_attempts(run, "key")[-1]["out_of_memory"] is False
+
+
+def test_out_of_memory_kills_are_read_from_the_innermost_cgroup_that_remains(tmp_path):
+    from campaign.memory_evidence import oom_kill_counts, oom_kills_since
+
+    job = tmp_path / "memory" / "slurm" / "job_7"
+    job.mkdir(parents=True)
+    for folder, kills in ((tmp_path / "memory", 5), (tmp_path / "memory" / "slurm", 2), (job, 0)):
+        (folder / "memory.oom_control").write_text(f"oom_kill_disable 0\nunder_oom 0\noom_kill {kills}\n")
+    counts = oom_kill_counts(tmp_path, "4:memory:/slurm/job_7\n1:cpu:/\n")
+    assert [count for _, count in counts] == [0, 2, 5]  # innermost first
+    assert oom_kills_since(counts) == 0
+    (job / "memory.oom_control").write_text("oom_kill 1\n")
+    assert oom_kills_since(counts) == 1
+    (job / "memory.oom_control").unlink()  # the scheduler removed the dead job's cgroup
+    (tmp_path / "memory" / "slurm" / "memory.oom_control").write_text("oom_kill 3\n")
+    assert oom_kills_since(counts) == 1
+    v2 = tmp_path / "v2"
+    (v2 / "user.slice").mkdir(parents=True)
+    (v2 / "cgroup.controllers").write_text("memory\n")
+    (v2 / "user.slice" / "memory.events").write_text("low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n")
+    assert [count for _, count in oom_kill_counts(v2, "0::/user.slice\n")] == [1]
+
+
+def memory_cgroup(tmp_path: Path) -> tuple[Path, str]:
+    """A fresh memory cgroup below this process's own (root only), and its limit file's name."""
+    from campaign.memory_evidence import CGROUP_ROOT, _counter_files
+
+    innermost = _counter_files(CGROUP_ROOT, Path("/proc/self/cgroup").read_text())
+    own = next((f.parent for f in innermost if f.parent.is_dir()), None)
+    problem = "not root" if os.geteuid() != 0 else "no writable memory cgroup" if own is None else None
+    if problem is None:
+        group = own / f"test-oom-{os.getpid()}-{tmp_path.name}"
+        try:
+            group.mkdir()
+        except OSError as error:
+            problem = f"cannot create a memory cgroup: {error}"
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the out-of-memory kill test as root with a memory cgroup: {problem}")
+        pytest.skip(f"the out-of-memory kill test needs a memory cgroup: {problem}")
+    limit = "memory.limit_in_bytes" if (group / "memory.limit_in_bytes").exists() else "memory.max"
+    return group, limit
+
+
+def test_an_out_of_memory_kill_by_the_kernel_makes_the_batch_smaller(tmp_path):
+    """The kernel's OOM killer ends the training without a word; its cgroup's count is the evidence."""
+    group, limit = memory_cgroup(tmp_path)
+    # Snakemake itself holds about 150 MB, a training job on the CPU grows from 170 MB to 1 GB:
+    # in 700 MB the kernel kills the training (the largest process) once it has started.
+    (group / limit).write_text(str(700 * 2**20))
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(SINGLE))
+    target = f"results/train/{NAME}/train.json"
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2", target]
+    env = {key: value for key, value in os.environ.items() if key != "PYTEST_CURRENT_TEST"}
+    counter = group / ("memory.oom_control" if limit == "memory.limit_in_bytes" else "memory.events")
+    try:
+        limited = subprocess.run(
+            command,
+            cwd=tmp_path,
+            env=env,
+            preexec_fn=lambda: (group / "cgroup.procs").write_text(str(os.getpid())),
+            capture_output=True,
+            timeout=600,
+        )
+        kills = int(next(line.split()[1] for line in counter.read_text().splitlines() if line.startswith("oom_kill ")))
+    finally:
+        for _ in range(50):  # the killed processes leave the group as they are reaped
+            try:
+                group.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
+    assert limited.returncode != 0 and kills > 0, "the kernel killed nothing"
+    snakemake(tmp_path, "--cores", "2", target)  # no limit now
+    summary = json.loads((tmp_path / target).read_text())
+    first = summary["attempts"][0]
+    assert first["batch"] == 16 and first["out_of_memory"] is True, first["error"]
+    assert "out-of-memory killer" in first["error"]
+    assert summary["batch_used"] < 16 and summary["batch_reduced"] is True
+    assert sum(summary["epochs_by_batch"].values()) == 4

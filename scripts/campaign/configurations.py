@@ -38,13 +38,13 @@ RUN_DEFAULTS = {
     "gpus": 1,
     "patience": 100,
     "seed": 0,
-    "workers": 2,
+    "workers": None,  # the cores the job gets (train rule)
     "args": {},
 }
 # Ultralytics freezes a model's first `freeze` layers by index. Backbone and
 # total layer counts of each family's YAML (the last layer is the Detect head).
-BACKBONE_LAYERS = {"yolov5": 10, "yolov8": 10, "yolo11": 11}
-TOTAL_LAYERS = {"yolov5": 25, "yolov8": 23, "yolo11": 24}
+BACKBONE_LAYERS = {"yolov5": 10, "yolov8": 10, "yolo11": 11, "yolo26": 11}
+TOTAL_LAYERS = {"yolov5": 25, "yolov8": 23, "yolo11": 24, "yolo26": 24}
 
 
 class ConfigError(ValueError):
@@ -66,7 +66,7 @@ class RunConfig:
     gpus: int
     patience: int
     seed: int
-    workers: int
+    workers: int | None
     args: dict[str, Any] = field(default_factory=dict, hash=False)
 
     @property

@@ -17,8 +17,18 @@ PER_CLASS_FIELDS = ["class_id", "class", "images", "instances", "precision", "re
 
 
 def evaluate(
-    weights: Path, data: Path, split: str, imgsz: int, batch: int, device: str, out_dir: Path, plots: bool = True
+    weights: Path,
+    data: Path,
+    split: str,
+    imgsz: int,
+    batch: int,
+    device: str,
+    out_dir: Path,
+    plots: bool = True,
+    conf: float = 0.001,
+    iou: float = 0.7,
 ):
+    """Ultralytics' validation; `conf` and `iou` are its confidence and NMS IoU thresholds."""
     from ultralytics import YOLO
 
     model = YOLO(str(weights))
@@ -27,6 +37,8 @@ def evaluate(
         split=split,
         imgsz=imgsz,
         batch=batch,
+        conf=conf,
+        iou=iou,
         device=device,
         project=str(out_dir.parent.resolve()),
         name=out_dir.name,
@@ -79,12 +91,22 @@ STUDY_FIELDS = ["config", "split", "imgsz", "mAP50", "mAP50-95", "preprocess_ms"
 
 
 def image_size_study(
-    weights: Path, data: Path, split: str, sizes: list[int], batch: int, device: str, out_dir: Path
+    weights: Path,
+    data: Path,
+    split: str,
+    sizes: list[int],
+    batch: int,
+    device: str,
+    out_dir: Path,
+    conf: float = 0.001,
+    iou: float = 0.7,
 ) -> list[dict[str, Any]]:
     """Accuracy and latency of one model over image sizes (YOLOv5's `val.py --task study`)."""
     rows = []
     for size in sizes:
-        metrics = evaluate(weights, data, split, size, batch, device, out_dir / f"img{size}", plots=False)
+        metrics = evaluate(
+            weights, data, split, size, batch, device, out_dir / f"img{size}", plots=False, conf=conf, iou=iou
+        )
         rows.append(
             {
                 "split": split,

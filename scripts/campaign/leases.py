@@ -173,7 +173,8 @@ def lease_devices(
 ) -> Iterator[Lease]:
     """Hold `count` whole devices for the duration of the block.
 
-    Sets CUDA_VISIBLE_DEVICES to the leased devices. Yields a CPU lease when
+    Sets CUDA_VISIBLE_DEVICES to the leased devices, numbered as NVML numbers
+    them (CUDA_DEVICE_ORDER=PCI_BUS_ID). Yields a CPU lease when
     count is 0 or the machine has no GPU (an error if a GPU is required).
     """
     log = log or logging.getLogger(__name__)
@@ -244,8 +245,11 @@ def lease_devices(
     devices = [device for device, _ in held]
     for device, descriptor in held:
         _record(descriptor, device, job)
-    previous = os.environ.get("CUDA_VISIBLE_DEVICES")
+    previous = {name: os.environ.get(name) for name in ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")}
     if source == "nvml":
+        # NVML numbers devices by PCI bus; CUDA, by default, fastest first. On a
+        # server with mixed cards the same index would name two GPUs.
+        os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(d.index) for d in devices)
     log.info(
         "leased GPU(s) %s: %s", [d.index for d in devices], ", ".join(f"{d.name} {d.free_mb} MB free" for d in devices)
@@ -255,7 +259,8 @@ def lease_devices(
     finally:
         _release([descriptor for _, descriptor in held])
         if source == "nvml":
-            if previous is None:
-                os.environ.pop("CUDA_VISIBLE_DEVICES", None)
-            else:
-                os.environ["CUDA_VISIBLE_DEVICES"] = previous
+            for name, value in previous.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value

@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from .io import atomic_write_bytes, atomic_write_json
+from .memory_evidence import mentions_out_of_memory, oom_kill_counts, oom_kills_since, out_of_memory_in
 
 
 def _args_file(run_dir: Path) -> Path:
@@ -202,37 +203,24 @@ def export_outputs(run_dir: Path, best: Path, results_csv: Path | None, summary_
     atomic_write_json(summary_json, summary)
 
 
-# How running out of memory reads when it is not a MemoryError or torch's
-# OutOfMemoryError: the CPU allocator under a memory limit, and oneDNN, whose
-# failed scratch allocations surface only as a failed primitive.
-OUT_OF_MEMORY_MESSAGES = (
-    "out of memory",
-    "can't allocate memory",
-    "cannot allocate memory",
-    "could not create a primitive",
-)
-
-
 def is_out_of_memory(error: BaseException) -> bool:
     import torch
 
     if isinstance(error, (MemoryError, torch.OutOfMemoryError)):
         return True
-    text = str(error).lower()
-    return any(message in text for message in OUT_OF_MEMORY_MESSAGES)
+    return mentions_out_of_memory(str(error))
 
 
-def memory_failure(error: BaseException) -> bool | None:
-    """Whether an attempt failed for want of memory; None where its error cannot tell.
+def memory_failure(error: BaseException, stderr_says: str | None = None) -> bool:
+    """Whether an attempt failed for want of memory, on evidence only.
 
     The workers of a multi-GPU (DDP) run fail in processes of their own: the
-    trainer only sees their exit status.
+    trainer only sees their exit status, so what they wrote on stderr
+    (`stderr_says`, the line that reports memory exhaustion) decides.
     """
     if is_out_of_memory(error):
         return True
-    if isinstance(error, subprocess.CalledProcessError):
-        return None
-    return False
+    return isinstance(error, subprocess.CalledProcessError) and stderr_says is not None
 
 
 class Interrupted(BaseException):
@@ -272,6 +260,11 @@ def _attempt_under_way(run_dir: Path) -> Path:
     return run_dir.with_name(f"{run_dir.name}.attempt.json")
 
 
+def stderr_copy(run_dir: Path) -> Path:
+    """Everything the attempts wrote on stderr (workers included), kept beside the run."""
+    return run_dir.with_name(f"{run_dir.name}.stderr.log")
+
+
 def earlier_attempts(run_dir: Path, args_hash: str) -> list[dict[str, Any]]:
     """The attempts made with the same arguments, data and weights, oldest first."""
     history = _attempts_file(run_dir)
@@ -281,21 +274,40 @@ def earlier_attempts(run_dir: Path, args_hash: str) -> list[dict[str, Any]]:
     return [a for a in attempts if a["args_hash"] == args_hash]
 
 
-def record_silent_end(run_dir: Path) -> None:
-    """Record the attempt still noted as under way: it ended without a word."""
+def record_silent_end(run_dir: Path) -> dict[str, Any] | None:
+    """Record the attempt still noted as under way, which ended without a word; return the record.
+
+    It ran out of memory only on evidence: the kernel's out-of-memory killer
+    counted a kill in its cgroup since it started, or its stderr says so (an
+    allocator that aborted). A plain `kill -9`, a lost node or an SSH
+    session's hard end is no such evidence.
+    """
     under_way = _attempt_under_way(run_dir)
-    if under_way.is_file():
-        silent = {
-            "error": "ended without a word: killed (SIGKILL, such as the kernel's out-of-memory killer), "
-            "aborted, or lost with its node",
-            "out_of_memory": None,
-        }
-        record_attempt(run_dir, {**json.loads(under_way.read_text()), **silent})
+    if not under_way.is_file():
+        return None
+    attempt = json.loads(under_way.read_text())
+    kills = oom_kills_since(attempt.get("oom_kills") or [])
+    said = out_of_memory_in(stderr_copy(run_dir), attempt.get("stderr_offset", 0))
+    if kills > 0:
+        error = f"ended without a word: the kernel's out-of-memory killer counted {kills} kill(s) in its cgroup"
+    elif said:
+        error = f"ended without a word after its stderr said: {said[:300]}"
+    else:
+        error = "ended without a word (killed, or lost with its node), with no sign of memory exhaustion"
+    silent = {**attempt, "error": error, "out_of_memory": kills > 0 or said is not None}
+    record_attempt(run_dir, silent)
+    return silent
 
 
-def begin_attempt(run_dir: Path, attempt: dict[str, Any]) -> None:
-    """Note an attempt as under way until record_attempt records how it ended."""
-    atomic_write_json(_attempt_under_way(run_dir), attempt)
+def begin_attempt(run_dir: Path, attempt: dict[str, Any], stderr_offset: int = 0) -> None:
+    """Note an attempt as under way until record_attempt records how it ended.
+
+    The note keeps what the next attempt needs to tell a silent death by
+    memory exhaustion from any other: the cgroups' out-of-memory kill counts
+    now, and where this attempt's part of the stderr copy starts.
+    """
+    evidence = {"oom_kills": oom_kill_counts(), "stderr_offset": stderr_offset}
+    atomic_write_json(_attempt_under_way(run_dir), {**attempt, **evidence})
 
 
 def record_attempt(run_dir: Path, attempt: dict[str, Any]) -> list[dict[str, Any]]:
@@ -309,17 +321,78 @@ def record_attempt(run_dir: Path, attempt: dict[str, Any]) -> list[dict[str, Any
 def batch_after_memory_failures(configured: int, attempts: list[dict[str, Any]], smallest: int = 1) -> int:
     """The batch to train with: half the smallest batch that ran out of memory, else the configured one.
 
-    Attempts that may have run out of memory count too: those that ended
-    without a word (the kernel's out-of-memory killer, an allocator's abort)
-    and DDP runs whose workers failed unseen. An attempt that was interrupted
-    (scancel, a preemption, a closed SSH session) or failed for another
-    reason is resumed with the batch it had: a smaller batch would change the
-    training for nothing. `smallest` is one image per GPU.
+    Only evidence counts (`out_of_memory` true: an allocator error, the
+    kernel's out-of-memory killer, a worker's stderr). An attempt that was
+    killed, interrupted (scancel, a preemption, a closed SSH session) or
+    failed for another reason is resumed with the batch it had: a smaller
+    batch would change the training for nothing. `smallest` is one image per GPU.
     """
-    failed = [a["batch"] for a in attempts if a.get("error") and a.get("out_of_memory") is not False]
+    failed = [a["batch"] for a in attempts if a.get("error") and a.get("out_of_memory") is True]
     if not failed:
         return configured
     return max(smallest, min(configured, min(failed) // 2))
+
+
+class OutOfMemoryPolicyError(RuntimeError):
+    """The training ran out of memory and training.on_out_of_memory is `fail`."""
+
+
+def batch_for_attempt(
+    configured: int, attempts: list[dict[str, Any]], smallest: int, policy: str, run_dir: Path, log: logging.Logger
+) -> int:
+    """The batch of the next attempt under training.on_out_of_memory (halve, restart or fail)."""
+    batch = batch_after_memory_failures(configured, attempts, smallest)
+    if batch == configured:
+        return batch
+    if policy == "fail":
+        raise OutOfMemoryPolicyError(
+            f"an earlier attempt ran out of memory at batch {min(a['batch'] for a in attempts)} "
+            f"({_attempts_file(run_dir)}), and training.on_out_of_memory is `fail`. "
+            "`python scripts/campaign/plan.py --probe` gives the largest batch that fits the device; "
+            "lower `batch`, or set `gpus: 2` to spread it over two GPUs"
+        )
+    previous = attempts[-1]["batch"]
+    if policy == "restart" and run_dir.exists() and previous != batch:
+        _set_aside(run_dir, f"batch{previous}", f"restarting at batch {batch} (on_out_of_memory: restart)", log)
+    history = _attempts_file(run_dir)
+    log.info("batch reduced from %s to %s: an earlier attempt ran out of memory (%s)", configured, batch, history)
+    return batch
+
+
+def checkpoint_progress(run_dir: Path) -> dict[str, Any]:
+    """Epochs the run's last checkpoint holds and the batch the trainer really used.
+
+    The trainer's own batch is in the checkpoint's `train_args`: Ultralytics
+    halves it there when a GPU runs out of memory during the first epoch.
+    """
+    weights = run_dir / "weights"
+    checkpoint = _read_checkpoint(weights / "last.pt") or _read_checkpoint(weights / "best.pt")
+    if checkpoint is None:
+        return {"epochs_done": 0, "batch_trained": None}
+    epoch = checkpoint.get("epoch", -1)
+    train_args = checkpoint.get("train_args") or {}
+    epochs_done = train_args.get("epochs", 0) if epoch == -1 else epoch + 1
+    if epoch == -1 and (run_dir / "results.csv").is_file():  # finished; early stopping ends before `epochs`
+        epochs_done = len((run_dir / "results.csv").read_text().strip().splitlines()) - 1
+    return {"epochs_done": epochs_done, "batch_trained": train_args.get("batch")}
+
+
+def epochs_by_batch(attempts: list[dict[str, Any]]) -> dict[str, int]:
+    """Epochs trained at each batch size over the run's attempts (from each attempt's checkpoint)."""
+    trained: dict[str, int] = {}
+    done = 0
+    for attempt in attempts:
+        after = attempt.get("epochs_done")
+        if after is None or attempt.get("batch_trained") is None:
+            continue
+        if after < done:  # the run was started afresh (restart policy, changed arguments)
+            trained.clear()
+            done = 0
+        if after > done:
+            key = str(attempt["batch_trained"])
+            trained[key] = trained.get(key, 0) + after - done
+            done = after
+    return trained
 
 
 def run_training_job(job) -> None:
@@ -327,6 +400,7 @@ def run_training_job(job) -> None:
     from .configurations import stable_hash
     from .io import job_logger
     from .jobs import leased_device
+    from .memory_evidence import stderr_copied_to
     from .provenance import dataset_hash, file_hash, now, write_job_provenance
     from .status import write_job_record
     from .yolo_env import prepare_ultralytics
@@ -336,6 +410,7 @@ def run_training_job(job) -> None:
     run_dir = Path(job.params.run_dir)
     prepare_ultralytics(run_dir.parent / f".ultralytics_{run_dir.name}")
     weights = job.input.get("weights")
+    gpus = int(job.resources.get("gpu", 1) or 1)
     with leased_device(
         job, log, monitor_csv=run_dir.parent / "monitor.csv", tensorboard_dir=run_dir / "monitor"
     ) as lease:
@@ -343,6 +418,8 @@ def run_training_job(job) -> None:
         if job.rule == "train":
             write_job_record(run_dir.parent, device)
         train_args = dict(job.params.args)
+        if train_args.get("workers") is None:  # the cores this job was given, per GPU process
+            train_args["workers"] = max(1, job.threads // gpus)
         # What an earlier attempt must share to be resumed or reused: the
         # arguments, the data and the starting weights.
         args_hash = stable_hash(
@@ -354,38 +431,51 @@ def run_training_job(job) -> None:
                 "weights": file_hash(Path(weights)) if weights else None,
             }
         )
-        record_silent_end(run_dir)
-        batch = batch_after_memory_failures(
-            train_args["batch"], earlier_attempts(run_dir, args_hash), smallest=job.resources.get("gpu", 1) or 1
+        silent = record_silent_end(run_dir)
+        if silent:
+            log.info("the previous attempt %s", silent["error"])
+        configured = train_args["batch"]
+        policy = job.config.get("training", {}).get("on_out_of_memory", "halve")
+        train_args["batch"] = batch_for_attempt(
+            configured, earlier_attempts(run_dir, args_hash), gpus, policy, run_dir, log
         )
-        if batch != train_args["batch"]:
-            log.info(
-                "batch reduced from %s to %s: an earlier attempt ran out of memory or may have (%s)",
-                train_args["batch"],
-                batch,
-                _attempts_file(run_dir),
-            )
-        train_args["batch"] = batch
         log.info("training %s on %s with %s", job.params.model, device, train_args)
-        attempt = {"args_hash": args_hash, "batch": batch, "device": device, "started": started}
-        begin_attempt(run_dir, attempt)
-        try:
-            with interrupts_raised():
-                summary = train_model(
-                    model=job.params.model,
-                    data=Path(job.input.dataset),
-                    run_dir=run_dir,
-                    train_args=train_args,
-                    args_hash=args_hash,
-                    device=device,
-                    weights=Path(weights) if weights else None,
-                    log=log,
-                )
-        except BaseException as error:
-            failure = {"error": f"{type(error).__name__}: {error}"[:1000], "out_of_memory": memory_failure(error)}
-            record_attempt(run_dir, {**attempt, **failure})
-            raise
-        summary["attempts"] = record_attempt(run_dir, {**attempt, "error": None, "out_of_memory": False})
+        attempt = {"args_hash": args_hash, "batch": train_args["batch"], "device": device, "started": started}
+        with stderr_copied_to(stderr_copy(run_dir)) as stderr_offset:
+            begin_attempt(run_dir, attempt, stderr_offset)
+            try:
+                with interrupts_raised():
+                    summary = train_model(
+                        model=job.params.model,
+                        data=Path(job.input.dataset),
+                        run_dir=run_dir,
+                        train_args=train_args,
+                        args_hash=args_hash,
+                        device=device,
+                        weights=Path(weights) if weights else None,
+                        log=log,
+                    )
+            except BaseException as error:
+                said = out_of_memory_in(stderr_copy(run_dir), stderr_offset)
+                failure = {
+                    "error": f"{type(error).__name__}: {error}"[:1000],
+                    "out_of_memory": memory_failure(error, said),
+                    **checkpoint_progress(run_dir),
+                }
+                record_attempt(run_dir, {**attempt, **failure})
+                raise
+        progress = checkpoint_progress(run_dir)
+        attempts = record_attempt(run_dir, {**attempt, "error": None, "out_of_memory": False, **progress})
+        summary.update(
+            attempts=attempts,
+            batch_configured=configured,
+            batch_used=progress["batch_trained"] or summary["batch_used"],
+            epochs_by_batch=epochs_by_batch(attempts),
+            workers=train_args["workers"],
+        )
+        summary["batch_reduced"] = any(int(b) < configured for b in summary["epochs_by_batch"]) or (
+            summary["batch_used"] < configured
+        )
     results_csv = job.output.get("results")
     export_outputs(
         run_dir,

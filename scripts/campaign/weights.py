@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from .checkpoints import official_name
 from .configurations import ConfigError, RunConfig
 
 
@@ -18,7 +19,7 @@ def pretrained_path(model: str) -> str:
 
 
 def resolve_pretrained_weights(
-    configs: Iterable[RunConfig], weights: dict[str, str], pretrain_models: list[str]
+    configs: Iterable[RunConfig], weights: dict[str, str], pretrain_models: list[str], configfile: str = "config.yaml"
 ) -> dict[str, str]:
     """Map each configuration that starts from pretrained weights to its checkpoint path.
 
@@ -28,10 +29,11 @@ def resolve_pretrained_weights(
     for model, path in sorted(weights.items()):
         if not Path(path).is_file():
             raise ConfigError(
-                f"weights.{model}: checkpoint file {path!r} does not exist. Copy the "
-                f"checkpoint there (nothing is downloaded at run time: fetch it, for example "
-                f"{model}u.pt from the Ultralytics releases, on a machine with internet), "
-                f"fix the path, or remove the entry and add {model} to pretrain.models"
+                f"weights.{model}: checkpoint file {path!r} does not exist. Nothing is downloaded "
+                f"at run time: on a machine with internet run `python scripts/campaign/fetch_weights.py "
+                f"--configfile {configfile}` (it fetches {official_name(model)}, Ultralytics' COCO "
+                f"checkpoint, and records its SHA-256), or copy the file there and add --record; "
+                f"or remove the entry and add {model} to pretrain.models"
             )
     resolved = {}
     for config in configs:
