@@ -31,6 +31,21 @@ def _ordered(table: pd.DataFrame) -> pd.DataFrame:
     return table.assign(_key=key).sort_values(["model", "_key", "freeze", "batch", "imgsz", "config"])
 
 
+REDUCED_MARK = "*"
+REDUCED_FOOTNOTE = "* trained, at least partly, with a smaller batch than its name says (see batch_note)"
+
+
+def _reduced(row) -> str:
+    """The mark of a configuration whose batch was reduced after running out of memory."""
+    note = getattr(row, "batch_note", "")
+    return REDUCED_MARK if isinstance(note, str) and note else ""
+
+
+def _footnote(figure, table: pd.DataFrame) -> None:
+    if any(_reduced(row) for row in table.itertuples()):
+        figure.text(0.01, 0.005, REDUCED_FOOTNOTE, fontsize=7, ha="left", va="bottom")
+
+
 def map_by_config(summary_csv: Path, out: Path) -> None:
     table = _ordered(pd.read_csv(summary_csv))
     splits = [s for s in ("val", "test") if f"{s}_mAP50-95" in table]
@@ -41,13 +56,14 @@ def map_by_config(summary_csv: Path, out: Path) -> None:
         values = table[f"{split}_{metric}"]
         bars = axis.bar(x + (index - (2 * len(splits) - 1) / 2) * width, values, width, label=f"{split} {metric}")
         axis.bar_label(bars, fmt="%.2f", fontsize=6, rotation=90, padding=2)
-    labels = [f"{r.model}\nfreeze {r.freeze}\nb{r.batch} img{r.imgsz}" for r in table.itertuples()]
+    labels = [f"{r.model}\nfreeze {r.freeze}\nb{r.batch}{_reduced(r)} img{r.imgsz}" for r in table.itertuples()]
     axis.set_xticks(x, labels, fontsize=8)
     axis.set_ylim(0, 1.1)
     axis.set_ylabel("mAP")
     axis.set_title("Accuracy by configuration (grouped by model size, then freeze)")
     axis.legend(fontsize=8, ncol=len(splits) * 2, loc="upper left")
     axis.grid(axis="y", alpha=0.3)
+    _footnote(figure, table)
     _save(figure, out)
 
 
@@ -72,7 +88,8 @@ def accuracy_vs_latency(summary_csv: Path, out: Path) -> None:
         rows = table["freeze"] == freeze
         axis.scatter(latency[rows], accuracy[rows], marker=marker, s=60, label=f"freeze {freeze}")
     for row, x, y in zip(table.itertuples(), latency, accuracy):
-        axis.annotate(row.config, (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        axis.annotate(row.config + _reduced(row), (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    _footnote(figure, table)
     front = pareto_front(latency, accuracy)
     axis.plot(latency[front], accuracy[front], "k--", lw=1, label="Pareto front")
     device = table["speed_device"].iloc[0] if "speed_device" in table else ""

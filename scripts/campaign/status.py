@@ -33,6 +33,7 @@ class ConfigStatus:
     epochs: int
     eta_seconds: float | None = None
     device: str = ""
+    note: str = ""  # e.g. a batch smaller than the configured one
 
 
 def _alive(record: dict) -> bool:
@@ -54,23 +55,35 @@ def _epoch_times(results_csv: Path) -> list[float]:
         return [float(row["time"]) for row in csv.DictReader(stream)]
 
 
-def config_status(root: Path, name: str, epochs: int) -> ConfigStatus:
+def _attempted_batches(folder: Path) -> list[int]:
+    history = folder / "run.attempts.jsonl"
+    if not history.is_file():
+        return []
+    return [json.loads(line)["batch"] for line in history.read_text().splitlines() if line.strip()]
+
+
+def config_status(root: Path, name: str, epochs: int, batch: int = 0) -> ConfigStatus:
+    from .summary import batch_note
+
     folder = root / "train" / name
     times = _epoch_times(folder / "run" / "results.csv")
     if (folder / "train.json").is_file():
         summary = json.loads((folder / "train.json").read_text())
-        return ConfigStatus(name, "done", summary["epochs_run"], epochs, device=summary.get("device", ""))
+        note = batch_note(batch, summary) if batch else ""
+        return ConfigStatus(name, "done", summary["epochs_run"], epochs, device=summary.get("device", ""), note=note)
+    smaller = [b for b in _attempted_batches(folder) if batch and b < batch]
+    note = f"batch reduced from {batch} to {min(smaller)} after running out of memory" if smaller else ""
     job_file = folder / JOB_FILE
     if not job_file.is_file():
         return ConfigStatus(name, "to do", len(times), epochs)
     record = json.loads(job_file.read_text())
     if not _alive(record):
-        return ConfigStatus(name, "failed", len(times), epochs, device=record.get("device", ""))
+        return ConfigStatus(name, "failed", len(times), epochs, device=record.get("device", ""), note=note)
     eta = None
     if times:
         per_epoch = times[-1] / len(times)
         eta = per_epoch * (epochs - len(times))
-    return ConfigStatus(name, "running", len(times), epochs, eta, record.get("device", ""))
+    return ConfigStatus(name, "running", len(times), epochs, eta, record.get("device", ""), note)
 
 
 def write_job_record(folder: Path, device: str) -> None:
@@ -95,7 +108,8 @@ def status_table(statuses: list[ConfigStatus]) -> str:
     lines = [f"{'configuration':<{width}}  {'state':<8} {'epochs':>9}  {'ETA':>7}  device"]
     for s in statuses:
         epochs = f"{s.epochs_done:>4}/{s.epochs:<4}"
-        lines.append(f"{s.name:<{width}}  {s.state:<8} {epochs}  {_format_eta(s.eta_seconds):>7}  {s.device}")
+        note = f"  ({s.note})" if s.note else ""
+        lines.append(f"{s.name:<{width}}  {s.state:<8} {epochs}  {_format_eta(s.eta_seconds):>7}  {s.device}{note}")
     counts = {state: sum(1 for s in statuses if s.state == state) for state in COLOURS}
     lines.append(", ".join(f"{n} {state}" for state, n in counts.items()))
     return "\n".join(lines)
@@ -118,7 +132,7 @@ def status_figure(statuses: list[ConfigStatus], parameters: dict[str, dict], out
     for s in statuses:
         p = parameters[s.name]
         x, y = columns.index((p["batch"], p["imgsz"], p["freeze"])), rows.index(p["model"])
-        text = f"{s.state}\n{s.epochs_done}/{s.epochs}" + (
+        text = f"{s.state}{'*' if s.note else ''}\n{s.epochs_done}/{s.epochs}" + (
             f"\nETA {_format_eta(s.eta_seconds)}" if s.eta_seconds else ""
         )
         axis.add_patch(plt.Rectangle((x, y), 0.95, 0.9, color=COLOURS[s.state]))
@@ -146,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config = yaml.safe_load(Path(args.configfile).read_text())
     configs = expand_campaign(config["campaign"])
-    statuses = [config_status(args.results, name, run.epochs) for name, run in configs.items()]
+    statuses = [config_status(args.results, name, run.epochs, run.batch) for name, run in configs.items()]
     print(status_table(statuses))
     if args.figure:
         status_figure(statuses, {name: run.parameters() for name, run in configs.items()}, args.figure)

@@ -28,6 +28,17 @@ def _speed_at_batch_one(path: Path) -> dict[str, Any]:
     }
 
 
+def batch_note(configured: int, train: dict[str, Any]) -> str:
+    """'' where every epoch trained at the configured batch; else how many epochs at which batch."""
+    by_batch = train.get("epochs_by_batch") or {}
+    reduced = train.get("batch_reduced", train["batch_used"] < configured)
+    if not reduced:
+        return ""
+    largest_first = sorted(by_batch.items(), key=lambda item: -int(item[0]))
+    epochs = ", ".join(f"{count} epochs at {batch}" for batch, count in largest_first)
+    return f"batch reduced from {configured}: " + (epochs or f"trained at {train['batch_used']}")
+
+
 def summary_rows(configs: list[dict[str, Any]], splits: list[str], root: Path = Path("results")) -> list[dict]:
     rows = []
     for parameters in configs:
@@ -35,6 +46,7 @@ def summary_rows(configs: list[dict[str, Any]], splits: list[str], root: Path = 
         train = _read_json(root / "train" / name / "train.json")
         row = dict(parameters)
         row["batch_used"] = train["batch_used"]
+        row["batch_note"] = batch_note(parameters["batch"], train)
         for split in splits:
             metrics = _read_json(root / "eval" / name / split / "metrics.json")
             for key in ("precision", "recall", "mAP50", "mAP50-95"):

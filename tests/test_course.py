@@ -1,0 +1,44 @@
+"""The course's campaign (configs/course.yaml) plans as a whole campaign of its own."""
+
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+from campaign.plan import dry_run_jobs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_course_campaign_dry_runs_with_its_own_keys_only(tmp_path):
+    shutil.copytree(ROOT / "demo" / "raw", tmp_path / "uploads", ignore=shutil.ignore_patterns("delta"))
+    (tmp_path / "videos").mkdir()
+    shutil.copyfile(ROOT / "demo" / "videos" / "table.mp4", tmp_path / "videos" / "course.mp4")
+    (tmp_path / "configs").mkdir()
+    shutil.copyfile(ROOT / "configs" / "course.yaml", tmp_path / "configs" / "course.yaml")
+    (tmp_path / "weights").mkdir()
+    for size in "nsml":  # stand-ins for the COCO checkpoints, recorded as a user would record them
+        torch.save({"stand_in": size}, tmp_path / "weights" / f"yolov5{size}u.pt")
+    record = [sys.executable, str(ROOT / "scripts/campaign/fetch_weights.py"), "--configfile", "configs/course.yaml"]
+    subprocess.run([*record, "--record"], cwd=tmp_path, check=True, capture_output=True)
+
+    jobs = dry_run_jobs(["-d", str(tmp_path), "--configfile", str(tmp_path / "configs" / "course.yaml")])
+    counts = Counter(job["rule"] for job in jobs)
+    # 4 sizes x 2 batches x 2 freeze values; val + test; speed each; the study on 4; 2 configs x 1 video.
+    assert counts["train"] == 16 and counts["evaluate"] == 32 and counts["speed"] == 16
+    assert counts["imgsz_study"] == 4 and counts["detect"] == 2
+    # Nothing of the demo's config.yaml: no pretraining, not its detection configurations.
+    assert "pretrain" not in counts and "pretrain_source_data" not in counts
+    trained = sorted(job["wildcards"].removeprefix("cfg=") for job in jobs if job["rule"] == "train")
+    assert trained[0] == "yolov5l_b64_img320_freeze0" and trained[-1] == "yolov5s_b96_img320_freeze10"
+
+    # A checkpoint that changed since it was recorded stops the plan before any job.
+    with open(tmp_path / "weights" / "yolov5mu.pt", "ab") as stream:
+        stream.write(b"\0")
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "-n"]
+    result = subprocess.run([*command, "--configfile", "configs/course.yaml"], cwd=tmp_path, capture_output=True)
+    assert result.returncode != 0
+    assert b"weights.yolov5m: weights/yolov5mu.pt does not match the SHA-256" in result.stdout + result.stderr
