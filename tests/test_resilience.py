@@ -211,6 +211,11 @@ def test_an_abort_that_said_it_ran_out_of_memory_counts_as_memory(tmp_path):
         os.write(2, b"Killed\n")
     record_silent_end(run)
     assert earlier_attempts(run, "key")[-1]["out_of_memory"] is False
+    with stderr_copied_to(stderr_copy(run)) as offset:  # Rust's allocator (Polars) aborting
+        begin_attempt(run, {"args_hash": "key", "batch": 16}, offset)
+        os.write(2, b"memory allocation of 24 bytes failed\n")
+    record_silent_end(run)
+    assert earlier_attempts(run, "key")[-1]["out_of_memory"] is True
 
 
 def test_out_of_memory_kills_are_read_from_the_innermost_cgroup_that_remains(tmp_path):

@@ -30,7 +30,8 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 # How running out of memory reads in an error or on stderr when it is not a
 # MemoryError or torch's OutOfMemoryError: CUDA, the CPU allocator under a
 # memory limit, oneDNN (its failed scratch allocations surface only as a
-# failed primitive), and C++ code that aborted on std::bad_alloc.
+# failed primitive), C++ code that aborted on std::bad_alloc, and Rust code
+# (Polars, in Ultralytics' trainer) that aborted on a failed allocation.
 OUT_OF_MEMORY_MESSAGES = (
     "out of memory",
     "can't allocate memory",
@@ -38,6 +39,7 @@ OUT_OF_MEMORY_MESSAGES = (
     "could not create a primitive",
     "std::bad_alloc",
     "cublas_status_alloc_failed",
+    "memory allocation of",  # Rust: "memory allocation of 24 bytes failed"
 )
 
 
