@@ -25,6 +25,7 @@ include: "rules/common.smk"
 # every output pattern and slow planning down with the campaign's size.)
 wildcard_constraints:
     cfg="[^/]+",
+    probe="[^/]+",
     split="val|test",
     model=r"yolo(v5|v8|11|26)[nsmlx]",
     source="|".join(DETECT_SOURCES) or "NONE",
@@ -35,6 +36,7 @@ include: "rules/pretrain.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/summary.smk"
+include: "rules/plan.smk"
 
 
 # Tables and figures take seconds: on a cluster they run where Snakemake runs
@@ -49,6 +51,7 @@ localrules:
     figure_per_class_ap,
     figure_imgsz_study,
     campaign_timeline,
+    plan_probes,
 
 
 rule all:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["planning.py", "cleaning.py", "training_overhead.py", "incremental.py"]
+BENCHMARKS = ["planning.py", "cleaning.py", "training_overhead.py", "incremental.py", "plan_accuracy.py"]
 
 
 def main() -> int:

@@ -137,6 +137,31 @@ def training_threads(wildcards):
     return per_gpu * max(CONFIGS[wildcards.cfg].gpus, 1)
 
 
+def probe_settings(run):
+    """What a probe measures for one configuration: one GPU's share of its batch."""
+    from campaign.probe import probe_name
+
+    per_gpu = max(1, run.batch // max(run.gpus, 1))
+    settings = {
+        "model": run.model,
+        "imgsz": run.imgsz,
+        "batch": per_gpu,
+        "freeze": run.freeze,
+        "gpus": run.gpus,
+    }
+    return probe_name(run.model, per_gpu, run.imgsz, run.freeze), settings
+
+
+# The distinct training steps of the campaign, each probed once (plan.py --probe).
+PROBES = dict(probe_settings(run) for run in CONFIGS.values())
+
+
+def probe_threads(name):
+    """A probe's cores: as many as a one-GPU training of the campaign gets."""
+    given = workflow.global_resources.get("gpu")
+    return max(1, all_cores() // int(getattr(given, "value", given) or 1))
+
+
 def training_priority(name):
     """0..100, by expected training cost relative to the costliest configuration."""
     return round(100 * CONFIGS[name].expected_cost() / CONFIGS.costliest)

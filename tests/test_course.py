@@ -1,5 +1,6 @@
-"""The course's campaign (configs/course.yaml) plans as a whole campaign of its own."""
+"""The course's campaign (configs/course.yaml) plans as a whole campaign of its own, before any training."""
 
+import csv
 import shutil
 import subprocess
 import sys
@@ -7,8 +8,10 @@ from collections import Counter
 from pathlib import Path
 
 import torch
+import yaml
 
 from campaign.plan import dry_run_jobs
+from test_workflow import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,3 +45,30 @@ def test_the_course_campaign_dry_runs_with_its_own_keys_only(tmp_path):
     result = subprocess.run([*command, "--configfile", "configs/course.yaml"], cwd=tmp_path, capture_output=True)
     assert result.returncode != 0
     assert b"weights.yolov5m: weights/yolov5mu.pt does not match the SHA-256" in result.stdout + result.stderr
+
+
+def test_plan_probes_every_distinct_training_step_before_any_training(tmp_path):
+    config = {**TINY, "detect": {}, "plan": {"iterations": 2}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    command = [sys.executable, str(ROOT / "scripts/campaign/plan.py"), "--configfile", "config.yaml", "--cores", "2"]
+    result = subprocess.run(
+        [*command, "--probe", "--servers", "2", "--gpus", "1", "--device-memory-mb", "600"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = list(csv.DictReader(open(tmp_path / "results/plan/probes.csv")))
+    # Two distinct steps (freeze 0 and 10), each at its batch and at half of it, measured on this machine.
+    assert sorted((r["probe"], r["batch"]) for r in rows) == [
+        ("yolov8n_b16_img64_freeze0", "16"),
+        ("yolov8n_b16_img64_freeze0", "8"),
+        ("yolov8n_b16_img64_freeze10", "16"),
+        ("yolov8n_b16_img64_freeze10", "8"),
+    ]
+    assert all(float(r["peak_memory_mb"]) > 100 and float(r["train_seconds_per_image"]) > 0 for r in rows)
+    # Nothing trained, yet every configuration has memory, hours and a verdict for a 600 MB device.
+    assert not (tmp_path / "results/train").exists()
+    out = result.stdout
+    assert "To train: 2 configuration(s)" in out and "CPU-h" in out and "Makespan on 2 server(s) x 1 GPU(s)" in out
+    assert out.count(" NO ") == 2 and "does not fit in 600 MB" in out

@@ -1,15 +1,22 @@
 """Plan a campaign run without training anything.
 
-Lists the jobs Snakemake would run and why (its own dry-run), estimates the
-GPU-hours of every configuration still to train, and the makespan on N GPUs.
+Lists the jobs Snakemake would run (its own dry-run; `--jobs` with their
+reasons) and, from probes, what each configuration needs before anything is
+trained: memory per GPU against the device's, which configurations do not
+fit (with the largest batch that does), hours and GPU-hours, and the
+makespan on S servers of N GPUs. `--probe` first trains a few steps of every
+distinct (model, batch per GPU, image size, frozen layers) on the device a
+training would use (Snakemake's `probe` rule, results in results/plan/).
+Finished trainings scale the probes' estimate by measured / predicted.
 
-The estimate is a cost model calibrated on this campaign: each configuration
-has a relative cost (`RunConfig.expected_cost`: model size, image area,
-epochs, frozen layers); the seconds per unit of cost are the median of the
-trainings already finished here. With none finished yet there is nothing to
-calibrate on, and the plan says so instead of guessing.
+Without probes, the estimate falls back to a cost model calibrated on this
+campaign: each configuration has a relative cost (`RunConfig.expected_cost`:
+model size, image area, epochs, frozen layers); the seconds per unit of cost
+are the median of the trainings already finished here. With neither probes
+nor finished trainings the plan says so instead of guessing.
 
-Run from the workflow folder: `python scripts/campaign/plan.py --gpus 4`.
+Run from the workflow folder:
+`python scripts/campaign/plan.py --configfile configs/course.yaml --probe --servers 2 --gpus 4`.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -61,6 +69,83 @@ def seconds_per_cost(configs: dict, results: Path) -> float | None:
     return statistics.median(ratios) if ratios else None
 
 
+def finished_hours(configs: dict, results: Path) -> dict[str, float]:
+    """Measured training hours of the finished trainings."""
+    hours = {}
+    for name in configs:
+        summary = results / "train" / name / "train.json"
+        if summary.is_file():
+            hours[name] = json.loads(summary.read_text())["train_seconds"] / 3600
+    return hours
+
+
+def planned_device_memory(config: dict, given: float | None) -> tuple[float, str]:
+    """The memory of one device the campaign will train on, and where that figure comes from."""
+    from campaign.leases import nvml_devices
+
+    if given:
+        return given, "--device-memory-mb"
+    declared = (config.get("gpu") or {}).get("devices")
+    if isinstance(declared, list) and declared:
+        return min(float(d.get("memory_mb", 8192)) for d in declared), "gpu.devices"
+    devices = nvml_devices()
+    if devices:
+        return float(min(d.total_mb for d in devices)), f"NVML ({devices[0].name})"
+    return 8192.0, "assumed (8 GB, the course's GPUs); give --device-memory-mb"
+
+
+def run_probes(configfile: str, cores: int, gpus: int) -> None:
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--configfile", configfile]
+    command += ["--cores", str(cores), "--resources", f"gpu={gpus}", "results/plan/probes.csv"]
+    print("probing:", " ".join(command[2:]), flush=True)
+    if subprocess.run(command).returncode != 0:
+        raise SystemExit("the probes failed: see logs/probe/")
+
+
+def print_probe_plan(configs, to_train: list[str], probes_csv: Path, args, config: dict) -> None:
+    from campaign.estimate import calibration, estimate, makespan, read_probes
+    from campaign.probe import probe_name
+
+    probes = read_probes(probes_csv)
+    dataset = args.results / "dataset"
+    images = {split: len((dataset / f"{split}.txt").read_text().split()) for split in ("train", "val")}
+    device_mb, source = planned_device_memory(config, args.device_memory_mb)
+    estimates = {}
+    for name, run in configs.items():
+        per_gpu = max(1, run.batch // max(run.gpus, 1))
+        rows = probes.get(probe_name(run.model, per_gpu, run.imgsz, run.freeze))
+        if rows:
+            estimates[name] = estimate(name, run.parameters(), rows, images["train"], images["val"], device_mb)
+    done = finished_hours(configs, args.results)
+    scale = calibration({n: e.hours for n, e in estimates.items()}, done)
+    device = next(iter(estimates.values())).device if estimates else "?"
+    # Probed on the CPU, the hours are the CPU's: a GPU's are for a probe on the GPU itself.
+    unit = "GPU-h" if all(e.on_gpu for e in estimates.values()) else "CPU-h"
+    print(f"From the probes on {device} ({images['train']} training, {images['val']} validation images);")
+    print(f"device memory {device_mb:.0f} MB per GPU ({source})", end="")
+    print(f"; scaled by {scale:.2f}, measured / predicted over {len(done)} finished training(s)" if done else "")
+    print()
+    print(f"  {'configuration':<40} {'batch/GPU':>9} {'memory MB':>10} {'fits':>5} {'hours':>7} {unit:>7}")
+    for name, est in estimates.items():
+        memory = f"{est.memory_mb:.0f}" if est.memory_mb is not None else "?"
+        state = "done" if name in done else f"{est.hours * scale:7.3f}"
+        print(
+            f"  {name:<40} {est.batch_per_gpu:>9} {memory:>10} {'yes' if est.fits else 'NO':>5} {state:>7} "
+            f"{est.gpu_hours * scale:7.3f}"
+        )
+        if not est.fits:
+            print(f"      {est.advice(device_mb)}")
+    remaining = [estimates[n] for n in to_train if n in estimates]
+    missing = [n for n in to_train if n not in estimates]
+    gpu_hours = sum(e.gpu_hours * scale for e in remaining)
+    span = makespan([(e.hours * scale, e.gpus) for e in remaining], args.servers, args.gpus)
+    print()
+    print(f"To train: {len(remaining)} configuration(s), {gpu_hours:.2f} {unit} on {device}")
+    print(f"Makespan on {args.servers} server(s) x {args.gpus} GPU(s), longest first: {span:.2f} h")
+    if missing:
+        print(f"Not probed yet: {', '.join(missing)} (run with --probe)")
+
+
 def makespan(durations: list[float], workers: int) -> float:
     """Longest-first greedy schedule of the durations on `workers` identical GPUs."""
     loads = [0.0] * max(workers, 1)
@@ -73,7 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configfile", default="config.yaml")
     parser.add_argument("--results", default="results", type=Path)
-    parser.add_argument("--gpus", type=int, default=4, help="GPUs available to the campaign (for the makespan)")
+    parser.add_argument("--gpus", type=int, default=4, help="GPUs per server (for the makespan)")
+    parser.add_argument("--servers", type=int, default=1, help="servers, each with --gpus GPUs")
+    parser.add_argument("--probe", action="store_true", help="first probe every distinct training step")
+    parser.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="cores for the probes")
+    parser.add_argument("--device-memory-mb", type=float, help="memory of one GPU the campaign will use")
+    parser.add_argument("--jobs", action="store_true", help="list every job with its reason")
     args = parser.parse_args(argv)
 
     import yaml
@@ -81,24 +171,35 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT / "scripts"))
     from campaign.configurations import expand_campaign
 
-    configs = expand_campaign(yaml.safe_load(Path(args.configfile).read_text())["campaign"])
+    config = yaml.safe_load(Path(args.configfile).read_text())
+    configs = expand_campaign(config["campaign"])
+    if args.probe:
+        run_probes(args.configfile, args.cores, args.gpus)
     jobs = dry_run_jobs(["--configfile", args.configfile])
     jobs = [job for job in jobs if job["rule"] != "all"]
     print(f"{len(jobs)} jobs would run:")
     for rule, count in sorted(Counter(job["rule"] for job in jobs).items()):
         print(f"  {rule:<28} {count}")
-    print()
-    for job in jobs:
-        print(f"  {job['rule']:<22} {job['wildcards']:<44} {job['reason'][:90]}")
+    if args.jobs:
+        print()
+        for job in jobs:
+            print(f"  {job['rule']:<22} {job['wildcards']:<44} {job['reason'][:90]}")
 
     to_train = [job["wildcards"].removeprefix("cfg=") for job in jobs if job["rule"] == "train"]
-    rate = seconds_per_cost(configs, args.results)
     print()
+    probes_csv = args.results / "plan" / "probes.csv"
+    if probes_csv.is_file():
+        print_probe_plan(configs, to_train, probes_csv, args, config)
+        return 0
     if not to_train:
         print("No training to do.")
         return 0
+    rate = seconds_per_cost(configs, args.results)
     if rate is None:
-        print(f"{len(to_train)} trainings to do; no finished training to calibrate the estimate on yet.")
+        print(
+            f"{len(to_train)} trainings to do; no probe and no finished training to estimate from: "
+            "run with --probe for memory and hours before the first training."
+        )
         return 0
     print(f"Estimated training time (calibrated on finished trainings: {rate:.3g} s per unit of cost):")
     durations, gpu_seconds = [], 0.0

@@ -294,7 +294,8 @@ def record_silent_end(run_dir: Path) -> dict[str, Any] | None:
         error = f"ended without a word after its stderr said: {said[:300]}"
     else:
         error = "ended without a word (killed, or lost with its node), with no sign of memory exhaustion"
-    silent = {**attempt, "error": error, "out_of_memory": kills > 0 or said is not None}
+    # Where it got to: the checkpoint it left is what this attempt finds.
+    silent = {**attempt, "error": error, "out_of_memory": kills > 0 or said is not None, **checkpoint_progress(run_dir)}
     record_attempt(run_dir, silent)
     return silent
 

@@ -1,0 +1,32 @@
+rule probe:
+    input:
+        **DATASET,
+    output:
+        probe="results/plan/probe/{probe}.csv",
+    log:
+        "logs/probe/{probe}.log",
+    benchmark:
+        "logs/probe/{probe}.benchmark.tsv"
+    conda:
+        "../envs/train.yaml"
+    threads: lambda wc: probe_threads(wc.probe)
+    resources:
+        gpu=lambda wc: min(PROBES[wc.probe]["gpus"], 1),
+    params:
+        args=lambda wc: PROBES[wc.probe],
+        iterations=config["plan"]["iterations"],
+    script:
+        "../scripts/probe.py"
+
+
+rule plan_probes:
+    input:
+        expand("results/plan/probe/{probe}.csv", probe=sorted(PROBES)),
+    output:
+        "results/plan/probes.csv",
+    log:
+        "logs/plan_probes.log",
+    conda:
+        "../envs/reporting.yaml"
+    script:
+        "../scripts/plan_probes.py"

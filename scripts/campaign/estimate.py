@@ -1,0 +1,145 @@
+"""From probes to a plan: memory each configuration needs, whether it fits, hours, and the makespan.
+
+A probe (campaign/probe.py) measured, for one training step of a
+configuration, seconds per training image, seconds per validation image and
+peak memory at its batch and at half of it. A training of E epochs on N
+training and V validation images then takes about
+
+    E * (N * train_s + V * val_s) + V * val_s      (the last term: the final validation)
+
+divided by its GPUs for a multi-GPU run. Finished trainings refine it: the
+median of measured / predicted over the trainings done scales the rest.
+Memory is linear in the batch: two probed batches give the slope, so the
+largest batch that fits a device of any size follows.
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Estimate:
+    config: str
+    batch_per_gpu: int
+    gpus: int
+    memory_mb: float | None  # at the configured batch per GPU: measured, or extrapolated where it did not fit
+    fits: bool
+    largest_batch: int | None  # per GPU, on the planned device
+    hours: float  # wall-clock hours of the training
+    device: str  # the probed device's name
+    on_gpu: bool = True
+
+    @property
+    def gpu_hours(self) -> float:
+        return self.hours * max(self.gpus, 1)
+
+    def advice(self, device_mb: float) -> str:
+        if self.fits:
+            return ""
+        options = []
+        if self.largest_batch:
+            options.append(f"batch: {self.largest_batch * max(self.gpus, 1)} fits")
+        options.append(f"gpus: {max(self.gpus, 1) * 2} halves each GPU's share")
+        return f"does not fit in {device_mb:.0f} MB: " + "; or ".join(options)
+
+
+def read_probes(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """Probe rows by probe name (the configured batch first, then smaller ones)."""
+    probes: dict[str, list[dict[str, Any]]] = {}
+    with open(path, newline="") as stream:
+        for row in csv.DictReader(stream):
+            probes.setdefault(row["probe"], []).append(row)
+    return probes
+
+
+def _number(value: str) -> float | None:
+    return float(value) if value not in ("", None) else None
+
+
+def memory_line(rows: list[dict[str, Any]]) -> tuple[float, float] | None:
+    """(intercept MB, MB per image) through the two smallest batches that ran; None with fewer than two."""
+    points = sorted(
+        (int(r["batch"]), _number(r["peak_memory_mb"]))
+        for r in rows
+        if r["fits"] == "True" and _number(r["peak_memory_mb"])
+    )
+    if len(points) < 2 or points[0][0] == points[1][0]:
+        return None
+    (b1, m1), (b2, m2) = points[:2]
+    slope = max((m2 - m1) / (b2 - b1), 0.0)
+    return m1 - slope * b1, slope
+
+
+def largest_batch(rows: list[dict[str, Any]], device_mb: float) -> int | None:
+    line = memory_line(rows)
+    if line is None or line[1] <= 0:
+        return None
+    intercept, slope = line
+    return max(0, math.floor((device_mb - intercept) / slope)) or None
+
+
+def estimate(
+    config: str,
+    parameters: dict[str, Any],
+    rows: list[dict[str, Any]],
+    train_images: int,
+    val_images: int,
+    device_mb: float,
+) -> Estimate:
+    """The estimate of one configuration from its probe's rows."""
+    batch = int(rows[0]["batch"])
+    ran = [r for r in rows if r["fits"] == "True"]
+    timed = next((r for r in ran if int(r["batch"]) == batch), ran[0] if ran else None)
+    if timed is None:
+        raise ValueError(f"{config}: no probed batch ran, down to batch 1")
+    measured = _number(timed["peak_memory_mb"]) if int(timed["batch"]) == batch else None
+    line = memory_line(rows)
+    memory = measured if measured is not None else (line[0] + line[1] * batch if line else None)
+    fits = memory is not None and memory <= device_mb and any(int(r["batch"]) == batch for r in ran)
+    gpus = max(int(parameters.get("gpus", 1)), 1)
+    train_s, val_s = float(timed["train_seconds_per_image"]), float(timed["val_seconds_per_image"] or 0)
+    epochs = int(parameters["epochs"])
+    seconds = (epochs * (train_images * train_s + val_images * val_s) + val_images * val_s) / gpus
+    return Estimate(
+        config=config,
+        batch_per_gpu=batch,
+        gpus=gpus,
+        memory_mb=memory,
+        fits=fits,
+        largest_batch=largest_batch(rows, device_mb),
+        hours=seconds / 3600,
+        device=timed["device_name"],
+        on_gpu=timed.get("device", "cpu") != "cpu",
+    )
+
+
+def calibration(predicted_hours: dict[str, float], measured_hours: dict[str, float]) -> float:
+    """Median measured / predicted over the configurations with both; 1 where none has finished."""
+    ratios = [measured_hours[n] / predicted_hours[n] for n in measured_hours if predicted_hours.get(n)]
+    return statistics.median(ratios) if ratios else 1.0
+
+
+def makespan(jobs: list[tuple[float, int]], servers: int, gpus_per_server: int) -> float:
+    """Longest first, each job on the server where its GPUs come free first; a multi-GPU job holds all of them.
+
+    `jobs` are (hours, GPUs); a job never spans servers (DDP runs on one machine).
+    """
+    free = [[0.0] * gpus_per_server for _ in range(max(servers, 1))]
+    end = 0.0
+    for hours, gpus in sorted(jobs, key=lambda job: (-job[0], -job[1])):
+        need = min(max(gpus, 1), gpus_per_server)
+        starts = [sorted(times)[need - 1] for times in free]
+        server = min(range(len(free)), key=starts.__getitem__)
+        start = starts[server]
+        chosen = heapq.nsmallest(need, range(gpus_per_server), key=free[server].__getitem__)
+        for gpu in chosen:
+            free[server][gpu] = start + hours
+        end = max(end, start + hours)
+    return end

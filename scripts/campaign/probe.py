@@ -1,0 +1,215 @@
+"""Measure, before a campaign trains, what one training step costs: time per image and peak memory.
+
+A probe trains one (model, image size, batch per GPU, frozen layers) for a
+few iterations on the device a training would really use, on the campaign's
+own data, and times a validation pass. Where the batch does not fit, the
+device runs out of memory (or Ultralytics halves the batch itself): the
+probe records that and measures the largest halved batch that runs. A
+second, halved batch gives the slope of memory over batch, from which the
+plan computes the largest batch that fits a device of any size.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+PROBE_FIELDS = [
+    "probe",
+    "model",
+    "imgsz",
+    "batch",
+    "freeze",
+    "device",
+    "device_name",
+    "fits",
+    "peak_memory_mb",
+    "train_seconds_per_image",
+    "val_seconds_per_image",
+    "iterations",
+]
+
+
+class _Enough(Exception):
+    """Raised from a callback to end the probe's training once it has measured enough."""
+
+
+def probe_name(model: str, batch: int, imgsz: int, freeze: int) -> str:
+    return f"{model}_b{batch}_img{imgsz}_freeze{freeze}"
+
+
+def _peak_memory_mb(device: str) -> float:
+    """Peak memory of this probe: what CUDA's allocator reserved, or the process's peak RSS on the CPU."""
+    if device != "cpu":
+        import torch
+
+        return torch.cuda.max_memory_reserved() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _reset_peak(device: str) -> None:
+    if device != "cpu":
+        import torch
+
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def time_training_steps(
+    model: str, data: str, imgsz: int, batch: int, freeze: int, device: str, iterations: int, workers: int, out: str
+) -> dict[str, Any]:
+    """Train `iterations` timed steps (after two untimed) at `batch`; the batch the trainer ended at, and the times.
+
+    Ultralytics halves the batch itself when a GPU runs out of memory during
+    the first epoch; the batch it trained at is returned, so a caller sees
+    that the requested one did not fit.
+    """
+    from ultralytics import YOLO
+
+    warmup = 2
+    stamps: list[float] = []
+    used = {"batch": batch}
+
+    def on_batch_end(trainer) -> None:
+        if trainer.device.type == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
+        stamps.append(time.perf_counter())
+        used["batch"] = trainer.batch_size
+        if len(stamps) > warmup + iterations:
+            raise _Enough
+
+    out = Path(out)
+    yolo = YOLO(f"{model}.yaml")
+    yolo.add_callback("on_train_batch_end", on_batch_end)
+    _reset_peak(device)
+    try:
+        yolo.train(
+            data=str(data),
+            imgsz=imgsz,
+            batch=batch,
+            freeze=freeze or None,
+            epochs=1000,  # ended by the callback, whatever the dataset's size
+            val=False,
+            plots=False,
+            save=False,
+            amp=True,
+            workers=workers,
+            device=device,
+            project=str(out.parent),
+            name=out.name,
+            exist_ok=True,
+            verbose=False,
+        )
+    except _Enough:
+        pass
+    steps = [b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1 :])]
+    if not steps:
+        raise RuntimeError(f"the probe of {model} at batch {batch} trained no step")
+    return {
+        "batch": used["batch"],
+        "seconds_per_image": statistics.median(steps) / used["batch"],
+        "peak_memory_mb": _peak_memory_mb(device),
+        "iterations": len(steps),
+    }
+
+
+def _in_a_fresh_process(function: str, **kwargs: Any) -> dict[str, Any]:
+    """Run one of this module's functions in a new Python process: memory peaks are then its own.
+
+    Raises MemoryError where the process ran out of memory (its error or an
+    abort said so), RuntimeError for any other failure.
+    """
+    import json
+    import subprocess
+    import sys
+
+    from .memory_evidence import mentions_out_of_memory
+
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]);"
+        f"from campaign.probe import {function};"
+        f"print('PROBE ' + json.dumps({function}(**json.loads(sys.argv[2]))))"
+    )
+    scripts = str(Path(__file__).resolve().parents[1])
+    arguments = json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in kwargs.items()})
+    result = subprocess.run([sys.executable, "-c", code, scripts, arguments], capture_output=True, text=True)
+    for line in reversed(result.stdout.splitlines()):
+        if line.startswith("PROBE "):
+            return json.loads(line.removeprefix("PROBE "))
+    said = result.stderr[-3000:]
+    if mentions_out_of_memory(said):
+        raise MemoryError(said.strip().splitlines()[-1] if said.strip() else "out of memory")
+    raise RuntimeError(f"the probe process failed (exit {result.returncode}):\n{said}")
+
+
+def time_validation(model: str, data: Path, imgsz: int, batch: int, device: str, out: Path) -> float:
+    """Seconds per image of one validation pass at twice the training batch, as Ultralytics ends each epoch."""
+    from ultralytics import YOLO
+
+    metrics = YOLO(f"{model}.yaml").val(
+        data=str(data), imgsz=imgsz, batch=batch * 2, device=device, plots=False, verbose=False, project=str(out)
+    )
+    # Ultralytics' own per-image stages (preprocess, inference, loss, postprocess), without the one-off setup.
+    return sum(metrics.speed.values()) / 1000
+
+
+def probe(
+    model: str,
+    data: Path,
+    imgsz: int,
+    batch: int,
+    freeze: int,
+    device: str,
+    device_name: str,
+    iterations: int,
+    workers: int,
+    out: Path,
+) -> list[dict[str, Any]]:
+    """Rows for the requested batch and a halved one (or the halved batches down to one that fits)."""
+    rows: list[dict[str, Any]] = []
+    trial = batch
+    while trial >= 1 and len([r for r in rows if r["fits"]]) < 2:
+        base = {"probe": probe_name(model, batch, imgsz, freeze), "model": model, "imgsz": imgsz, "freeze": freeze}
+        base.update(batch=trial, device=device, device_name=device_name)
+        try:
+            measured = _in_a_fresh_process(
+                "time_training_steps",
+                model=model,
+                data=data,
+                imgsz=imgsz,
+                batch=trial,
+                freeze=freeze,
+                device=device,
+                iterations=iterations,
+                workers=workers,
+                out=out,
+            )
+        except MemoryError:
+            rows.append({**base, "fits": False, "peak_memory_mb": "", "train_seconds_per_image": ""})
+            trial //= 2
+            continue
+        if measured["batch"] < trial:  # Ultralytics halved it: the requested batch did not fit
+            rows.append({**base, "fits": False, "peak_memory_mb": "", "train_seconds_per_image": ""})
+            trial = measured["batch"]
+            continue
+        rows.append(
+            {
+                **base,
+                "fits": True,
+                "peak_memory_mb": round(measured["peak_memory_mb"], 1),
+                "train_seconds_per_image": measured["seconds_per_image"],
+                "iterations": measured["iterations"],
+            }
+        )
+        trial //= 2
+    fitting = [r for r in rows if r["fits"]]
+    if fitting:
+        seconds = time_validation(model, data, imgsz, fitting[0]["batch"], device, out / "val")
+        for row in rows:
+            row["val_seconds_per_image"] = seconds
+    return rows

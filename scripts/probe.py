@@ -1,0 +1,31 @@
+"""Rule probe: time per image and peak memory of a few training steps of one (model, batch, size, freeze)."""
+
+from pathlib import Path
+
+from campaign.io import atomic_write_csv, job_logger
+from campaign.jobs import leased_device
+from campaign.probe import PROBE_FIELDS, probe
+from campaign.speed import device_name
+from campaign.yolo_env import prepare_ultralytics
+
+log = job_logger(snakemake.log[0])
+args = snakemake.params.args
+out = Path(snakemake.output.probe).with_suffix("")
+prepare_ultralytics(out / ".ultralytics", tensorboard=False)
+with leased_device(snakemake, log) as lease:
+    device = lease.ultralytics_device()
+    rows = probe(
+        model=args["model"],
+        data=Path(snakemake.input.dataset).resolve(),
+        imgsz=args["imgsz"],
+        batch=args["batch"],
+        freeze=args["freeze"],
+        device=device,
+        device_name=device_name(device),
+        iterations=snakemake.params.iterations,
+        workers=max(1, snakemake.threads),
+        out=out.resolve(),
+    )
+for row in rows:
+    log.info("%s", row)
+atomic_write_csv(snakemake.output.probe, rows, PROBE_FIELDS)

@@ -1,0 +1,58 @@
+"""From probe rows to memory, fit, hours and makespan."""
+
+import pytest
+
+from campaign.estimate import calibration, estimate, largest_batch, makespan, memory_line
+
+
+def row(batch, fits=True, memory="", train="0.01", val="0.002", device="cpu"):
+    return {
+        "batch": str(batch),
+        "fits": str(fits),
+        "peak_memory_mb": str(memory),
+        "train_seconds_per_image": train,
+        "val_seconds_per_image": val,
+        "device": device,
+        "device_name": "a device",
+    }
+
+
+def test_memory_is_linear_in_the_batch_through_two_probes():
+    rows = [row(64, memory=5000), row(32, memory=3000)]
+    assert memory_line(rows) == pytest.approx((1000, 62.5))
+    assert largest_batch(rows, 8192) == 115  # (8192 - 1000) / 62.5
+    assert memory_line([row(64, memory=5000)]) is None
+
+
+def test_a_configuration_that_does_not_fit_gets_the_batch_that_does():
+    # Batch 96 ran out of memory; 48 and 24 ran: 1000 MB + 100 MB per image.
+    rows = [row(96, fits=False), row(48, memory=5800), row(24, memory=3400)]
+    result = estimate("yolov5l_b96", {"epochs": 50, "gpus": 1}, rows, 1000, 200, 8192)
+    assert not result.fits and result.memory_mb == pytest.approx(10600)
+    assert result.largest_batch == 71
+    assert "batch: 71 fits" in result.advice(8192) and "gpus: 2" in result.advice(8192)
+
+
+def test_hours_follow_epochs_images_and_gpus():
+    rows = [row(64, memory=5000, train="0.01", val="0.002"), row(32, memory=3000)]
+    one = estimate("a", {"epochs": 50, "gpus": 1}, rows, 1000, 200, 8192)
+    # 50 * (1000 * 0.01 + 200 * 0.002) + 200 * 0.002 = 520.4 s
+    assert one.fits and one.hours * 3600 == pytest.approx(520.4)
+    two = estimate("a", {"epochs": 50, "gpus": 2}, rows, 1000, 200, 8192)
+    assert two.hours == pytest.approx(one.hours / 2) and two.gpu_hours == pytest.approx(one.gpu_hours)
+
+
+def test_finished_trainings_scale_the_rest():
+    assert calibration({"a": 1.0, "b": 2.0, "c": 4.0}, {"a": 1.5, "b": 3.0}) == pytest.approx(1.5)
+    assert calibration({"a": 1.0}, {}) == 1.0
+
+
+def test_makespan_places_multi_gpu_jobs_on_one_server():
+    assert makespan([(2.0, 1)] * 4, servers=1, gpus_per_server=4) == 2.0
+    assert makespan([(2.0, 1)] * 8, servers=2, gpus_per_server=4) == 2.0
+    assert makespan([(2.0, 1)] * 9, servers=2, gpus_per_server=4) == 4.0
+    # A 4-GPU job needs a whole server: two of them on one server run one after the other.
+    assert makespan([(3.0, 4), (3.0, 4)], servers=1, gpus_per_server=4) == 6.0
+    assert makespan([(3.0, 4), (3.0, 4)], servers=2, gpus_per_server=4) == 3.0
+    # Longest first: the 5 h job starts at once, the short ones fill the other GPUs.
+    assert makespan([(1.0, 1), (1.0, 1), (5.0, 1)], servers=1, gpus_per_server=2) == 5.0
