@@ -95,11 +95,15 @@ def planned_device_memory(config: dict, given: float | None) -> tuple[float, str
 
 
 def run_probes(configfile: str, cores: int, gpus: int) -> None:
-    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--configfile", configfile]
-    command += ["--cores", str(cores), "--resources", f"gpu={gpus}", "results/plan/probes.csv"]
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "results/plan/probes.csv"]
+    command += ["--configfile", configfile, "--cores", str(cores), "--resources", f"gpu={gpus}"]
     print("probing:", " ".join(command[2:]), flush=True)
     if subprocess.run(command).returncode != 0:
         raise SystemExit("the probes failed: see logs/probe/")
+
+
+def _duration(hours: float) -> str:
+    return f"{hours:.2f} h" if hours >= 1 else f"{hours * 60:.1f} min"
 
 
 def print_probe_plan(configs, to_train: list[str], probes_csv: Path, args, config: dict) -> None:
@@ -125,13 +129,13 @@ def print_probe_plan(configs, to_train: list[str], probes_csv: Path, args, confi
     print(f"device memory {device_mb:.0f} MB per GPU ({source})", end="")
     print(f"; scaled by {scale:.2f}, measured / predicted over {len(done)} finished training(s)" if done else "")
     print()
-    print(f"  {'configuration':<40} {'batch/GPU':>9} {'memory MB':>10} {'fits':>5} {'hours':>7} {unit:>7}")
+    print(f"  {'configuration':<40} {'batch/GPU':>9} {'memory MB':>10} {'fits':>5} {'time':>10} {unit:>8}")
     for name, est in estimates.items():
         memory = f"{est.memory_mb:.0f}" if est.memory_mb is not None else "?"
-        state = "done" if name in done else f"{est.hours * scale:7.3f}"
+        state = "done" if name in done else _duration(est.hours * scale)
         print(
-            f"  {name:<40} {est.batch_per_gpu:>9} {memory:>10} {'yes' if est.fits else 'NO':>5} {state:>7} "
-            f"{est.gpu_hours * scale:7.3f}"
+            f"  {name:<40} {est.batch_per_gpu:>9} {memory:>10} {'yes' if est.fits else 'NO':>5} {state:>10} "
+            f"{est.gpu_hours * scale:8.3f}"
         )
         if not est.fits:
             print(f"      {est.advice(device_mb)}")
@@ -141,7 +145,7 @@ def print_probe_plan(configs, to_train: list[str], probes_csv: Path, args, confi
     span = makespan([(e.hours * scale, e.gpus) for e in remaining], args.servers, args.gpus)
     print()
     print(f"To train: {len(remaining)} configuration(s), {gpu_hours:.2f} {unit} on {device}")
-    print(f"Makespan on {args.servers} server(s) x {args.gpus} GPU(s), longest first: {span:.2f} h")
+    print(f"Makespan on {args.servers} server(s) x {args.gpus} GPU(s), longest first: {_duration(span)}")
     if missing:
         print(f"Not probed yet: {', '.join(missing)} (run with --probe)")
 
