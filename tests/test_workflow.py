@@ -131,6 +131,19 @@ def test_reordering_keys_in_the_config_changes_nothing(campaign):
 
 
 def test_editing_one_configuration_reruns_only_its_jobs(campaign):
+    """An argument changed in place (same name): exactly that configuration's jobs and the summaries, nothing else."""
+    edited = yaml.safe_load(yaml.safe_dump(TINY))
+    edited["campaign"]["overrides"] = [{"match": {"freeze": 10}, "set": {"args": {"lr0": 0.02}}}]
+    jobs = planned_jobs(campaign, edited)
+    per_config = [(rule, w) for rule, w in jobs if w.startswith("cfg=")]
+    assert {w.split(",")[0] for _, w in per_config} == {f"cfg={CONFIGS[1]}"}
+    assert sorted(rule for rule, _ in per_config) == ["evaluate", "evaluate", "imgsz_study", "speed", "train"]
+    shared = {rule for rule, w in jobs if not w.startswith("cfg=")}
+    assert "summary_table" in shared and not shared & {"clean_dataset", "split_dataset", "pretrain", "detect"}
+
+
+def test_changing_a_named_argument_gives_a_new_configuration(campaign):
+    """patience is part of the name where it differs from the default: a new configuration, the old one untouched."""
     edited = yaml.safe_load(yaml.safe_dump(TINY))
     edited["campaign"]["overrides"] = [{"match": {"freeze": 10}, "set": {"patience": 50}}]
     jobs = planned_jobs(campaign, edited)
@@ -140,21 +153,29 @@ def test_editing_one_configuration_reruns_only_its_jobs(campaign):
     assert "summary_table" in {rule for rule, _ in jobs}
 
 
-def test_changing_a_training_argument_in_place_reruns_that_training(campaign):
-    edited = yaml.safe_load(yaml.safe_dump(TINY))
-    edited["campaign"]["overrides"] = [{"match": {"freeze": 10}, "set": {"args": {"lr0": 0.02}}}]
-    jobs = planned_jobs(campaign, edited)
-    assert [w for rule, w in jobs if rule == "train"] == [f"cfg={CONFIGS[1]}"]
-    assert {rule for rule, _ in jobs} >= {"train", "evaluate", "speed", "summary_table"}
-    assert "clean_dataset" not in {rule for rule, _ in jobs}
-
-
 def test_adding_a_configuration_leaves_the_others_untouched(campaign):
     extended = yaml.safe_load(yaml.safe_dump(TINY))
     extended["campaign"]["extra"] = [{"model": "yolov8n", "batch": 8, "pretrained": False}]
     jobs = planned_jobs(campaign, extended)
     assert [w for rule, w in jobs if rule == "train"] == ["cfg=yolov8n_b8_img64_freeze0_scratch"]
     assert not any(name in w for _, w in jobs for name in CONFIGS)
+
+
+def test_same_bytes_rerun_nothing_below_the_checksum_limit_and_a_touched_checkpoint_reruns(campaign):
+    """Snakemake compares inputs under 1 MB by checksum, larger ones (best.pt) by time, as README says."""
+    split = campaign / "results/dataset/val.txt"
+    split.write_bytes(split.read_bytes())  # a newer file with the same bytes
+    output = snakemake(campaign, "-n", config=TINY)
+    assert "Nothing to be done" in output.stdout + output.stderr
+    best = campaign / f"results/train/{CONFIGS[0]}/best.pt"
+    assert best.stat().st_size > 1_000_000
+    before = best.stat()
+    os.utime(best)  # touched: newer than every result made from it, same bytes
+    try:
+        jobs = planned_jobs(campaign, TINY)
+    finally:
+        os.utime(best, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert ("evaluate", f"cfg={CONFIGS[0]}, split=val") in jobs and ("train", f"cfg={CONFIGS[0]}") not in jobs
 
 
 def test_one_figure_is_rebuilt_alone_by_naming_its_file(campaign):
