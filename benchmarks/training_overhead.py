@@ -18,6 +18,7 @@ results/benchmarks/training_overhead.csv.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -40,10 +41,11 @@ def single_configuration(epochs: int) -> dict:
     return config
 
 
-def yolo_command(model: str, dataset: Path, args: dict, project: Path) -> list[str]:
+def yolo_command(model: str, dataset: Path, args: dict, device: str, project: Path) -> list[str]:
+    """`yolo train` with the arguments and the device the workflow's job trained with."""
     command = [str(Path(sys.executable).with_name("yolo")), "train", f"model={model}.yaml", f"data={dataset}"]
     command += [f"{key}={value}" for key, value in args.items() if value is not None]
-    return command + ["device=cpu", f"project={project}", "name=run", "exist_ok=True"]
+    return command + [f"device={device}", f"project={project}", "name=run", "exist_ok=True"]
 
 
 def yolo_environment(settings: Path) -> dict[str, str]:
@@ -61,7 +63,7 @@ def yolo_environment(settings: Path) -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
 
@@ -77,13 +79,16 @@ def main() -> None:
         run_timed([*snakemake, "results/dataset/dataset.yaml"], cwd=workdir)
         dataset = workdir / "results" / "dataset" / "dataset.yaml"
         environment = yolo_environment(Path(scratch) / "yolo-settings")
-        yolo = yolo_command(run.model, dataset, run.train_args(), Path(scratch) / "yolo")
 
-        workflow_times, yolo_times = [], []
+        workflow_times, yolo_times, yolo = [], [], []
         for _ in range(args.repeats):
             shutil.rmtree(workdir / "results" / "train", ignore_errors=True)  # nothing to resume or reuse
             seconds, _ = run_timed([*snakemake, f"results/train/{name}/best.pt"], cwd=workdir)
             workflow_times.append(seconds)
+            # The same device and dataloader workers as the job had (workers follow its cores when unset).
+            trained = json.loads((workdir / "results" / "train" / name / "train.json").read_text())
+            used = {**run.train_args(), "workers": trained["workers"]}
+            yolo = yolo_command(run.model, dataset, used, trained["device"], Path(scratch) / "yolo")
             shutil.rmtree(Path(scratch) / "yolo", ignore_errors=True)
             seconds, _ = run_timed(yolo, cwd=Path(scratch), env=environment)
             yolo_times.append(seconds)
@@ -101,9 +106,10 @@ def main() -> None:
         }
     ]
     notes = [
-        f"median of {args.repeats} alternating runs each; all runs (s): "
+        f"median of {args.repeats} alternating runs each (spread: workflow {min(workflow_times):.1f}-"
+        f"{max(workflow_times):.1f} s, yolo train {min(yolo_times):.1f}-{max(yolo_times):.1f} s); all runs (s): "
         f"workflow {[round(t, 1) for t in workflow_times]}, yolo train {[round(t, 1) for t in yolo_times]}",
-        f"yolo command: {' '.join(yolo[1:4])} ... (same arguments: {run.train_args()})",
+        f"yolo command: {' '.join(yolo[1:4])} ... {yolo[-4]} (the job's arguments, device and workers)",
     ]
     report("training_overhead", rows, notes)
 
