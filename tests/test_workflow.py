@@ -96,7 +96,7 @@ def test_every_output_exists_with_real_content(campaign):
         assert events, "no TensorBoard log"
         samples = list(csv.DictReader(open(campaign / f"results/train/{name}/monitor.csv")))
         assert samples and {row["device"] for row in samples} == {"cpu"}
-        assert list((campaign / f"results/train/{name}/run/monitor").glob("events.out.tfevents.*"))
+        assert list((campaign / f"results/train/{name}/run.monitor").glob("events.out.tfevents.*"))
     for figure in FIGURES:
         png = campaign / f"results/figures/{figure}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000

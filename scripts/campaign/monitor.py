@@ -9,6 +9,7 @@ when a TensorBoard log folder is given, to TensorBoard as well.
 from __future__ import annotations
 
 import csv
+import logging
 import threading
 import time
 from pathlib import Path
@@ -64,15 +65,19 @@ class Monitor:
 
         return {"cpu": cpu}
 
-    def _run(self) -> None:
-        writer = None
-        if self.tensorboard_dir is not None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
+    def _tensorboard(self):
+        """A TensorBoard writer, or None: TensorBoard is a view of the samples, never a reason to lose them."""
+        if self.tensorboard_dir is None:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
 
-                writer = SummaryWriter(str(self.tensorboard_dir))
-            except ImportError:
-                writer = None
+            return SummaryWriter(str(self.tensorboard_dir))
+        except Exception as error:
+            logging.getLogger("campaign").warning("device monitor: no TensorBoard log (%s); the CSV goes on", error)
+            return None
+
+    def _run(self) -> None:
         samplers = self._samplers()
         self.csv_path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.csv_path.exists()
@@ -81,6 +86,8 @@ class Monitor:
             table = csv.writer(stream)
             if new:
                 table.writerow(FIELDS)
+            stream.flush()
+            writer = self._tensorboard()
             while not self._stop.is_set():
                 now = time.time()
                 for name, sample in samplers.items():
@@ -91,9 +98,16 @@ class Monitor:
                     table.writerow([f"{now:.1f}", name, utilization, f"{memory:.0f}", power, temperature])
                     if writer is not None:
                         step = int(now - started)
-                        writer.add_scalar(f"monitor/{name}/utilization", utilization, step)
-                        writer.add_scalar(f"monitor/{name}/memory_mb", memory, step)
+                        try:
+                            writer.add_scalar(f"monitor/{name}/utilization", utilization, step)
+                            writer.add_scalar(f"monitor/{name}/memory_mb", memory, step)
+                        except Exception as error:
+                            logging.getLogger("campaign").warning("device monitor: TensorBoard stopped (%s)", error)
+                            writer = None
                 stream.flush()
                 self._stop.wait(self.interval)
         if writer is not None:
-            writer.close()
+            try:
+                writer.close()
+            except Exception:  # its folder may be gone; the CSV is complete
+                pass

@@ -412,8 +412,12 @@ def run_training_job(job) -> None:
     prepare_ultralytics(run_dir.parent / f".ultralytics_{run_dir.name}")
     weights = job.input.get("weights")
     gpus = int(job.resources.get("gpu", 1) or 1)
+    # The monitor's TensorBoard log lives beside the run, not in it: a fresh attempt replaces the run folder.
     with leased_device(
-        job, log, monitor_csv=run_dir.parent / "monitor.csv", tensorboard_dir=run_dir / "monitor"
+        job,
+        log,
+        monitor_csv=run_dir.parent / "monitor.csv",
+        tensorboard_dir=run_dir.with_name(f"{run_dir.name}.monitor"),
     ) as lease:
         device = lease.ultralytics_device()
         if job.rule == "train":
