@@ -33,7 +33,7 @@ def main() -> None:
 
     from campaign.configurations import expand_campaign
     from campaign.estimate import estimate, read_probes
-    from campaign.probe import probe_name
+    from campaign.probe import probe_settings
 
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["dataset"]["raw"] = str(ROOT / config["dataset"]["raw"])
@@ -48,7 +48,7 @@ def main() -> None:
         images = {s: len((work / "results" / "dataset" / f"{s}.txt").read_text().split()) for s in ("train", "val")}
         predicted = {}
         for name, run in configs.items():
-            rows = probes[probe_name(run.model, run.batch, run.imgsz, run.freeze)]
+            rows = probes[probe_settings(run)[0]]
             predicted[name] = estimate(name, run.parameters(), rows, images["train"], images["val"], 8192).hours * 3600
         targets = [f"results/train/{name}/train.json" for name in configs]
         run_timed([*base, *targets], cwd=work)

@@ -16,6 +16,7 @@ from campaign.configurations import (
     stable_hash,
 )
 from campaign.checkpoints import verify_checkpoints
+from campaign.probe import probe_settings
 from campaign.weights import resolve_pretrained_weights
 
 validate(config, "../schemas/config.schema.yaml")
@@ -126,30 +127,15 @@ def all_cores():
         return 1
 
 
-def training_threads(wildcards):
-    """A training's share of the cores: --cores divided by --resources gpu, per GPU it uses.
-
-    Its dataloader workers default to these cores (the training script).
-    """
+def cores_per_gpu():
+    """--cores divided by --resources gpu: what one GPU's job gets of the machine."""
     given = workflow.global_resources.get("gpu")
-    gpus_given = int(getattr(given, "value", given) or 1)
-    per_gpu = max(1, all_cores() // gpus_given)
-    return per_gpu * max(CONFIGS[wildcards.cfg].gpus, 1)
+    return max(1, all_cores() // int(getattr(given, "value", given) or 1))
 
 
-def probe_settings(run):
-    """What a probe measures for one configuration: one GPU's share of its batch."""
-    from campaign.probe import probe_name
-
-    per_gpu = max(1, run.batch // max(run.gpus, 1))
-    settings = {
-        "model": run.model,
-        "imgsz": run.imgsz,
-        "batch": per_gpu,
-        "freeze": run.freeze,
-        "gpus": run.gpus,
-    }
-    return probe_name(run.model, per_gpu, run.imgsz, run.freeze), settings
+def training_threads(wildcards):
+    """A training's cores, per GPU it uses; its dataloader workers default to them."""
+    return cores_per_gpu() * max(CONFIGS[wildcards.cfg].gpus, 1)
 
 
 # The distinct training steps of the campaign, each probed once (plan.py --probe).
@@ -158,8 +144,7 @@ PROBES = dict(probe_settings(run) for run in CONFIGS.values())
 
 def probe_threads(name):
     """A probe's cores: as many as a one-GPU training of the campaign gets."""
-    given = workflow.global_resources.get("gpu")
-    return max(1, all_cores() // int(getattr(given, "value", given) or 1))
+    return cores_per_gpu()
 
 
 def training_priority(name):

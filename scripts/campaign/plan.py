@@ -108,7 +108,7 @@ def _duration(hours: float) -> str:
 
 def print_probe_plan(configs, to_train: list[str], probes_csv: Path, args, config: dict) -> None:
     from campaign.estimate import calibration, estimate, makespan, read_probes
-    from campaign.probe import probe_name
+    from campaign.probe import probe_settings
 
     probes = read_probes(probes_csv)
     dataset = args.results / "dataset"
@@ -116,8 +116,7 @@ def print_probe_plan(configs, to_train: list[str], probes_csv: Path, args, confi
     device_mb, source = planned_device_memory(config, args.device_memory_mb)
     estimates = {}
     for name, run in configs.items():
-        per_gpu = max(1, run.batch // max(run.gpus, 1))
-        rows = probes.get(probe_name(run.model, per_gpu, run.imgsz, run.freeze))
+        rows = probes.get(probe_settings(run)[0])
         if rows:
             estimates[name] = estimate(name, run.parameters(), rows, images["train"], images["val"], device_mb)
     done = finished_hours(configs, args.results)

@@ -41,6 +41,13 @@ def probe_name(model: str, batch: int, imgsz: int, freeze: int) -> str:
     return f"{model}_b{batch}_img{imgsz}_freeze{freeze}"
 
 
+def probe_settings(run) -> tuple[str, dict[str, Any]]:
+    """The probe of one configuration (a RunConfig): its name and what it measures, one GPU's share of the batch."""
+    per_gpu = max(1, run.batch // max(run.gpus, 1))
+    settings = {"model": run.model, "imgsz": run.imgsz, "batch": per_gpu, "freeze": run.freeze, "gpus": run.gpus}
+    return probe_name(run.model, per_gpu, run.imgsz, run.freeze), settings
+
+
 def _peak_memory_mb(device: str) -> float:
     """Peak memory of this probe: what CUDA's allocator reserved, or the process's peak RSS on the CPU."""
     if device != "cpu":
