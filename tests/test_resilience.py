@@ -121,6 +121,39 @@ def test_running_out_of_memory_is_retried_with_a_smaller_batch(tmp_path):
         assert later["batch"] == (earlier["batch"] // 2 if halved else earlier["batch"])
 
 
+def out_of_memory_config(tmp_path: Path, policy: str) -> dict:
+    config = json.loads(json.dumps(SINGLE))
+    config["campaign"]["defaults"].update(batch=64, imgsz=320, epochs=1, args={"fraction": 0.25})
+    config["gpu"] = {
+        "devices": [{"index": 0, "memory_mb": 3000}],
+        "min_free_mb": 1000,
+        "lock_dir": str(tmp_path / "locks"),
+    }
+    config["training"] = {"on_out_of_memory": policy}
+    return config
+
+
+def test_on_out_of_memory_fail_stops_with_the_plan_s_advice(tmp_path):
+    target = "results/train/yolov8n_b64_img320_freeze0/train.json"
+    result = snakemake(tmp_path, "--cores", "2", target, config=out_of_memory_config(tmp_path, "fail"), check=False)
+    assert result.returncode != 0 and not (tmp_path / target).exists()
+    log = (tmp_path / "logs/train/yolov8n_b64_img320_freeze0.log").read_text()
+    assert "training.on_out_of_memory is `fail`" in log and "plan.py --probe" in log
+    attempts = [
+        json.loads(line) for line in (tmp_path / "results/train/yolov8n_b64_img320_freeze0/run.attempts.jsonl").open()
+    ]
+    assert {a["batch"] for a in attempts} == {64}  # nothing trained at a smaller batch
+
+
+def test_on_out_of_memory_restart_trains_every_epoch_at_the_smaller_batch(tmp_path):
+    target = "results/train/yolov8n_b64_img320_freeze0/train.json"
+    snakemake(tmp_path, "--cores", "2", target, config=out_of_memory_config(tmp_path, "restart"))
+    summary = json.loads((tmp_path / target).read_text())
+    assert summary["batch_used"] < 64 and summary["batch_reduced"] is True
+    assert list(summary["epochs_by_batch"]) == [str(summary["batch_used"])]  # one batch size for every epoch
+    assert list((tmp_path / "results/train/yolov8n_b64_img320_freeze0").glob("run.batch64-*"))
+
+
 def test_memory_failures_are_told_apart_from_other_errors():
     import torch
 
@@ -297,3 +330,17 @@ def test_an_out_of_memory_kill_by_the_kernel_makes_the_batch_smaller(tmp_path):
     assert "out-of-memory killer" in first["error"]
     assert summary["batch_used"] < 16 and summary["batch_reduced"] is True
     assert sum(summary["epochs_by_batch"].values()) == 4
+
+
+def test_epochs_by_batch_follow_the_run_back_to_its_fresh_start():
+    from campaign.training import epochs_by_batch
+
+    def attempt(batch, before, done):
+        return {"batch": batch, "batch_trained": batch, "epochs_before": before, "epochs_done": done}
+
+    # Killed after 2 epochs, resumed to 4 at the same batch.
+    assert epochs_by_batch([attempt(16, 0, 2), attempt(16, 2, 4)]) == {"16": 4}
+    # Halved after running out of memory in epoch 3: resumed at 8.
+    assert epochs_by_batch([attempt(16, 0, 2), attempt(8, 2, 4)]) == {"16": 2, "8": 2}
+    # Restarted afresh at 16 after an epoch at 32: only the new run counts.
+    assert epochs_by_batch([attempt(64, 0, 0), attempt(32, 0, 1), attempt(16, 0, 1)]) == {"16": 1}

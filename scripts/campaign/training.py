@@ -379,20 +379,23 @@ def checkpoint_progress(run_dir: Path) -> dict[str, Any]:
 
 
 def epochs_by_batch(attempts: list[dict[str, Any]]) -> dict[str, int]:
-    """Epochs trained at each batch size over the run's attempts (from each attempt's checkpoint)."""
+    """Epochs of the finished run trained at each batch size, from its attempts' checkpoints.
+
+    The run is the last attempt and those before it back to the one that
+    started it afresh (`epochs_before` 0); each added `epochs_done -
+    epochs_before` epochs at the batch its checkpoint says it trained with.
+    """
+    lineage = []
+    for attempt in reversed(attempts):
+        lineage.append(attempt)
+        if not attempt.get("epochs_before"):
+            break
     trained: dict[str, int] = {}
-    done = 0
-    for attempt in attempts:
-        after = attempt.get("epochs_done")
-        if after is None or attempt.get("batch_trained") is None:
-            continue
-        if after < done:  # the run was started afresh (restart policy, changed arguments)
-            trained.clear()
-            done = 0
-        if after > done:
+    for attempt in lineage:
+        added = (attempt.get("epochs_done") or 0) - (attempt.get("epochs_before") or 0)
+        if added > 0 and attempt.get("batch_trained") is not None:
             key = str(attempt["batch_trained"])
-            trained[key] = trained.get(key, 0) + after - done
-            done = after
+            trained[key] = trained.get(key, 0) + added
     return trained
 
 
@@ -445,7 +448,13 @@ def run_training_job(job) -> None:
             configured, earlier_attempts(run_dir, args_hash), gpus, policy, run_dir, log
         )
         log.info("training %s on %s with %s", job.params.model, device, train_args)
-        attempt = {"args_hash": args_hash, "batch": train_args["batch"], "device": device, "started": started}
+        attempt = {
+            "args_hash": args_hash,
+            "batch": train_args["batch"],
+            "device": device,
+            "started": started,
+            "epochs_before": checkpoint_progress(run_dir)["epochs_done"],
+        }
         with stderr_copied_to(stderr_copy(run_dir)) as stderr_offset:
             begin_attempt(run_dir, attempt, stderr_offset)
             try:
