@@ -92,16 +92,22 @@ def test_a_killed_training_resumes_and_runs_each_epoch_once(tmp_path):
     assert "done" in status(tmp_path)
 
 
-def test_running_out_of_memory_is_retried_with_a_smaller_batch(tmp_path):
-    """Declared devices give a CPU job their memory as its budget: a real allocation failure."""
+def out_of_memory_config(tmp_path: Path, policy: str) -> dict:
+    """One training on a declared 3000 MB device: batch 64 at 320 px needs more than torch leaves, 16 does not."""
     config = json.loads(json.dumps(SINGLE))
-    # batch 64 at 320 px needs more than 3000 MB on top of what torch maps at import; 16 does not.
     config["campaign"]["defaults"].update(batch=64, imgsz=320, epochs=1, args={"fraction": 0.25})
     config["gpu"] = {
         "devices": [{"index": 0, "memory_mb": 3000}],
         "min_free_mb": 1000,
         "lock_dir": str(tmp_path / "locks"),
     }
+    config["training"] = {"on_out_of_memory": policy}
+    return config
+
+
+def test_running_out_of_memory_is_retried_with_a_smaller_batch(tmp_path):
+    """Declared devices give a CPU job their memory as its budget: a real allocation failure."""
+    config = out_of_memory_config(tmp_path, "halve")
     name = "yolov8n_b64_img320_freeze0"
     target = f"results/train/{name}/train.json"
     snakemake(tmp_path, "--cores", "2", target, config=config)
@@ -119,18 +125,6 @@ def test_running_out_of_memory_is_retried_with_a_smaller_batch(tmp_path):
     for earlier, later in zip(summary["attempts"], retries):
         halved = earlier["out_of_memory"] is not False
         assert later["batch"] == (earlier["batch"] // 2 if halved else earlier["batch"])
-
-
-def out_of_memory_config(tmp_path: Path, policy: str) -> dict:
-    config = json.loads(json.dumps(SINGLE))
-    config["campaign"]["defaults"].update(batch=64, imgsz=320, epochs=1, args={"fraction": 0.25})
-    config["gpu"] = {
-        "devices": [{"index": 0, "memory_mb": 3000}],
-        "min_free_mb": 1000,
-        "lock_dir": str(tmp_path / "locks"),
-    }
-    config["training"] = {"on_out_of_memory": policy}
-    return config
 
 
 def test_on_out_of_memory_fail_stops_with_the_plan_s_advice(tmp_path):
