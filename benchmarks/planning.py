@@ -4,7 +4,8 @@ The default campaign (config.yaml) is extended to 4 models x 4 batch sizes x
 4 image sizes x 2 freeze settings = 128 configurations, and x 4 seeds = 512.
 The floor is benchmarks/bare.smk: the same rules, wildcards and edges with
 plain file lists and no validation, i.e. what Snakemake itself needs to plan a
-DAG of this shape. Both plan the same number of jobs (checked), in empty
+DAG of this shape. Both plan the same jobs and job-to-job edges (counted in
+their `--dag` graphs, checked), in empty
 working folders, each timed as the median of --repeats runs of the whole
 command (interpreter start included).
 
@@ -49,6 +50,7 @@ def bare_config(config: dict) -> dict:
     return {
         "configs": {name: run.model for name, run in configs.items()},
         "detect": list(config["detect"]["configs"]),
+        "study": list((config.get("study") or {}).get("configs") or configs),
         "raw_files": sorted(str(path) for path in raw.rglob("*") if path.is_file()),
     }
 
@@ -69,6 +71,13 @@ def plan(snakefile: Path, config: dict, workdir: Path, repeats: int) -> tuple[fl
     return median(times), jobs.pop()
 
 
+def dag_edges(snakefile: Path, workdir: Path) -> int:
+    """Job-to-job edges of the DAG Snakemake would run (its `--dag` graph), in a folder `plan` prepared."""
+    command = [*SNAKEMAKE, "-s", str(snakefile), "-d", str(workdir), "--configfile", str(workdir / "config.yaml")]
+    _, output = run_timed([*command, "--dag"], cwd=workdir)
+    return sum(1 for line in output.splitlines() if "->" in line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
@@ -85,10 +94,15 @@ def main() -> None:
             )
             if bare_jobs != jobs:
                 raise RuntimeError(f"bare.smk plans {bare_jobs} jobs, the workflow {jobs}: not the same DAG")
+            edges = dag_edges(ROOT / "Snakefile", Path(scratch) / f"campaign{size}")
+            bare_edges = dag_edges(ROOT / "benchmarks" / "bare.smk", Path(scratch) / f"bare{size}")
+            if bare_edges != edges:
+                raise RuntimeError(f"bare.smk has {bare_edges} edges, the workflow {edges}: not the same DAG")
             rows.append(
                 {
                     "configurations": size,
                     "jobs": jobs,
+                    "edges": edges,
                     "workflow_s": round(workflow, 2),
                     "bare_snakefile_s": round(floor, 2),
                     "ratio": round(workflow / floor, 2),

@@ -15,6 +15,7 @@ rule probe:
     params:
         args=lambda wc: PROBES[wc.probe],
         iterations=config["plan"]["iterations"],
+        cpu_batch=config["plan"]["cpu_batch"],
     script:
         "../scripts/probe.py"
 

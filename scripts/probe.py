@@ -12,7 +12,8 @@ log = job_logger(snakemake.log[0])
 args = snakemake.params.args
 out = Path(snakemake.output.probe).with_suffix("")
 prepare_ultralytics(out / ".ultralytics", tensorboard=False)
-with leased_device(snakemake, log) as lease:
+# Planned on a machine without a GPU, the probe measures the CPU (the plan then speaks of CPU-hours).
+with leased_device(snakemake, log, cpu_allowed=True) as lease:
     device = lease.ultralytics_device()
     rows = probe(
         model=args["model"],
@@ -25,6 +26,7 @@ with leased_device(snakemake, log) as lease:
         iterations=snakemake.params.iterations,
         workers=max(1, snakemake.threads),
         out=out.resolve(),
+        largest_trial=snakemake.params.cpu_batch if device == "cpu" else None,
     )
 for row in rows:
     log.info("%s", row)

@@ -18,3 +18,11 @@ def coco128() -> Path:
             pytest.fail(f"coco128 is missing at {COCO128}; CI must have ../shared/datasets/coco128")
         pytest.skip(f"coco128 not found at {COCO128} (read its SOURCE.md to provide it)")
     return COCO128
+
+
+@pytest.fixture(scope="session")
+def learned_weights(tmp_path_factory) -> Path:
+    """A checkpoint that detects the demo's objects, trained once per session (about two minutes)."""
+    from tiny_campaign import learn_checkpoint
+
+    return learn_checkpoint(tmp_path_factory.mktemp("learned"))

@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from test_workflow import ROOT, TINY, snakemake
+from tiny_campaign import ROOT, TINY, snakemake
 
 
 def failing(tmp_path, config):

@@ -50,6 +50,21 @@ def test_overrides_exclusions_and_extras():
     assert len(configs) == 4
 
 
+def test_a_misspelt_key_in_an_override_or_exclude_is_an_error_naming_it():
+    matrix = {"model": ["yolov5n", "yolov5s"]}
+    with pytest.raises(ConfigError, match=r"campaign.overrides\[0\].*'modle' is not a configuration key.*model"):
+        expand_campaign(campaign(matrix=matrix, overrides=[{"match": {"modle": "yolov5s"}, "set": {"epochs": 5}}]))
+    with pytest.raises(ConfigError, match=r"campaign.exclude\[1\]: \{'model': 'yolov5x'\} matches no configuration"):
+        expand_campaign(campaign(matrix=matrix, exclude=[{"model": "yolov5n"}, {"model": "yolov5x"}]))
+
+
+def test_an_unknown_ultralytics_argument_is_an_error_with_the_closest_names():
+    with pytest.raises(ConfigError, match=r"args.close_mosaik is not an Ultralytics training argument.*close_mosaic"):
+        expand_campaign(campaign(extra=[{"args": {"close_mosaik": 0}}]))
+    (config,) = expand_campaign({"defaults": {**DEFAULTS, "args": {"close_mosaic": 0, "iou": 0.6}}}).values()
+    assert config.train_args()["close_mosaic"] == 0
+
+
 def test_duplicate_names_are_a_config_error_naming_the_key():
     with pytest.raises(ConfigError, match=r"campaign.extra\[0\].*used twice"):
         expand_campaign(campaign(matrix={"batch": [16]}, extra=[{"batch": 16}]))

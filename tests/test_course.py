@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from campaign.plan import dry_run_jobs
-from test_workflow import TINY
+from tiny_campaign import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 

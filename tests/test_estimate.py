@@ -33,6 +33,14 @@ def test_a_configuration_that_does_not_fit_gets_the_batch_that_does():
     assert "batch: 71 fits" in result.advice(8192) and "gpus: 2" in result.advice(8192)
 
 
+def test_a_cpu_probe_below_the_configured_batch_extrapolates_its_memory():
+    # On the CPU, batch 96 was not tried: 16 and 8 ran, 1000 MB + 100 MB per image.
+    rows = [{**r, "configured_batch": "96"} for r in (row(16, memory=2600), row(8, memory=1800))]
+    result = estimate("yolov5l_b96", {"epochs": 50, "gpus": 1}, rows, 1000, 200, 12000)
+    assert result.extrapolated and result.memory_mb == pytest.approx(10600) and result.fits
+    assert not estimate("yolov5l_b96", {"epochs": 50, "gpus": 1}, rows, 1000, 200, 8192).fits
+
+
 def test_hours_follow_epochs_images_and_gpus():
     rows = [row(64, memory=5000, train="0.01", val="0.002"), row(32, memory=3000)]
     one = estimate("a", {"epochs": 50, "gpus": 1}, rows, 1000, 200, 8192)

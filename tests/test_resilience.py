@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_workflow import ROOT, TINY, snakemake
+from tiny_campaign import ROOT, TINY, snakemake
 
 NAME = "yolov8n_b16_img64_freeze0"
 SINGLE = {

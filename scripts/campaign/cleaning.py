@@ -288,6 +288,16 @@ def clean_upload(
     result = CleaningResult()
     uploads = []
     for group in groups:
+        for path, action, detail in group.notes:
+            result.report.append(_row(raw, path, group.name, "split-list", action, "", detail))
+        for path, action, reason in group.skipped:
+            log.warning("group %s: %s %s: %s", group.name, action, path.relative_to(raw), reason)
+            result.report.append(_row(raw, path, group.name, "file", action, "", reason))
+        for orphan in group.orphan_labels:
+            result.report.append(_row(raw, orphan, group.name, "label", "rejected", "", "no image with this name"))
+        if not group.images:
+            log.warning("group %s: no image to clean", group.name)
+            continue
         mapping, names = class_mapping(group, classes, class_maps.get(group.name))
         log.info(
             "group %s: %d images, classes from %s",
@@ -295,10 +305,6 @@ def clean_upload(
             len(group.images),
             "config" if class_maps.get(group.name) else group.class_source,
         )
-        for path, action, detail in group.notes:
-            result.report.append(_row(raw, path, group.name, "split-list", action, "", detail))
-        for orphan in group.orphan_labels:
-            result.report.append(_row(raw, orphan, group.name, "label", "rejected", "", "no image with this name"))
         uploads += [(image, group.name, mapping, names) for image in group.images]
 
     stems = _output_names([(image, group) for image, group, _, _ in uploads])

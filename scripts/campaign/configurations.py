@@ -139,6 +139,52 @@ def hyperparameter_sets() -> dict[str, dict[str, Any]]:
         return yaml.safe_load(handle)
 
 
+@cache
+def ultralytics_arguments() -> frozenset[str]:
+    """Every argument Ultralytics' trainer knows, from its own defaults file (read without importing it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("ultralytics")
+    if spec is None or not spec.submodule_search_locations:
+        return frozenset()  # not installed here: the training job reports it
+    defaults = Path(spec.submodule_search_locations[0]) / "cfg" / "default.yaml"
+    with defaults.open() as handle:
+        return frozenset(yaml.safe_load(handle))
+
+
+def _closest(name: str, known: Any) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=3)
+    return f"did you mean {' or '.join(close)}?" if close else f"known: {', '.join(sorted(known))}"
+
+
+def _check_args(run: dict[str, Any], where: str) -> None:
+    known = ultralytics_arguments()
+    for key in run.get("args") or {}:
+        if known and key not in known:
+            raise ConfigError(
+                f"{where}: args.{key} is not an Ultralytics training argument ({_closest(key, known)}); "
+                "every argument is listed in ultralytics/cfg/default.yaml"
+            )
+
+
+def _check_patterns(campaign: dict[str, Any], matched: dict[str, int], defaults: dict[str, Any]) -> None:
+    """An exclude or override that matches no configuration is a typo somewhere: say where."""
+    for where, count in matched.items():
+        if count:
+            continue
+        section, index = where.split("[")
+        entries = campaign[section.removeprefix("campaign.")]
+        pattern = entries[int(index.rstrip("]"))]
+        pattern = pattern["match"] if section.endswith("overrides") else pattern
+        unknown = [key for key in pattern if key not in defaults]
+        hint = (
+            f"{unknown[0]!r} is not a configuration key ({_closest(unknown[0], defaults)})"
+            if unknown
+            else "no combination of campaign.defaults and campaign.matrix has these values"
+        )
+        raise ConfigError(f"{where}: {pattern} matches no configuration: {hint}")
+
+
 def _matches(run: dict[str, Any], pattern: dict[str, Any]) -> bool:
     return all(run.get(key) == value for key, value in pattern.items())
 
@@ -210,20 +256,29 @@ def expand_campaign(campaign: dict[str, Any]) -> Campaign:
     matrix = campaign.get("matrix") or {}
     keys = sorted(matrix)
     runs: list[tuple[str, dict[str, Any]]] = []
+    excludes, overrides = campaign.get("exclude") or [], campaign.get("overrides") or []
+    matched = {f"campaign.exclude[{i}]": 0 for i in range(len(excludes))}
+    matched.update({f"campaign.overrides[{i}]": 0 for i in range(len(overrides))})
     for values in itertools.product(*(matrix[k] for k in keys)):
         run = {**defaults, **dict(zip(keys, values))}
-        if any(_matches(run, pattern) for pattern in campaign.get("exclude") or []):
+        excluded = [i for i, pattern in enumerate(excludes) if _matches(run, pattern)]
+        for index in excluded:
+            matched[f"campaign.exclude[{index}]"] += 1
+        if excluded:
             continue
-        for override in campaign.get("overrides") or []:
+        for index, override in enumerate(overrides):
             if _matches(run, override["match"]):
+                matched[f"campaign.overrides[{index}]"] += 1
                 run.update(override["set"])
         runs.append((f"campaign.matrix (combination {dict(zip(keys, values))})", run))
+    _check_patterns(campaign, matched, defaults)
     for index, extra in enumerate(campaign.get("extra") or []):
         runs.append((f"campaign.extra[{index}]", {**defaults, **extra}))
 
     configs: dict[str, RunConfig] = {}
     for where, run in runs:
         _check_run(run, where)
+        _check_args(run, where)
         name = run.pop("name", None) or _name(run, defaults)
         if name in configs:
             raise ConfigError(

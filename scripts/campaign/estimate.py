@@ -35,6 +35,7 @@ class Estimate:
     hours: float  # wall-clock hours of the training
     device: str  # the probed device's name
     on_gpu: bool = True
+    extrapolated: bool = False  # memory_mb from the memory line, not measured at the configured batch
 
     @property
     def gpu_hours(self) -> float:
@@ -94,7 +95,7 @@ def estimate(
     device_mb: float,
 ) -> Estimate:
     """The estimate of one configuration from its probe's rows."""
-    batch = int(rows[0]["batch"])
+    batch = int(rows[0].get("configured_batch") or rows[0]["batch"])
     ran = [r for r in rows if r["fits"] == "True"]
     timed = next((r for r in ran if int(r["batch"]) == batch), ran[0] if ran else None)
     if timed is None:
@@ -102,7 +103,9 @@ def estimate(
     measured = _number(timed["peak_memory_mb"]) if int(timed["batch"]) == batch else None
     line = memory_line(rows)
     memory = measured if measured is not None else (line[0] + line[1] * batch if line else None)
-    fits = memory is not None and memory <= device_mb and any(int(r["batch"]) == batch for r in ran)
+    # A batch that was tried must have run; one left untried (a CPU probe) fits where its extrapolation does.
+    tried = [r for r in rows if int(r["batch"]) == batch]
+    fits = memory is not None and memory <= device_mb and (not tried or any(r in ran for r in tried))
     gpus = max(int(parameters.get("gpus", 1)), 1)
     train_s, val_s = float(timed["train_seconds_per_image"]), float(timed["val_seconds_per_image"] or 0)
     epochs = int(parameters["epochs"])
@@ -117,6 +120,7 @@ def estimate(
         hours=seconds / 3600,
         device=timed["device_name"],
         on_gpu=timed.get("device", "cpu") != "cpu",
+        extrapolated=measured is None and memory is not None,
     )
 
 

@@ -13,14 +13,25 @@ from .monitor import Monitor
 
 @contextmanager
 def leased_device(
-    job, log: logging.Logger, monitor_csv: Path | None = None, tensorboard_dir: Path | None = None
+    job,
+    log: logging.Logger,
+    monitor_csv: Path | None = None,
+    tensorboard_dir: Path | None = None,
+    cpu_allowed: bool = False,
 ) -> Iterator[Lease]:
-    """Lease the GPUs a rule job declared (its `gpu` resource) and monitor them (`job` is the snakemake object)."""
+    """Lease the GPUs a rule job declared (its `gpu` resource) and monitor them (`job` is the snakemake object).
+
+    `cpu_allowed` lets a job fall back to the CPU even where `gpu.require` is
+    set: a probe measures whatever device there is and says which.
+    """
     count = int(job.resources.get("gpu", 0))
     gpu = job.config.get("gpu", {})
+    options = LeaseOptions.from_config(gpu)
+    if cpu_allowed:
+        options.require_gpu = False
     name = f"{job.rule} {' '.join(f'{k}={v}' for k, v in job.wildcards.items())}".strip()
     with ExitStack() as stack:
-        lease = stack.enter_context(lease_devices(count, LeaseOptions.from_config(gpu), job=name, log=log))
+        lease = stack.enter_context(lease_devices(count, options, job=name, log=log))
         if lease.source == "declared" and lease.ultralytics_device() == "cpu":
             limit_memory_to_declared(lease, log)
         if monitor_csv is not None:

@@ -11,6 +11,13 @@ Among the devices nobody holds, a job takes those with the most free memory
 beyond a threshold. Inside a SLURM allocation the devices SLURM gave are
 used as they are. With no GPU the job runs on the CPU, unless the config
 requires a GPU.
+
+The folder is shared by every user of the server, so what another user may
+have put in it is not trusted: the folder itself must belong to root or to
+the user running the campaign (world-writable only with the sticky bit), and
+a lock file is opened without following links and used only if it is a
+regular file with one name, so no lease ever writes through a name another
+user planted.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import json
 import logging
 import os
 import socket
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +38,48 @@ from typing import Any
 
 class NoDeviceError(RuntimeError):
     """A GPU is required by the config but none is available."""
+
+
+class UnsafeLeaseFolderError(RuntimeError):
+    """The lease folder, or a file in it, could be turned against the user running the campaign."""
+
+
+def _owner(uid: int) -> str:
+    import pwd
+
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def check_lease_folder(lock_dir: Path) -> None:
+    """Refuse a lease folder that another user controls; its checks are made on the folder itself, not a link."""
+    create = f"ask an administrator to create it once: `sudo install -d -m 1777 {lock_dir}`"
+    info = os.lstat(lock_dir)
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise UnsafeLeaseFolderError(f"gpu.lock_dir: {lock_dir} is not a plain folder (a link or a file); {create}")
+    if info.st_uid not in (0, os.geteuid()):
+        raise UnsafeLeaseFolderError(
+            f"gpu.lock_dir: {lock_dir} belongs to {_owner(info.st_uid)}, who could replace its lock files; "
+            f"{create}, or choose a folder of your own in gpu.lock_dir"
+        )
+    if info.st_mode & (stat.S_IWOTH | stat.S_IWGRP) and not info.st_mode & stat.S_ISVTX:
+        raise UnsafeLeaseFolderError(
+            f"gpu.lock_dir: {lock_dir} is writable by others without the sticky bit, so anyone may replace its "
+            f"lock files; set it (`chmod +t {lock_dir}`) or {create}"
+        )
+
+
+def prepare_lease_folder(lock_dir: Path) -> None:
+    """Create the folder on first use, shared like /tmp (mode 1777), then check it (also when it existed)."""
+    try:
+        lock_dir.mkdir(parents=True)
+    except FileExistsError:
+        pass
+    else:
+        lock_dir.chmod(0o1777)  # just made by us, so nobody could have put a link in its place
+    check_lease_folder(lock_dir)
 
 
 @dataclass(frozen=True)
@@ -132,9 +182,31 @@ def slurm_devices() -> list[Device] | None:
     return [Device(index=i, name=f"slurm-gpu-{i}", total_mb=0, free_mb=0) for i in indices]
 
 
+def open_lock_file(path: Path) -> int:
+    """A descriptor of the lock file, created if absent, never through a link another user planted.
+
+    O_NOFOLLOW refuses a symbolic link; O_NONBLOCK keeps a planted FIFO from
+    blocking the open; the checks on the open file refuse a hard link to
+    someone's file (two names) and anything that is not a regular file.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    what = "remove it (only the lease code writes there) and run again"
+    try:
+        descriptor = os.open(path, flags, 0o666)
+    except OSError as error:
+        if os.path.islink(path):
+            raise UnsafeLeaseFolderError(f"lease file {path} is a symbolic link, not a lock file; {what}") from error
+        raise
+    info = os.fstat(descriptor)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(descriptor)
+        kind = "not a regular file" if not stat.S_ISREG(info.st_mode) else f"a file with {info.st_nlink} names"
+        raise UnsafeLeaseFolderError(f"lease file {path} is {kind}: another file could be overwritten; {what}")
+    return descriptor
+
+
 def _try_lock(lock_dir: Path, device: Device) -> int | None:
-    path = lock_dir / f"gpu{device.index}.lock"
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    descriptor = open_lock_file(lock_dir / f"gpu{device.index}.lock")
     try:
         os.fchmod(descriptor, 0o666)  # despite the umask: other users lease the same devices
     except PermissionError:
@@ -207,11 +279,7 @@ def lease_devices(
             f"gpu.min_free_mb={options.min_free_mb} MB of memory; lower `gpus` or gpu.min_free_mb"
         )
 
-    options.lock_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        options.lock_dir.chmod(0o1777)  # shared by every user of the machine, like /tmp
-    except PermissionError:
-        pass
+    prepare_lease_folder(options.lock_dir)
     last_message = 0.0
     while True:
         usable = [

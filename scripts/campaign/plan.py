@@ -130,7 +130,7 @@ def print_probe_plan(configs, to_train: list[str], probes_csv: Path, args, confi
     print()
     print(f"  {'configuration':<40} {'batch/GPU':>9} {'memory MB':>10} {'fits':>5} {'time':>10} {unit:>8}")
     for name, est in estimates.items():
-        memory = f"{est.memory_mb:.0f}" if est.memory_mb is not None else "?"
+        memory = f"{'~' if est.extrapolated else ''}{est.memory_mb:.0f}" if est.memory_mb is not None else "?"
         state = "done" if name in done else _duration(est.hours * scale)
         print(
             f"  {name:<40} {est.batch_per_gpu:>9} {memory:>10} {'yes' if est.fits else 'NO':>5} {state:>10} "
@@ -138,6 +138,8 @@ def print_probe_plan(configs, to_train: list[str], probes_csv: Path, args, confi
         )
         if not est.fits:
             print(f"      {est.advice(device_mb)}")
+    if any(e.extrapolated for e in estimates.values()):
+        print("  ~ extrapolated from the smaller batches probed (memory grows linearly with the batch)")
     remaining = [estimates[n] for n in to_train if n in estimates]
     missing = [n for n in to_train if n not in estimates]
     gpu_hours = sum(e.gpu_hours * scale for e in remaining)

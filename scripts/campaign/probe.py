@@ -21,6 +21,7 @@ PROBE_FIELDS = [
     "probe",
     "model",
     "imgsz",
+    "configured_batch",
     "batch",
     "freeze",
     "device",
@@ -78,7 +79,11 @@ def time_training_steps(
 
     warmup = 2
     stamps: list[float] = []
-    used = {"batch": batch}
+    images: list[int] = []  # per step: an epoch's last batch holds only what is left of the dataset
+    used = {"batch": batch, "step_in_epoch": 0}
+
+    def on_epoch_start(trainer) -> None:
+        used["step_in_epoch"] = 0
 
     def on_batch_end(trainer) -> None:
         if trainer.device.type == "cuda":
@@ -86,12 +91,17 @@ def time_training_steps(
 
             torch.cuda.synchronize()
         stamps.append(time.perf_counter())
+        loader = trainer.train_loader
+        left = len(loader.sampler) - used["step_in_epoch"] * loader.batch_size
+        images.append(loader.batch_size if loader.drop_last else min(loader.batch_size, left))
+        used["step_in_epoch"] += 1
         used["batch"] = trainer.batch_size
         if len(stamps) > warmup + iterations:
             raise _Enough
 
     out = Path(out)
     yolo = YOLO(f"{model}.yaml")
+    yolo.add_callback("on_train_epoch_start", on_epoch_start)
     yolo.add_callback("on_train_batch_end", on_batch_end)
     _reset_peak(device)
     try:
@@ -114,14 +124,15 @@ def time_training_steps(
         )
     except _Enough:
         pass
-    steps = [b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1 :])]
-    if not steps:
+    # Step k took stamps[k] - stamps[k-1] and trained images[k] images.
+    per_image = [(b - a) / n for a, b, n in zip(stamps[warmup:], stamps[warmup + 1 :], images[warmup + 1 :])]
+    if not per_image:
         raise RuntimeError(f"the probe of {model} at batch {batch} trained no step")
     return {
         "batch": used["batch"],
-        "seconds_per_image": statistics.median(steps) / used["batch"],
+        "seconds_per_image": statistics.median(per_image),
         "peak_memory_mb": _peak_memory_mb(device),
-        "iterations": len(steps),
+        "iterations": len(per_image),
     }
 
 
@@ -176,13 +187,18 @@ def probe(
     iterations: int,
     workers: int,
     out: Path,
+    largest_trial: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows for the requested batch and a halved one (or the halved batches down to one that fits)."""
+    """Rows for the requested batch and a halved one (or the halved batches down to one that fits).
+
+    With `largest_trial` (the CPU's plan.cpu_batch) the probe starts there
+    instead, below a large configured batch, and the plan extrapolates.
+    """
     rows: list[dict[str, Any]] = []
-    trial = batch
+    trial = min(batch, largest_trial) if largest_trial else batch
     while trial >= 1 and len([r for r in rows if r["fits"]]) < 2:
         base = {"probe": probe_name(model, batch, imgsz, freeze), "model": model, "imgsz": imgsz, "freeze": freeze}
-        base.update(batch=trial, device=device, device_name=device_name)
+        base.update(configured_batch=batch, batch=trial, device=device, device_name=device_name)
         try:
             measured = _in_a_fresh_process(
                 "time_training_steps",

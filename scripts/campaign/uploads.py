@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -44,6 +45,8 @@ class GroupUpload:
     class_names: dict[int, str] | None = None
     class_source: str | None = None
     notes: list[tuple[Path, str, str]] = field(default_factory=list)  # path, action, detail
+    # Entries never read: links leading out of the upload folder, FIFOs, sockets, devices.
+    skipped: list[tuple[Path, str, str]] = field(default_factory=list)  # path, action, reason
 
 
 def _label_for(image: Path) -> Path:
@@ -91,28 +94,53 @@ def _split_from_folders(relative: PurePosixPath) -> str | None:
     return None
 
 
-def _files_under(root: Path) -> list[Path]:
-    """Every file below root, in path order; links to files count, linked folders are not entered.
+def _special_kind(mode: int) -> str | None:
+    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device")):
+        if test(mode):
+            return kind
+    return "a device" if stat.S_ISBLK(mode) else None
 
+
+def _files_under(root: Path, upload: Path) -> tuple[list[Path], list[tuple[Path, str, str]]]:
+    """Every file below root, in path order, and the entries that are never read, with why.
+
+    Links are followed only where they lead to a file inside the upload
+    folder (`upload`, already resolved): a group's link must not pull a file of
+    the server into the dataset. Linked folders are not entered. FIFOs,
+    sockets and devices are skipped (reading one could block or never end).
     One directory scan per folder (its entries know their type), where a
     stat per file would make discovery the slowest serial step of the cleaning.
     """
     found: list[str] = []
+    skipped: list[tuple[Path, str, str]] = []
     folders = [str(root)]
     while folders:
         with os.scandir(folders.pop()) as entries:
             for entry in entries:
                 if entry.is_dir(follow_symlinks=False):
                     folders.append(entry.path)
-                elif entry.is_file():
+                elif entry.is_symlink():
+                    target = Path(entry.path).resolve()
+                    if not target.is_relative_to(upload):
+                        skipped.append((Path(entry.path), "rejected", f"link to {target}, outside the upload folder"))
+                    elif not target.exists():
+                        skipped.append((Path(entry.path), "rejected", f"broken link to {target}"))
+                    elif target.is_file():
+                        found.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
                     found.append(entry.path)
+                else:
+                    kind = _special_kind(entry.stat(follow_symlinks=False).st_mode) or "not a regular file"
+                    skipped.append((Path(entry.path), "skipped", f"{kind}, never read"))
     # Ordered as paths are (part by part), not as strings: "a/b" before "a-c".
-    return [Path(path) for path in sorted(found, key=lambda path: path.split(os.sep))]
+    files = [Path(path) for path in sorted(found, key=lambda path: path.split(os.sep))]
+    return files, sorted(skipped)
 
 
-def discover_group(root: Path) -> GroupUpload:
+def discover_group(root: Path, upload: Path | None = None) -> GroupUpload:
+    """A group's images, labels, class list and split lists; `upload` is the whole upload folder."""
     group = GroupUpload(name=root.name, root=root)
-    files = _files_under(root)
+    files, group.skipped = _files_under(root, (upload or root.parent).resolve())
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     label_of = {image: _label_for(image) for image in images}
     claimed = set(label_of.values())
@@ -178,7 +206,15 @@ def discover_group(root: Path) -> GroupUpload:
 
 def discover_upload(raw: Path) -> list[GroupUpload]:
     """One GroupUpload per sub-folder of the raw upload, sorted by name."""
-    groups = [discover_group(p) for p in sorted(raw.iterdir()) if p.is_dir()]
+    groups = []
+    upload = raw.resolve()
+    for folder in sorted(raw.iterdir()):
+        if folder.is_symlink() and not folder.resolve().is_relative_to(upload):
+            group = GroupUpload(name=folder.name, root=folder)
+            group.skipped.append((folder, "rejected", f"link to {folder.resolve()}, outside the upload folder"))
+            groups.append(group)
+        elif folder.is_dir():
+            groups.append(discover_group(folder, upload))
     if not groups:
         raise ValueError(f"{raw}: no group sub-folders found; put each group's upload in its own folder")
     return groups
