@@ -279,13 +279,17 @@ def test_upload_files_are_listed_in_path_order_without_entering_linked_folders(t
     (root / "linked-file.jpg").symlink_to(root / "A.jpg")
     (root / "broken.jpg").symlink_to(root / "missing.jpg")
 
-    listed = _files_under(root)
+    listed, skipped = _files_under(root, root.resolve())
     # What pathlib's own walk gives: path order ("a/b" before "a-c"), files
     # behind links, no broken link, nothing inside a linked folder.
     assert listed == sorted(path for path in root.rglob("*") if path.is_file())
     assert listed.index(root / "a" / "b.jpg") < listed.index(root / "a-c.jpg")
     assert root / "linked-file.jpg" in listed
     assert not any("outside" in path.name or path.name == "broken.jpg" for path in listed)
+    assert [(path.name, action) for path, action, _ in skipped] == [
+        ("broken.jpg", "rejected"),
+        ("linked-folder", "rejected"),
+    ]
 
 
 def _jpeg(seed: int, size=(64, 48)) -> bytes:

@@ -1,6 +1,7 @@
 """The course's campaign (configs/course.yaml) plans as a whole campaign of its own, before any training."""
 
 import csv
+import re
 import shutil
 import subprocess
 import sys
@@ -48,7 +49,8 @@ def test_the_course_campaign_dry_runs_with_its_own_keys_only(tmp_path):
 
 
 def test_plan_probes_every_distinct_training_step_before_any_training(tmp_path):
-    config = {**TINY, "detect": {}, "plan": {"iterations": 2}}
+    # On the CPU the probes start at plan.cpu_batch (8 here, below the configured 16) and extrapolate.
+    config = {**TINY, "detect": {}, "plan": {"iterations": 2, "cpu_batch": 8}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     command = [sys.executable, str(ROOT / "scripts/campaign/plan.py"), "--configfile", "config.yaml", "--cores", "2"]
     result = subprocess.run(
@@ -59,12 +61,12 @@ def test_plan_probes_every_distinct_training_step_before_any_training(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = list(csv.DictReader(open(tmp_path / "results/plan/probes.csv")))
-    # Two distinct steps (freeze 0 and 10), each at its batch and at half of it, measured on this machine.
-    assert sorted((r["probe"], r["batch"]) for r in rows) == [
-        ("yolov8n_b16_img64_freeze0", "16"),
-        ("yolov8n_b16_img64_freeze0", "8"),
-        ("yolov8n_b16_img64_freeze10", "16"),
-        ("yolov8n_b16_img64_freeze10", "8"),
+    # Two distinct steps (freeze 0 and 10), each at cpu_batch and at half of it, measured on this machine.
+    assert sorted((r["probe"], r["configured_batch"], r["batch"]) for r in rows) == [
+        ("yolov8n_b16_img64_freeze0", "16", "4"),
+        ("yolov8n_b16_img64_freeze0", "16", "8"),
+        ("yolov8n_b16_img64_freeze10", "16", "4"),
+        ("yolov8n_b16_img64_freeze10", "16", "8"),
     ]
     assert all(float(r["peak_memory_mb"]) > 100 and float(r["train_seconds_per_image"]) > 0 for r in rows)
     # Nothing trained, yet every configuration has memory, hours and a verdict for a 600 MB device.
@@ -72,3 +74,4 @@ def test_plan_probes_every_distinct_training_step_before_any_training(tmp_path):
     out = result.stdout
     assert "To train: 2 configuration(s)" in out and "CPU-h" in out and "Makespan on 2 server(s) x 1 GPU(s)" in out
     assert out.count(" NO ") == 2 and "does not fit in 600 MB" in out
+    assert len(re.findall(r" ~\d+ ", out)) == 2 and "~ extrapolated from the smaller batches probed" in out
