@@ -2,6 +2,8 @@
 # Stages: clean -> split -> (pretrain) -> train -> evaluate -> speed -> summary -> report.
 
 
+import re
+
 # config.yaml is the demo's campaign. A file given with --configfile is a
 # whole campaign of its own, not a patch on top of the demo: no key of
 # config.yaml leaks into it.
@@ -28,7 +30,8 @@ wildcard_constraints:
     probe="[^/]+",
     split="val|test",
     model=r"yolo(v5|v8|11|26)[nsmlx]",
-    source="|".join(DETECT_SOURCES) or "NONE",
+    # Source names are literal file names (dots, brackets, spaces), not patterns.
+    source="|".join(map(re.escape, DETECT_SOURCES)) or "NONE",
 
 
 include: "rules/dataset.smk"

@@ -17,6 +17,7 @@ from campaign.configurations import (
 )
 from campaign.checkpoints import verify_checkpoints
 from campaign.probe import probe_settings
+from campaign.video import detect_source_names
 from campaign.weights import resolve_pretrained_weights
 
 validate(config, "../schemas/config.schema.yaml")
@@ -58,7 +59,10 @@ STUDY_CONFIGS = (
     named_configs("study.configs") if config["study"]["configs"] else list(CONFIGS)
 )
 # Detection sources by their name (the file or folder name without extension).
-DETECT_SOURCES = {Path(source).stem: source for source in config["detect"]["sources"]}
+try:
+    DETECT_SOURCES = detect_source_names(config["detect"]["sources"])
+except ConfigError as error:
+    raise WorkflowError(f"Invalid configuration: {error}") from None
 for index, source in enumerate(config["detect"]["sources"]):
     if not Path(source).exists():
         raise WorkflowError(

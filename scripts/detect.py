@@ -14,7 +14,7 @@ prepare_ultralytics(out.parent / f".ultralytics_{snakemake.wildcards.source}", t
 # Written beside the target and renamed at the end, so a broken job leaves no playable half video.
 partial = out.with_name(f".{out.name}.partial.mp4")
 with leased_device(snakemake, log) as lease:
-    frames = annotate_video(
+    count, frames = annotate_video(
         Path(snakemake.input.weights),
         Path(snakemake.params.source),
         partial,
@@ -26,4 +26,4 @@ buffer = io.BytesIO()
 contact_sheet(frames).save(buffer, format="PNG")
 atomic_write_bytes(snakemake.output.sheet, buffer.getvalue())
 partial.replace(out)
-log.info("%d frames annotated into %s", len(frames), out)
+log.info("%d frames annotated into %s; %d on the contact sheet", count, out, len(frames))

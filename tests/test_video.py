@@ -1,0 +1,43 @@
+"""The contact sheet's frames: evenly spread over a video of any length, in bounded memory."""
+
+import numpy as np
+import pytest
+
+from campaign.configurations import ConfigError
+from campaign.video import FrameSampler, contact_sheet, detect_source_names
+
+
+def frames_sampled(total: int, count: int = 12) -> tuple[list[int], int, int]:
+    sampler, most = FrameSampler(count), 0
+    for index in range(total):
+        sampler.add(np.full((4, 6, 3), index % 256, dtype=np.uint8))
+        most = max(most, len(sampler.kept))
+    return [index for index, _ in sampler.picks()], most, sampler.stride
+
+
+def test_a_long_stream_keeps_at_most_twice_the_sheet_and_spreads_the_picks():
+    picks, most, stride = frames_sampled(3600)  # two minutes at 30 fps
+    assert most < 24 and stride < 3600 / 12
+    assert len(picks) == 12 and picks[0] == 0 and picks[-1] == 3599
+    evenly = [slot * 3599 / 11 for slot in range(12)]
+    assert max(abs(pick - target) for pick, target in zip(picks, evenly)) < stride, picks
+
+
+def test_a_short_stream_shows_every_frame():
+    picks, _, _ = frames_sampled(5)
+    assert picks == [0, 1, 2, 3, 4]
+
+
+def test_the_sheet_labels_each_frame_with_its_number():
+    sampler = FrameSampler(4)
+    for index in range(10):
+        sampler.add(np.full((20, 30, 3), index * 20, dtype=np.uint8))
+    sheet = contact_sheet(sampler.picks(), columns=2)
+    assert sheet.size == (60, 2 * (20 + 14))
+
+
+def test_two_sources_with_one_name_are_an_error_naming_both():
+    names = detect_source_names(["videos/lab day.v2.mp4", "frames/café"])
+    assert names == {"lab day.v2": "videos/lab day.v2.mp4", "café": "frames/café"}
+    with pytest.raises(ConfigError, match=r"detect.sources\[1\]: 'b/table.avi' and 'a/table.mp4' would both write"):
+        detect_source_names(["a/table.mp4", "b/table.avi"])
