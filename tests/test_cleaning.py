@@ -364,3 +364,32 @@ def test_a_jpeg_ends_where_its_end_marker_is_whatever_follows():
         assert jpeg_end(data) == len(data), options
         assert jpeg_end(data + b"\xff\xd9 trailing" + b"\xff\xd9") == len(data), options
         assert jpeg_end(data[: len(data) // 2]) is None, options
+
+
+def class_named_upload(raw: Path) -> None:
+    """Group "bravo" names its classes in French; "alpha" uses the global names."""
+    for number, (group, names) in enumerate((("alpha", ["ring", "glasses"]), ("bravo", ["lunettes", "bague", "ring"]))):
+        (raw / group).mkdir(parents=True)
+        (raw / group / "classes.txt").write_text("\n".join(names) + "\n")
+        for index in range(2):
+            (raw / group / f"{group}{index}.jpg").write_bytes(_jpeg(10 * number + index))
+            lines = [f"{cls} 0.5 0.5 0.3 0.3" for cls in range(len(names))]
+            (raw / group / f"{group}{index}.txt").write_text("\n".join(lines) + "\n")
+
+
+def test_class_names_outside_the_campaign_stop_the_cleaning_with_the_lines_to_add(tmp_path):
+    class_named_upload(tmp_path / "raw")
+    with pytest.raises(CleaningError) as error:
+        clean_upload(tmp_path / "raw", tmp_path / "out", classes=["glasses", "ring"], class_maps={})
+    message = str(error.value)
+    assert "group bravo: 'lunettes', 'bague'" in message and "group alpha" not in message
+    assert "    bravo: {lunettes: glasses, bague: glasses}" in message  # a line to edit and paste
+    assert not (tmp_path / "out").exists(), "nothing is written before the classes are settled"
+
+    # Mapped as the message says, one name to a class and one to null (dropped on purpose): it cleans.
+    maps = {"bravo": {"lunettes": "glasses", "bague": None}}
+    result = clean_upload(tmp_path / "raw", tmp_path / "out", classes=["glasses", "ring"], class_maps=maps)
+    labels = {row["source"]: row for row in result.report if row["kind"] == "label"}
+    assert "'bague' dropped (null in dataset.class_map)" in labels["bravo/bravo0.txt"]["detail"]
+    written = (tmp_path / "out" / "labels").glob("bravo*.txt")
+    assert sorted(line.split()[0] for path in written for line in path.read_text().splitlines()) == list("0011")

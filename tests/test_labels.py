@@ -23,10 +23,10 @@ def test_crlf_bom_spaces_tabs_and_blank_lines_are_fixed():
     assert "1 blank line(s) removed" in result.fixes
 
 
-def test_local_class_ids_are_mapped_and_unknown_classes_rejected():
+def test_local_class_ids_are_mapped_and_dropped_or_unknown_classes_rejected():
     result = parse("0 0.5 0.5 0.2 0.2\n1 0.5 0.5 0.2 0.2\n7 0.5 0.5 0.2 0.2\n", mapping={0: 2, 1: None})
     assert [b.cls for b in result.boxes] == [2]
-    assert any("'b' is not in dataset.classes" in r for r in result.rejections)
+    assert any("'b' dropped (null in dataset.class_map)" in r for r in result.rejections)
     assert any("class id 7" in r for r in result.rejections)
 
 

@@ -85,40 +85,56 @@ def average_hash(image: Image.Image, size: int = 16) -> str:
 
 
 def class_mapping(
-    group: GroupUpload, classes: list[str], explicit: dict[str, str] | None
-) -> tuple[dict[int, int | None], dict[int, str]]:
-    """Map the group's local class ids to global ids.
+    group: GroupUpload, classes: list[str], explicit: dict[str, str | None] | None
+) -> tuple[dict[int, int | None], dict[int, str], set[int]]:
+    """Map the group's local class ids to global ids: (mapping, local names, ids dropped on purpose).
 
-    An explicit `dataset.class_map.<group>` in the config wins; its keys may be
-    local ids or local names. Otherwise the group's own class names are
-    matched to the global names, ignoring case and surrounding spaces.
+    The group's own class names are matched to the global names, ignoring
+    case and surrounding spaces; an explicit `dataset.class_map.<group>` in
+    the config wins where it names a class (by local id or local name), and
+    maps it to null to drop its boxes on purpose. Names matched by neither
+    map to None.
     """
     lookup = {name.strip().lower(): index for index, name in enumerate(classes)}
-    local_names = group.class_names or {}
-    if explicit:
-        by_name = {name.strip().lower(): local for local, name in local_names.items()}
-        mapping: dict[int, int | None] = {}
-        for key, target in explicit.items():
-            local = int(key) if str(key).strip().isdigit() else by_name.get(str(key).strip().lower())
-            if local is None:
-                raise CleaningError(
-                    f"dataset.class_map.{group.name}: {key!r} is neither a class id nor one of "
-                    f"the group's class names {sorted(by_name)}"
-                )
-            if target.strip().lower() not in lookup:
-                raise CleaningError(
-                    f"dataset.class_map.{group.name}.{key}: {target!r} is not in dataset.classes {classes}"
-                )
-            mapping[local] = lookup[target.strip().lower()]
-            local_names.setdefault(local, target)
-        return mapping, local_names
-    if group.class_names is None:
+    if group.class_names is None and not explicit:
         raise CleaningError(
             f"group {group.name!r} ({group.root}) has labels but no class names: none of "
             f"{', '.join(CLASS_FILES)} was uploaded. Add dataset.class_map.{group.name} to "
             "config.yaml, mapping the group's class ids to names in dataset.classes"
         )
-    return {local: lookup.get(name.strip().lower()) for local, name in local_names.items()}, local_names
+    local_names = dict(group.class_names or {})
+    mapping: dict[int, int | None] = {local: lookup.get(name.strip().lower()) for local, name in local_names.items()}
+    dropped: set[int] = set()
+    by_name = {name.strip().lower(): local for local, name in local_names.items()}
+    for key, target in (explicit or {}).items():
+        local = int(key) if str(key).strip().isdigit() else by_name.get(str(key).strip().lower())
+        if local is None:
+            raise CleaningError(
+                f"dataset.class_map.{group.name}: {key!r} is neither a class id nor one of "
+                f"the group's class names {sorted(by_name)}"
+            )
+        local_names.setdefault(local, str(key) if target is None else target)
+        if target is None:
+            mapping[local] = None
+            dropped.add(local)
+        elif target.strip().lower() in lookup:
+            mapping[local] = lookup[target.strip().lower()]
+        else:
+            raise CleaningError(f"dataset.class_map.{group.name}.{key}: {target!r} is not in dataset.classes {classes}")
+    return mapping, local_names, dropped
+
+
+def unmapped_classes_error(unmapped: dict[str, list[str]], classes: list[str], configfile: str) -> CleaningError:
+    """One error for every group's class names that match none of dataset.classes, with the lines to add."""
+    lines = [f"class names that match none of dataset.classes {classes}:"]
+    lines += [f"  group {group}: {', '.join(map(repr, names))}" for group, names in sorted(unmapped.items())]
+    lines.append(f"Map each to one of dataset.classes in {configfile} (or to null to drop its boxes on purpose), e.g.:")
+    lines += ["dataset:", "  class_map:"]
+    lines += [
+        f"    {group}: {{{', '.join(f'{name}: {classes[0]}' for name in names)}}}"
+        for group, names in sorted(unmapped.items())
+    ]
+    return CleaningError("\n".join(lines))
 
 
 def clean_image(job: tuple) -> InspectedImage:
@@ -281,12 +297,14 @@ def clean_upload(
     workers: int = 1,
     log: logging.Logger | None = None,
     progress_every: int = 200,
+    configfile: str = "the campaign's config file",
 ) -> CleaningResult:
     """Clean the whole upload into `out/images` and `out/labels`."""
     log = log or logging.getLogger(__name__)
     groups = discover_upload(raw)
     result = CleaningResult()
     uploads = []
+    unmapped: dict[str, list[str]] = {}  # group -> class names in none of dataset.classes
     for group in groups:
         for path, action, detail in group.notes:
             result.report.append(_row(raw, path, group.name, "split-list", action, "", detail))
@@ -298,7 +316,12 @@ def clean_upload(
         if not group.images:
             log.warning("group %s: no image to clean", group.name)
             continue
-        mapping, names = class_mapping(group, classes, class_maps.get(group.name))
+        mapping, names, dropped = class_mapping(group, classes, class_maps.get(group.name))
+        for local in sorted(dropped):
+            log.warning("group %s: class %r mapped to null: its boxes are dropped", group.name, names[local])
+        missing = [names[local] for local, index in sorted(mapping.items()) if index is None and local not in dropped]
+        if missing:
+            unmapped[group.name] = missing
         log.info(
             "group %s: %d images, classes from %s",
             group.name,
@@ -307,6 +330,8 @@ def clean_upload(
         )
         uploads += [(image, group.name, mapping, names) for image in group.images]
 
+    if unmapped:
+        raise unmapped_classes_error(unmapped, classes, configfile)
     stems = _output_names([(image, group) for image, group, _, _ in uploads])
     plan = _OutputPlan(raw, out, result)
     jobs = [(*upload, min_box_px, out, stem) for upload, stem in zip(uploads, stems)]

@@ -106,7 +106,9 @@ def parse_labels(
             continue
         cls = class_map[local]
         if cls is None:
-            result.rejections.append(f"{where}: class {local_names.get(local, local)!r} is not in dataset.classes")
+            result.rejections.append(
+                f"{where}: class {local_names.get(local, local)!r} dropped (null in dataset.class_map)"
+            )
             continue
         if max(abs(v) for v in values) > PIXEL_THRESHOLD:
             coords = [(x / width, y / height) for x, y in coords]
