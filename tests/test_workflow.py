@@ -369,6 +369,7 @@ def test_metrics_equal_what_ultralytics_val_gives_on_the_same_weights(campaign):
             capture_output=True,
             text=True,
             env=env,
+            cwd=campaign,  # Ultralytics writes its val plots under ./runs
             check=True,
         )
         expected = json.loads(result.stdout.strip().splitlines()[-1])
