@@ -14,6 +14,8 @@ from PIL import Image
 from campaign.cleaning import CleaningError, clean_upload, write_outputs
 from campaign.uploads import discover_upload
 
+pytestmark = pytest.mark.slow  # coco128 cleaned
+
 TOLERANCE = 2e-3  # pixel coordinates written with 3 decimals, outputs with 6
 
 

@@ -6,6 +6,8 @@ import pytest
 
 from tiny_campaign import ROOT, TINY, snakemake
 
+pytestmark = pytest.mark.slow  # one Snakemake run per bad config
+
 
 def failing(tmp_path, config):
     result = snakemake(tmp_path, "-n", config=config, check=False)

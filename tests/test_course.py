@@ -8,11 +8,14 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
 from campaign.plan import dry_run_jobs
 from tiny_campaign import TINY
+
+pytestmark = pytest.mark.slow  # the course campaign planned and probed
 
 ROOT = Path(__file__).resolve().parents[1]
 

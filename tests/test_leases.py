@@ -11,6 +11,8 @@ import pytest
 
 from campaign.leases import LeaseOptions, NoDeviceError, lease_devices
 
+pytestmark = pytest.mark.slow  # concurrent lease holders in subprocesses
+
 DEVICES = [{"index": i, "memory_mb": 8192} for i in range(3)]
 
 

@@ -14,6 +14,8 @@ import yaml
 
 from tiny_campaign import ROOT, TINY, snakemake
 
+pytestmark = pytest.mark.slow  # real trainings killed and resumed
+
 NAME = "yolov8n_b16_img64_freeze0"
 SINGLE = {
     **TINY,

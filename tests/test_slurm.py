@@ -20,6 +20,8 @@ import yaml
 
 from slurm_node import GPUS, JobWatcher, SlurmNode, unavailable_reason
 
+pytestmark = pytest.mark.slow  # a real SLURM node
+
 ROOT = Path(__file__).resolve().parents[1]
 KILLED = "yolov8n_b8_img32_freeze0_ep4"
 CAMPAIGN = {

@@ -22,6 +22,8 @@ from tiny_campaign import (
     snakemake,
 )
 
+pytestmark = pytest.mark.slow  # the real workflow end to end
+
 CONFIGS = ["yolov8n_b16_img96_freeze0", "yolov8n_b16_img96_freeze10"]
 FIGURES = [
     "campaign_timeline",
