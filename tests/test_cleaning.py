@@ -385,7 +385,7 @@ def test_class_names_outside_the_campaign_stop_the_cleaning_with_the_lines_to_ad
         clean_upload(tmp_path / "raw", tmp_path / "out", classes=["glasses", "ring"], class_maps={})
     message = str(error.value)
     assert "group bravo: 'lunettes', 'bague'" in message and "group alpha" not in message
-    assert "    bravo: {lunettes: glasses, bague: glasses}" in message  # a line to edit and paste
+    assert "    bravo: {lunettes: CLASS, bague: CLASS}" in message  # a line to complete and paste
     assert not (tmp_path / "out").exists(), "nothing is written before the classes are settled"
 
     # Mapped as the message says, one name to a class and one to null (dropped on purpose): it cleans.

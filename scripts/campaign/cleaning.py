@@ -128,11 +128,13 @@ def unmapped_classes_error(unmapped: dict[str, list[str]], classes: list[str], c
     """One error for every group's class names that match none of dataset.classes, with the lines to add."""
     lines = [f"class names that match none of dataset.classes {classes}:"]
     lines += [f"  group {group}: {', '.join(map(repr, names))}" for group, names in sorted(unmapped.items())]
-    lines.append(f"Map each to one of dataset.classes in {configfile} (or to null to drop its boxes on purpose), e.g.:")
+    lines.append(
+        f"Add to {configfile}, with each CLASS replaced by one of dataset.classes (or by null to drop that "
+        "class's boxes on purpose):"
+    )
     lines += ["dataset:", "  class_map:"]
     lines += [
-        f"    {group}: {{{', '.join(f'{name}: {classes[0]}' for name in names)}}}"
-        for group, names in sorted(unmapped.items())
+        f"    {group}: {{{', '.join(f'{name}: CLASS' for name in names)}}}" for group, names in sorted(unmapped.items())
     ]
     return CleaningError("\n".join(lines))
 
