@@ -149,6 +149,31 @@ PartitionName=gpu Nodes={self.name} Default=YES MaxTime=INFINITE State=UP
         raise RuntimeError(f"SLURM node not idle after {timeout} s (state {state!r}); see {self.root}/*.log")
 
 
+def kill_leftovers(folder: Path) -> list[int]:
+    """Kill every process still working in `folder`; their pids.
+
+    With proctrack/linuxproc, SLURM finds a job's processes by parentage, so
+    a job step's process that outlived its parent (here: the first attempt of
+    the training that scancel ends) can escape the cancel on this test node,
+    where a real cluster's proctrack/cgroup would end it.
+    """
+    killed = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if cwd == str(folder) or cwd.startswith(f"{folder}/"):
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+            except ProcessLookupError:
+                pass
+    return killed
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

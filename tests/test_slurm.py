@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from slurm_node import GPUS, JobWatcher, SlurmNode, unavailable_reason
+from slurm_node import GPUS, JobWatcher, SlurmNode, kill_leftovers, unavailable_reason
 
 pytestmark = pytest.mark.slow  # a real SLURM node
 
@@ -137,7 +137,7 @@ def campaign_on_slurm(slurm, tmp_path_factory):
         finally:
             if process.poll() is None:
                 process.kill()
-    return {
+    yield {
         "workdir": workdir,
         "returncode": returncode,
         "output": log.read_text(),
@@ -146,6 +146,7 @@ def campaign_on_slurm(slurm, tmp_path_factory):
         "cancelled": cancelled,
         "slurm": slurm,
     }
+    kill_leftovers(workdir)
 
 
 def test_the_campaign_completes_on_slurm(campaign_on_slurm):
