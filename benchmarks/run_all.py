@@ -1,6 +1,6 @@
 """Every benchmark, one after the other; each prints its table and writes results/benchmarks/<name>.csv.
 
-Run: `.venv/bin/python benchmarks/run_all.py` (about 15 minutes on 2 cores
+Run: `.venv/bin/python benchmarks/run_all.py` (about 20 minutes on 2 cores
 after a complete demo run, plus the demo itself if it has not run yet).
 The GPU check runs too where PyTorch sees a CUDA GPU.
 """
@@ -10,7 +10,14 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["planning.py", "cleaning.py", "training_overhead.py", "incremental.py", "plan_accuracy.py"]
+BENCHMARKS = [
+    "planning.py",
+    "cleaning.py",
+    "training_overhead.py",
+    "incremental.py",
+    "plan_accuracy.py",
+    "detect_memory.py",
+]
 
 
 def main() -> int:
