@@ -167,22 +167,17 @@ def _check_args(run: dict[str, Any], where: str) -> None:
             )
 
 
-def _check_patterns(campaign: dict[str, Any], matched: dict[str, int], defaults: dict[str, Any]) -> None:
+def _check_pattern_matched(where: str, pattern: dict[str, Any], hits: int, defaults: dict[str, Any]) -> None:
     """An exclude or override that matches no configuration is a typo somewhere: say where."""
-    for where, count in matched.items():
-        if count:
-            continue
-        section, index = where.split("[")
-        entries = campaign[section.removeprefix("campaign.")]
-        pattern = entries[int(index.rstrip("]"))]
-        pattern = pattern["match"] if section.endswith("overrides") else pattern
-        unknown = [key for key in pattern if key not in defaults]
-        hint = (
-            f"{unknown[0]!r} is not a configuration key ({_closest(unknown[0], defaults)})"
-            if unknown
-            else "no combination of campaign.defaults and campaign.matrix has these values"
-        )
-        raise ConfigError(f"{where}: {pattern} matches no configuration: {hint}")
+    if hits:
+        return
+    unknown = [key for key in pattern if key not in defaults]
+    hint = (
+        f"{unknown[0]!r} is not a configuration key ({_closest(unknown[0], defaults)})"
+        if unknown
+        else "no combination of campaign.defaults and campaign.matrix has these values"
+    )
+    raise ConfigError(f"{where}: {pattern} matches no configuration: {hint}")
 
 
 def _matches(run: dict[str, Any], pattern: dict[str, Any]) -> bool:
@@ -257,21 +252,23 @@ def expand_campaign(campaign: dict[str, Any]) -> Campaign:
     keys = sorted(matrix)
     runs: list[tuple[str, dict[str, Any]]] = []
     excludes, overrides = campaign.get("exclude") or [], campaign.get("overrides") or []
-    matched = {f"campaign.exclude[{i}]": 0 for i in range(len(excludes))}
-    matched.update({f"campaign.overrides[{i}]": 0 for i in range(len(overrides))})
+    excluded_by, overridden_by = [0] * len(excludes), [0] * len(overrides)  # matches of each entry
     for values in itertools.product(*(matrix[k] for k in keys)):
         run = {**defaults, **dict(zip(keys, values))}
         excluded = [i for i, pattern in enumerate(excludes) if _matches(run, pattern)]
         for index in excluded:
-            matched[f"campaign.exclude[{index}]"] += 1
+            excluded_by[index] += 1
         if excluded:
             continue
         for index, override in enumerate(overrides):
             if _matches(run, override["match"]):
-                matched[f"campaign.overrides[{index}]"] += 1
+                overridden_by[index] += 1
                 run.update(override["set"])
         runs.append((f"campaign.matrix (combination {dict(zip(keys, values))})", run))
-    _check_patterns(campaign, matched, defaults)
+    for index, pattern in enumerate(excludes):
+        _check_pattern_matched(f"campaign.exclude[{index}]", pattern, excluded_by[index], defaults)
+    for index, override in enumerate(overrides):
+        _check_pattern_matched(f"campaign.overrides[{index}]", override["match"], overridden_by[index], defaults)
     for index, extra in enumerate(campaign.get("extra") or []):
         runs.append((f"campaign.extra[{index}]", {**defaults, **extra}))
 
