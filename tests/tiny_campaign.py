@@ -14,6 +14,7 @@ give figures a wrong split, size or set of weights would change.
 import copy
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -55,7 +56,8 @@ LEARNING["detect"]["configs"] = ["yolov8n_b16_img96_freeze0"]
 LEARNED_MAP50_FLOOR = 0.2
 
 
-def snakemake(workdir: Path, *args: str, config: dict | None = None, check: bool = True):
+def snakemake(workdir: Path, *args: str, config: dict | None = None, check: bool = True, timeout: float = 1500):
+    """Run the workflow; a run that hangs past `timeout` seconds is killed with its jobs and fails the test."""
     configfile = workdir / "config.yaml"
     if config is not None:
         configfile.write_text(yaml.safe_dump(config))
@@ -63,7 +65,16 @@ def snakemake(workdir: Path, *args: str, config: dict | None = None, check: bool
     command += ["--configfile", str(configfile), *args]
     # Ultralytics skips TensorBoard when it believes pytest runs it (it checks this variable).
     env = {key: value for key, value in os.environ.items() if key != "PYTEST_CURRENT_TEST"}
-    result = subprocess.run(command, capture_output=True, text=True, cwd=workdir, env=env)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=workdir, env=env, start_new_session=True
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        raise AssertionError(f"{' '.join(command)} hung for {timeout} s:\n{stdout[-3000:]}\n{stderr[-3000:]}") from None
+    result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
     return result

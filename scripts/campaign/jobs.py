@@ -47,8 +47,15 @@ def limit_memory_to_declared(lease: Lease, log: logging.Logger) -> None:
     they would on a GPU of that size: this is how the out-of-memory recovery
     is exercised on machines without a GPU.
     """
+    import io
     import resource
 
+    import polars
+
+    # Polars (Ultralytics reads results.csv with it) starts its thread pools on first use; started under the
+    # limit they may fail to map their stacks and hang the job instead of raising. Started here, they are not
+    # part of the budget, which is the training's.
+    polars.read_csv(io.StringIO("epoch\n1\n"))
     budget = sum(device.total_mb for device in lease.devices) * 2**20
     with open("/proc/self/status") as status:
         mapped_kb = next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))
