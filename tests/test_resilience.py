@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tiny_campaign import ROOT, TINY, snakemake
+from tiny_campaign import ROOT, TINY, snakemake, workflow_env
 
 pytestmark = pytest.mark.slow  # real trainings killed and resumed
 
@@ -57,7 +57,7 @@ def test_a_killed_training_resumes_and_runs_each_epoch_once(tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(SINGLE))
     target = f"results/train/{NAME}/train.json"
     command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2", target]
-    env = {key: value for key, value in os.environ.items() if key != "PYTEST_CURRENT_TEST"}
+    env = workflow_env()
     campaign = subprocess.Popen(
         command, cwd=tmp_path, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -299,7 +299,7 @@ def test_an_out_of_memory_kill_by_the_kernel_makes_the_batch_smaller(tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(SINGLE))
     target = f"results/train/{NAME}/train.json"
     command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2", target]
-    env = {key: value for key, value in os.environ.items() if key != "PYTEST_CURRENT_TEST"}
+    env = workflow_env()
     counter = group / ("memory.oom_control" if limit == "memory.limit_in_bytes" else "memory.events")
     try:
         limited = subprocess.run(

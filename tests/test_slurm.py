@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from slurm_node import GPUS, JobWatcher, SlurmNode, kill_leftovers, unavailable_reason
+from tiny_campaign import workflow_env
 
 pytestmark = pytest.mark.slow  # a real SLURM node
 
@@ -125,7 +126,7 @@ def campaign_on_slurm(slurm, tmp_path_factory):
         "squeue",
         TARGET,
     ]
-    env = {key: value for key, value in os.environ.items() if key != "PYTEST_CURRENT_TEST"}
+    env = workflow_env()
     log = workdir / "snakemake.out"
     with JobWatcher() as watcher, open(log, "w") as output:
         process = subprocess.Popen(

@@ -56,6 +56,11 @@ LEARNING["detect"]["configs"] = ["yolov8n_b16_img96_freeze0"]
 LEARNED_MAP50_FLOOR = 0.2
 
 
+def workflow_env() -> dict[str, str]:
+    """This environment without PYTEST_CURRENT_TEST: Ultralytics skips TensorBoard when it sees it."""
+    return {key: value for key, value in os.environ.items() if key != "PYTEST_CURRENT_TEST"}
+
+
 def snakemake(workdir: Path, *args: str, config: dict | None = None, check: bool = True, timeout: float = 1500):
     """Run the workflow; a run that hangs past `timeout` seconds is killed with its jobs and fails the test."""
     configfile = workdir / "config.yaml"
@@ -63,10 +68,14 @@ def snakemake(workdir: Path, *args: str, config: dict | None = None, check: bool
         configfile.write_text(yaml.safe_dump(config))
     command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir)]
     command += ["--configfile", str(configfile), *args]
-    # Ultralytics skips TensorBoard when it believes pytest runs it (it checks this variable).
-    env = {key: value for key, value in os.environ.items() if key != "PYTEST_CURRENT_TEST"}
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=workdir, env=env, start_new_session=True
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=workdir,
+        env=workflow_env(),
+        start_new_session=True,
     )
     try:
         stdout, stderr = process.communicate(timeout=timeout)
@@ -97,12 +106,11 @@ def learn_checkpoint(workdir: Path) -> Path:
     snakemake(workdir, "--cores", "2", "--until", "split_dataset", config=TINY)
     weights = workdir / "weights"
     dataset = workdir / "results" / "dataset" / "dataset.yaml"
-    env = {key: value for key, value in os.environ.items() if key != "PYTEST_CURRENT_TEST"}
     subprocess.run(
         [sys.executable, str(ROOT / "tests" / "learned_checkpoint.py"), str(dataset), str(weights)],
         capture_output=True,
         check=True,
-        env=env,
+        env=workflow_env(),
     )
     return weights
 

@@ -124,13 +124,13 @@ def class_mapping(
     return mapping, local_names, dropped
 
 
-def unmapped_classes_error(unmapped: dict[str, list[str]], classes: list[str], configfile: str) -> CleaningError:
+def unmapped_classes_error(unmapped: dict[str, list[str]], classes: list[str]) -> CleaningError:
     """One error for every group's class names that match none of dataset.classes, with the lines to add."""
     lines = [f"class names that match none of dataset.classes {classes}:"]
     lines += [f"  group {group}: {', '.join(map(repr, names))}" for group, names in sorted(unmapped.items())]
     lines.append(
-        f"Add to {configfile}, with each CLASS replaced by one of dataset.classes (or by null to drop that "
-        "class's boxes on purpose):"
+        "Add to the campaign's config file, with each CLASS replaced by one of dataset.classes "
+        "(or by null to drop that class's boxes on purpose):"
     )
     lines += ["dataset:", "  class_map:"]
     lines += [
@@ -299,7 +299,6 @@ def clean_upload(
     workers: int = 1,
     log: logging.Logger | None = None,
     progress_every: int = 200,
-    configfile: str = "the campaign's config file",
 ) -> CleaningResult:
     """Clean the whole upload into `out/images` and `out/labels`."""
     log = log or logging.getLogger(__name__)
@@ -333,7 +332,7 @@ def clean_upload(
         uploads += [(image, group.name, mapping, names) for image in group.images]
 
     if unmapped:
-        raise unmapped_classes_error(unmapped, classes, configfile)
+        raise unmapped_classes_error(unmapped, classes)
     stems = _output_names([(image, group) for image, group, _, _ in uploads])
     plan = _OutputPlan(raw, out, result)
     jobs = [(*upload, min_box_px, out, stem) for upload, stem in zip(uploads, stems)]

@@ -104,8 +104,8 @@ def estimate(
     line = memory_line(rows)
     memory = measured if measured is not None else (line[0] + line[1] * batch if line else None)
     # A batch that was tried must have run; one left untried (a CPU probe) fits where its extrapolation does.
-    tried = [r for r in rows if int(r["batch"]) == batch]
-    fits = memory is not None and memory <= device_mb and (not tried or any(r in ran for r in tried))
+    tried = [r["fits"] == "True" for r in rows if int(r["batch"]) == batch]
+    fits = memory is not None and memory <= device_mb and (not tried or any(tried))
     gpus = max(int(parameters.get("gpus", 1)), 1)
     train_s, val_s = float(timed["train_seconds_per_image"]), float(timed["val_seconds_per_image"] or 0)
     epochs = int(parameters["epochs"])
