@@ -28,7 +28,8 @@ include: "rules/common.smk"
 wildcard_constraints:
     cfg="[^/]+",
     probe="[^/]+",
-    split="val|test",
+    split="train|val|test",
+    format="|".join(EXPORT_FORMATS) or "NONE",
     model=r"yolo(v5|v8|11|26)[nsmlx]",
     # Source names are literal file names (dots, brackets, spaces), not patterns.
     source="|".join(map(re.escape, DETECT_SOURCES)) or "NONE",
@@ -46,8 +47,10 @@ include: "rules/plan.smk"
 # instead of waiting in the scheduler's queue.
 localrules:
     all,
+    prepare,
     dataset_figures,
     summary_table,
+    findings,
     figure_map_by_config,
     figure_accuracy_vs_latency,
     figure_training_curves,
@@ -61,3 +64,9 @@ rule all:
     default_target: True
     input:
         all_outputs(),
+
+
+# Before shards run side by side on several servers: the data they all read.
+rule prepare:
+    input:
+        shared_inputs(),

@@ -10,8 +10,21 @@ MODELS = sorted(set(CONFIGS.values()))
 SPLITS = ["val", "test"]
 DETECT = config["detect"]  # configuration names with an annotated video
 STUDY = config["study"]  # configuration names in the image-size study
-FIGURES = ["map_by_config", "accuracy_vs_latency", "training_curves", "per_class_ap", "imgsz_study"]
-DATASET = ["dataset/dataset.yaml", "dataset/manifest.csv", "dataset/train.txt", "dataset/val.txt", "dataset/test.txt"]
+FORMATS = config["formats"]  # exported formats timed beside PyTorch
+FIGURES = [
+    "map_by_config",
+    "accuracy_vs_latency",
+    "training_curves",
+    "per_class_ap",
+    "imgsz_study",
+]
+DATASET = [
+    "dataset/dataset.yaml",
+    "dataset/manifest.csv",
+    "dataset/train.txt",
+    "dataset/val.txt",
+    "dataset/test.txt",
+]
 
 
 wildcard_constraints:
@@ -23,6 +36,7 @@ rule all:
     input:
         "summary/metrics.csv",
         "summary/metrics.md",
+        "summary/findings.html",
         "figures/dataset_overview.png",
         "figures/label_analysis.png",
         "figures/campaign_timeline.png",
@@ -102,6 +116,28 @@ rule evaluate:
         "eval/{cfg}/{split}/confusion.png",
         "eval/{cfg}/{split}/pr_curve.png",
         "eval/{cfg}/{split}/f1_curve.png",
+        "eval/{cfg}/{split}/matches.npz",
+    shell:
+        "touch {output}"
+
+
+rule bootstrap:
+    input:
+        "eval/{cfg}/{split}/matches.npz",
+    output:
+        "eval/{cfg}/{split}/intervals.json",
+        "eval/{cfg}/{split}/bootstrap.npz",
+    shell:
+        "touch {output}"
+
+
+rule export:
+    input:
+        DATASET,
+        "train/{cfg}/best.pt",
+    output:
+        "export/{cfg}/best.{format}",
+        "export/{cfg}/{format}.provenance.json",
     shell:
         "touch {output}"
 
@@ -110,6 +146,8 @@ rule speed:
     input:
         DATASET,
         "train/{cfg}/best.pt",
+        "eval/{cfg}/test/metrics.json",
+        lambda wc: expand("export/{cfg}/best.{format}", cfg=wc.cfg, format=FORMATS),
     output:
         "speed/{cfg}.csv",
     shell:
@@ -142,9 +180,30 @@ rule summary_table:
         expand("eval/{cfg}/{split}/metrics.json", cfg=CONFIGS, split=SPLITS),
         expand("speed/{cfg}.csv", cfg=CONFIGS),
         expand("train/{cfg}/provenance.json", cfg=CONFIGS),
+        expand(
+            "eval/{cfg}/{split}/{file}",
+            cfg=CONFIGS,
+            split=SPLITS,
+            file=["intervals.json", "bootstrap.npz"],
+        ),
     output:
         "summary/metrics.csv",
         "summary/metrics.md",
+        "summary/groups.csv",
+    shell:
+        "touch {output}"
+
+
+rule findings:
+    input:
+        expand(
+            "eval/{cfg}/test/{file}",
+            cfg=CONFIGS,
+            file=["intervals.json", "bootstrap.npz"],
+        ),
+    output:
+        "summary/findings.csv",
+        "summary/findings.html",
     shell:
         "touch {output}"
 
@@ -169,7 +228,7 @@ rule figure_imgsz_study:
 
 rule figure_from_summary:
     input:
-        "summary/metrics.csv",
+        "summary/groups.csv",
     output:
         "figures/{figure}.png",
     wildcard_constraints:

@@ -51,6 +51,7 @@ def bare_config(config: dict) -> dict:
         "configs": {name: run.model for name, run in configs.items()},
         "detect": list(config["detect"]["configs"]),
         "study": list((config.get("study") or {}).get("configs") or configs),
+        "formats": [fmt for fmt in (config.get("speed") or {}).get("formats", []) if fmt != "pytorch"],
         "raw_files": sorted(str(path) for path in raw.rglob("*") if path.is_file()),
     }
 

@@ -16,7 +16,9 @@ from campaign.configurations import (
     stable_hash,
 )
 from campaign.checkpoints import verify_checkpoints
+from campaign.cleaning import CleaningError, check_upload
 from campaign.probe import probe_settings
+from campaign.shards import assign_shards, parse_shard
 from campaign.video import detect_source_names
 from campaign.weights import resolve_pretrained_weights
 
@@ -75,8 +77,36 @@ if not Path(config["dataset"]["raw"]).is_dir():
         f"Invalid configuration: dataset.raw: folder {config['dataset']['raw']!r} does not "
         "exist; point it at the raw upload folder (one sub-folder per group)"
     )
+# A bad upload (an empty group, one without labels, class names that match
+# none of dataset.classes) stops here, before any job and on top of the screen.
+try:
+    check_upload(
+        Path(config["dataset"]["raw"]),
+        config["dataset"]["classes"],
+        config["dataset"]["class_map"],
+        config["dataset"]["background_groups"],
+    )
+except (CleaningError, ValueError) as error:
+    raise WorkflowError(f"Invalid upload: {error}") from None
 
 SPLITS = config["evaluation"]["splits"]
+# The split configurations are compared on (findings, per-class AP, exported models): test where evaluated.
+COMPARISON_SPLIT = next(split for split in ("test", "val", "train") if split in SPLITS)
+
+# One server's part of a campaign that several run in one shared folder (shards.py).
+try:
+    SHARD = parse_shard(config["shard"])
+except ConfigError as error:
+    raise WorkflowError(f"Invalid configuration: {error}") from None
+SHARD_CONFIGS = (
+    [
+        name
+        for name, shard in assign_shards(CONFIGS, SHARD[1]).items()
+        if shard == SHARD[0]
+    ]
+    if SHARD
+    else list(CONFIGS)
+)
 
 
 def raw_upload_files():
@@ -84,6 +114,9 @@ def raw_upload_files():
     root = Path(config["dataset"]["raw"])
     return sorted(str(p) for p in root.rglob("*") if p.is_file())
 
+
+# Deployment formats the speed study times besides PyTorch (each exported once per configuration).
+EXPORT_FORMATS = [fmt for fmt in config["speed"]["formats"] if fmt != "pytorch"]
 
 # The cleaned dataset as the trainer sees it. The split lists and the manifest
 # (content hashes of every image and label) are inputs too, so that any change
@@ -185,8 +218,53 @@ def detect_source_files(wildcards):
     return [str(source)]
 
 
+def shared_inputs():
+    """What every training reads: the cleaned dataset and the workflow's own pretrained checkpoints."""
+    pretrained = sorted(
+        {path for path in PRETRAINED.values() if path.startswith("results/")}
+    )
+    return list(DATASET.values()) + pretrained
+
+
+def configuration_outputs(names):
+    """Everything made per configuration: training, evaluations with intervals, speed, study, videos."""
+    outputs = []
+    for name in names:
+        outputs.append(f"results/train/{name}/best.pt")
+        outputs += expand(
+            "results/eval/{cfg}/{split}/{file}",
+            cfg=name,
+            split=SPLITS,
+            file=["metrics.json", "intervals.json"],
+        )
+        outputs.append(f"results/speed/{name}.csv")
+        if name in STUDY_CONFIGS:
+            outputs.append(f"results/study/{name}.csv")
+        if name in config["detect"]["configs"]:
+            outputs += expand(
+                "results/detect/{cfg}/{source}.{ending}",
+                cfg=name,
+                source=DETECT_SOURCES,
+                ending=["mp4", "png"],
+            )
+    return outputs
+
+
 def all_outputs():
-    """Targets of the default run: the summary table, every figure, the detection sheets."""
+    """Targets of the default run: the summary table, every figure, the detection sheets.
+
+    With --config shard=I/N: only that shard's per-configuration work, after
+    checking that the shared data it reads exists (it must not be built by
+    two servers at once).
+    """
+    if SHARD:
+        missing = [path for path in shared_inputs() if not Path(path).exists()]
+        if missing:
+            raise WorkflowError(
+                f"shard={SHARD[0]}/{SHARD[1]}: the data every shard reads is not there yet ({', '.join(missing)}); "
+                f"run `snakemake --cores N --configfile {CONFIGFILE} prepare` once, then the shards"
+            )
+        return configuration_outputs(SHARD_CONFIGS)
     detections = [
         f"results/detect/{name}/{source}.{ending}"
         for name in config["detect"]["configs"]
@@ -196,6 +274,7 @@ def all_outputs():
     return detections + [
         "results/summary/metrics.csv",
         "results/summary/metrics.md",
+        "results/summary/findings.html",
         "results/figures/dataset_overview.png",
         "results/figures/label_analysis.png",
         "results/figures/map_by_config.png",

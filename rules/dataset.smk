@@ -28,6 +28,7 @@ rule clean_dataset:
         classes=config["dataset"]["classes"],
         class_map=config["dataset"]["class_map"],
         min_box_px=config["dataset"]["min_box_px"],
+        background_groups=config["dataset"]["background_groups"],
     script:
         "../scripts/clean_dataset.py"
 

@@ -6,6 +6,7 @@ rule evaluate:
         metrics="results/eval/{cfg}/{split}/metrics.json",
         provenance="results/eval/{cfg}/{split}/provenance.json",
         per_class="results/eval/{cfg}/{split}/per_class.csv",
+        matches="results/eval/{cfg}/{split}/matches.npz",
         confusion=report(
             "results/eval/{cfg}/{split}/confusion.png",
             caption="../report/confusion.rst",
@@ -47,10 +48,53 @@ rule evaluate:
         "../scripts/evaluate.py"
 
 
+rule bootstrap:
+    input:
+        matches="results/eval/{cfg}/{split}/matches.npz",
+    output:
+        intervals="results/eval/{cfg}/{split}/intervals.json",
+        resampled="results/eval/{cfg}/{split}/bootstrap.npz",
+    log:
+        "logs/bootstrap/{cfg}_{split}.log",
+    benchmark:
+        "logs/bootstrap/{cfg}_{split}.benchmark.tsv"
+    conda:
+        "../envs/train.yaml"
+    params:
+        bootstrap=config["evaluation"]["bootstrap"],
+    script:
+        "../scripts/bootstrap.py"
+
+
+rule export:
+    input:
+        # The dataset only for the provenance record: what the exported model was trained on.
+        **DATASET,
+        weights="results/train/{cfg}/best.pt",
+    output:
+        model="results/export/{cfg}/best.{format}",
+        provenance="results/export/{cfg}/{format}.provenance.json",
+    log:
+        "logs/export/{cfg}_{format}.log",
+    benchmark:
+        "logs/export/{cfg}_{format}.benchmark.tsv"
+    conda:
+        "../envs/train.yaml"
+    params:
+        args=lambda wc: {"imgsz": CONFIGS[wc.cfg].imgsz, "format": wc.format},
+    script:
+        "../scripts/export.py"
+
+
 rule speed:
     input:
         **DATASET,
         weights="results/train/{cfg}/best.pt",
+        # The PyTorch model's accuracy, to stand beside each exported one's.
+        metrics=f"results/eval/{{cfg}}/{COMPARISON_SPLIT}/metrics.json",
+        exported=lambda wc: expand(
+            "results/export/{cfg}/best.{format}", cfg=wc.cfg, format=EXPORT_FORMATS
+        ),
     output:
         speed="results/speed/{cfg}.csv",
         provenance="results/speed/{cfg}.provenance.json",
@@ -66,6 +110,12 @@ rule speed:
         gpu=evaluation_gpus,
     params:
         args=lambda wc: {"imgsz": CONFIGS[wc.cfg].imgsz, **config["speed"]},
+        evaluation=lambda wc: {
+            "split": COMPARISON_SPLIT,
+            "batch": config["evaluation"]["batch"],
+            "conf": config["evaluation"]["conf"],
+            "iou": config["evaluation"]["iou"],
+        },
     script:
         "../scripts/speed.py"
 

@@ -4,6 +4,12 @@ rule summary_table:
         metrics=expand(
             "results/eval/{cfg}/{split}/metrics.json", cfg=CONFIGS, split=SPLITS
         ),
+        intervals=expand(
+            "results/eval/{cfg}/{split}/{file}",
+            cfg=CONFIGS,
+            split=SPLITS,
+            file=["intervals.json", "bootstrap.npz"],
+        ),
         speed=expand("results/speed/{cfg}.csv", cfg=CONFIGS),
         provenance=expand("results/train/{cfg}/provenance.json", cfg=CONFIGS),
     output:
@@ -20,6 +26,12 @@ rule summary_table:
             labels={"table": "metrics (sortable)"},
         ),
         markdown="results/summary/metrics.md",
+        groups=report(
+            "results/summary/groups.csv",
+            caption="../report/groups_table.rst",
+            category="2. Comparison",
+            labels={"table": "configurations, seeds pooled (CSV)"},
+        ),
     log:
         "logs/summary_table.log",
     benchmark:
@@ -28,14 +40,57 @@ rule summary_table:
         "../envs/reporting.yaml"
     params:
         configs=[config.parameters() for config in CONFIGS.values()],
+        comparison_keys={
+            name: config.comparison_key() for name, config in CONFIGS.items()
+        },
         splits=SPLITS,
+        bootstrap=config["evaluation"]["bootstrap"],
     script:
         "../scripts/summary_table.py"
 
 
+rule findings:
+    input:
+        expand(
+            "results/eval/{cfg}/{split}/{file}",
+            cfg=CONFIGS,
+            split=COMPARISON_SPLIT,
+            file=["intervals.json", "bootstrap.npz"],
+        ),
+    output:
+        csv=report(
+            "results/summary/findings.csv",
+            caption="../report/findings.rst",
+            category="2. Comparison",
+            labels={"table": "1. findings (CSV, to download)"},
+        ),
+        html=report(
+            "results/summary/findings.html",
+            caption="../report/findings.rst",
+            category="2. Comparison",
+            labels={"table": "1. findings (sortable)"},
+        ),
+    log:
+        "logs/findings.log",
+    benchmark:
+        "logs/findings.benchmark.tsv"
+    conda:
+        "../envs/reporting.yaml"
+    params:
+        runs=[
+            {"config": name, "group": run.group, "key": run.comparison_key()}
+            for name, run in CONFIGS.items()
+        ],
+        split=COMPARISON_SPLIT,
+        metric=config["evaluation"]["findings_metric"],
+        bootstrap=config["evaluation"]["bootstrap"],
+    script:
+        "../scripts/findings.py"
+
+
 rule figure_map_by_config:
     input:
-        "results/summary/metrics.csv",
+        "results/summary/groups.csv",
     output:
         report(
             "results/figures/map_by_config.png",
@@ -53,7 +108,7 @@ rule figure_map_by_config:
 
 rule figure_accuracy_vs_latency:
     input:
-        "results/summary/metrics.csv",
+        "results/summary/groups.csv",
     output:
         report(
             "results/figures/accuracy_vs_latency.png",
@@ -90,7 +145,9 @@ rule figure_training_curves:
 rule figure_per_class_ap:
     input:
         expand(
-            "results/eval/{cfg}/{split}/per_class.csv", cfg=CONFIGS, split=SPLITS[-1]
+            "results/eval/{cfg}/{split}/per_class.csv",
+            cfg=CONFIGS,
+            split=COMPARISON_SPLIT,
         ),
     output:
         report(

@@ -14,6 +14,7 @@ try:
         classes=list(snakemake.params.classes),
         class_maps=dict(snakemake.params.class_map),
         min_box_px=snakemake.params.min_box_px,
+        background_groups=list(snakemake.params.background_groups),
         workers=snakemake.threads,
         log=log,
     )
@@ -27,3 +28,6 @@ summary = write_outputs(
     Path(snakemake.output.summary),
 )
 log.info("\n%s", summary)
+# Last in the log, so that nobody misses boxes that will not be trained on.
+if result.dropped_line():
+    log.warning("%s (see cleaning_report.csv)", result.dropped_line())

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import yaml
 
+from campaign.bootstrap import ImageMatches
 from campaign.evaluation import evaluate, write_metrics
 from campaign.io import job_logger
 from campaign.jobs import leased_device
@@ -52,5 +53,7 @@ overall = write_metrics(
         "iou": args["iou"],
     },
 )
+# Each image's matches, so the bootstrap never reruns validation.
+ImageMatches.from_records(metrics.image_records).save(snakemake.output.matches)
 write_job_provenance(snakemake, Path(snakemake.output.provenance), device, started, Path(snakemake.input.weights))
 log.info("%s on %s: %s", snakemake.wildcards.cfg, snakemake.wildcards.split, overall)

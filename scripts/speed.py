@@ -1,11 +1,15 @@
-"""Rule speed: latency per stage and throughput of one configuration, batch 1 and N.
+"""Rule speed: latency per stage and throughput of one configuration, batch 1 and N, in each format.
 
 The job leases a whole GPU (no other job on it) and takes every core, so that
-nothing else runs on the machine while it measures.
+nothing else runs on the machine while it measures. Exported models run on
+the CPU (ONNX Runtime) and are validated on the split the PyTorch model's
+accuracy comes from, so each row has the accuracy of what it timed.
 """
 
+import json
 from pathlib import Path
 
+from campaign.evaluation import evaluate
 from campaign.io import atomic_write_csv, job_logger
 from campaign.jobs import leased_device
 from campaign.provenance import now, write_job_provenance
@@ -14,26 +18,48 @@ from campaign.yolo_env import prepare_ultralytics
 
 log = job_logger(snakemake.log[0])
 started = now()
-options = snakemake.params.args
-prepare_ultralytics(Path(snakemake.output.speed).parent / f".ultralytics_{snakemake.wildcards.cfg}", tensorboard=False)
+options, evaluation = snakemake.params.args, snakemake.params.evaluation
+work = Path(snakemake.output.speed).parent / f".ultralytics_{snakemake.wildcards.cfg}"
+prepare_ultralytics(work, tensorboard=False)
 test_list = Path(snakemake.input.test)
 images = [str(test_list.parent / line.strip()) for line in test_list.read_text().splitlines() if line.strip()]
 images = images[: options["images"]]
 with leased_device(snakemake, log) as lease:
     device = lease.ultralytics_device()
     on_gpu = device != "cpu"
+    timing = {"images": images, "imgsz": options["imgsz"], "batches": options["batch"], "warmup": options["warmup"]}
     rows = time_model(
         Path(snakemake.input.weights),
-        images,
-        options["imgsz"],
-        device,
-        batches=options["batch"],
+        device=device,
         half_options=[False, True] if on_gpu and options["half"] else [False],
-        warmup=options["warmup"],
         repeats=options["repeats"] if on_gpu else options["cpu_repeats"],
+        **timing,
     )
+    pytorch = json.loads(Path(snakemake.input.metrics).read_text())
+    for row in rows:
+        row.update({"split": evaluation["split"], "mAP50": pytorch["mAP50"], "mAP50-95": pytorch["mAP50-95"]})
+    for exported in map(Path, snakemake.input.exported):
+        fmt = exported.suffix[1:]
+        measured = time_model(
+            exported, device="cpu", half_options=[False], repeats=options["cpu_repeats"], fmt=fmt, **timing
+        )
+        accuracy = evaluate(
+            exported,
+            Path(snakemake.input.dataset),
+            evaluation["split"],
+            options["imgsz"],
+            evaluation["batch"],
+            "cpu",
+            work / f"val-{fmt}",
+            plots=False,
+            conf=evaluation["conf"],
+            iou=evaluation["iou"],
+        )
+        for row in measured:
+            row.update(split=evaluation["split"], mAP50=accuracy.box.map50, **{"mAP50-95": accuracy.box.map})
+        rows += measured
 for row in rows:
     row["config"] = snakemake.wildcards.cfg
-    log.info("batch %(batch)s half %(half)s: %(latency_ms).2f ms/image, %(throughput_ips).1f images/s", row)
+    log.info("%(format)s batch %(batch)s half %(half)s: %(latency_ms).2f ms/image, mAP50-95 %(mAP50-95).4f", row)
 atomic_write_csv(snakemake.output.speed, rows, SPEED_FIELDS)
 write_job_provenance(snakemake, Path(snakemake.output.provenance), device, started, Path(snakemake.input.weights))

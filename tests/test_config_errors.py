@@ -1,6 +1,7 @@
 """A bad config stops the workflow before any job, with one clear message."""
 
 import copy
+import shutil
 
 import pytest
 
@@ -67,3 +68,23 @@ def test_a_target_of_an_unknown_configuration_is_a_clear_error(tmp_path):
     message = result.stdout + result.stderr
     assert result.returncode != 0
     assert "'yolov8n_b16_img64_freez0' is not one of the campaign's 2 configurations" in message
+
+
+def test_a_bad_upload_is_the_first_thing_on_screen_before_any_job(tmp_path):
+    raw = tmp_path / "raw"
+    shutil.copytree(ROOT / "demo" / "raw" / "alpha", raw / "alpha")
+    (raw / "alpha" / "classes.txt").write_text("lunettes\nlentils\nring\n")
+    (raw / "late").mkdir()
+    config = copy.deepcopy(TINY)
+    config["dataset"] = {"raw": str(raw), "classes": ["glasses", "lentils", "ring"]}
+    message = failing(tmp_path, config)
+    shown = [line for line in message.splitlines() if line.strip() and "workflow specific profile" not in line]
+    assert shown[0].startswith("WorkflowError") and shown[1].startswith("Invalid upload")
+    assert "group late: the folder" in message and "is empty" in message
+    assert "group alpha: 'lunettes'" in message and "    alpha: {lunettes: CLASS}" in message
+
+
+def test_boxes_without_area_cannot_be_kept(tmp_path):
+    config = copy.deepcopy(TINY)
+    config["dataset"]["min_box_px"] = 0
+    assert "min_box_px" in failing(tmp_path, config)

@@ -107,3 +107,31 @@ def test_canonical_order_sorts_keys_at_every_depth_and_keeps_lists():
     assert ordered == value
     assert list(ordered) == ["a", "b"] and list(ordered["b"]) == ["x", "y"]
     assert list(ordered["b"]["x"][0]) == ["c", "d"] and ordered["a"] == [3, 1]
+
+
+def test_seed_replicates_keep_the_first_name_and_share_a_group():
+    single = expand_campaign(campaign())
+    replicated = expand_campaign(campaign(overrides=[{"match": {"model": "yolov5n"}, "set": {"replicates": 3}}]))
+    (name,) = single
+    assert sorted(replicated) == [name, f"{name}_seed1", f"{name}_seed2"]
+    # Asking for more seeds later does not rename (retrain) the one already trained.
+    assert replicated[name] == single[name]
+    assert [run.seed for run in replicated.values()] == [0, 1, 2]
+    assert {run.group for run in replicated.values()} == {name}
+    assert len({run.args_hash() for run in replicated.values()}) == 3
+    assert len({str(run.comparison_key()) for run in replicated.values()}) == 1
+
+
+def test_replicates_of_a_named_extra_and_colliding_seeds():
+    configs = expand_campaign(campaign(extra=[{**DEFAULTS, "name": "baseline", "replicates": 2, "seed": 5}]))
+    assert {"baseline", "baseline_seed6"} <= set(configs)
+    assert configs["baseline_seed6"].group == "baseline"
+    with pytest.raises(ConfigError, match="seed1.*used twice"):
+        expand_campaign(campaign(matrix={"seed": [0, 1]}, overrides=[{"match": {"seed": 0}, "set": {"replicates": 2}}]))
+
+
+def test_comparison_keys_differ_in_the_argument_that_differs():
+    configs = expand_campaign(campaign(matrix={"freeze": [0, 10]}, defaults={**DEFAULTS, "args": {"lr0": 0.01}}))
+    first, second = (run.comparison_key() for run in configs.values())
+    assert {key for key in first if first[key] != second[key]} == {"freeze"}
+    assert first["args"] == '{"lr0": 0.01}'

@@ -47,6 +47,23 @@ def test_device_intervals_and_busy_fractions(tmp_path):
     assert (tmp_path / "timeline.png").stat().st_size > 5000
 
 
+def test_two_servers_gpu0_are_two_devices(tmp_path):
+    from campaign.figures import busy_fractions, device_intervals
+
+    monitors = {}
+    for host, start in (("server-a", 0), ("server-b", 50)):
+        monitors[host] = tmp_path / f"{host}.csv"
+        monitors[host].write_text(
+            "time,host,device,utilization,memory_mb,power_w,temperature_c\n"
+            + "".join(f"{t},{host},gpu0,90,1000,,\n" for t in range(start, start + 51))
+        )
+    intervals = device_intervals(monitors)
+    assert sorted(intervals["device"]) == ["server-a gpu0", "server-b gpu0"]
+    fractions = busy_fractions(intervals).set_index("device")
+    assert list(fractions["host"]) == ["server-a", "server-b"]
+    assert fractions["busy_fraction"].round(3).tolist() == [0.5, 0.5]
+
+
 def test_makespan_schedules_longest_first():
     from campaign.plan import makespan
 

@@ -1,5 +1,6 @@
 """End to end: the real workflow as a `snakemake` subprocess on a small campaign that learns (LEARNING)."""
 
+import copy
 import csv
 import json
 import os
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from onnx import checker as onnx_checker
 
+from campaign.figures import device_intervals
 from tiny_campaign import (
     LEARNED_MAP50_FLOOR,
     LEARNING,
@@ -24,7 +27,8 @@ from tiny_campaign import (
 
 pytestmark = pytest.mark.slow  # the real workflow end to end
 
-CONFIGS = ["yolov8n_b16_img96_freeze0", "yolov8n_b16_img96_freeze10"]
+CONFIGS = ["yolov8n_b16_img96_freeze0", "yolov8n_b16_img96_freeze10", "yolov8n_b16_img96_freeze10_seed1"]
+GROUPS = CONFIGS[:2]  # the frozen configuration trained with two seeds
 FIGURES = [
     "campaign_timeline",
     "imgsz_study",
@@ -62,11 +66,21 @@ def test_every_output_exists_with_real_content(campaign):
         assert abs(sum(float(r["mAP50"]) for r in per_class) / 3 - metrics["mAP50"]) < 1e-9
         assert (campaign / f"results/train/{name}/best.pt").stat().st_size > 100_000
         speed = list(csv.DictReader(open(campaign / f"results/speed/{name}.csv")))
-        assert {r["batch"] for r in speed} == {"1", "4"}
+        assert {(r["format"], r["batch"]) for r in speed} == {(f, b) for f in ("pytorch", "onnx") for b in ("1", "4")}
+        # The exported model, run by ONNX Runtime, keeps the accuracy of the PyTorch one it came from.
+        onnx = next(r for r in speed if r["format"] == "onnx")
+        assert abs(float(onnx["mAP50-95"]) - metrics["mAP50-95"]) < 0.02 and float(onnx["latency_ms"]) > 0
+        onnx_checker.check_model(str(campaign / f"results/export/{name}/best.onnx"))
         events = list((campaign / f"results/train/{name}/run").glob("events.out.tfevents.*"))
         assert events, "no TensorBoard log"
         samples = list(csv.DictReader(open(campaign / f"results/train/{name}/monitor.csv")))
         assert samples and {row["device"] for row in samples} == {"cpu"}
+        # The monitor covers the whole training, whatever Ultralytics does to its run folder.
+        train = json.loads((campaign / f"results/train/{name}/train.json").read_text())
+        covered = float(samples[-1]["time"]) - float(samples[0]["time"])
+        assert covered >= 0.9 * train["train_seconds"], (name, covered, train["train_seconds"])
+        drawn = device_intervals({name: campaign / f"results/train/{name}/monitor.csv"})
+        assert (drawn["end"] - drawn["start"]).sum() >= 0.9 * train["train_seconds"], "the timeline's bar"
         assert list((campaign / f"results/train/{name}/run.monitor").glob("events.out.tfevents.*"))
     for figure in FIGURES:
         png = campaign / f"results/figures/{figure}.png"
@@ -80,6 +94,22 @@ def test_every_output_exists_with_real_content(campaign):
     assert float(study[1]["mAP50"]) > LEARNED_MAP50_FLOOR
     markdown = (campaign / "results/summary/metrics.md").read_text()
     assert CONFIGS[0] in markdown and "test_mAP50" in markdown
+    for row in rows:
+        assert float(row["test_mAP50_low"]) <= float(row["test_mAP50"]) <= float(row["test_mAP50_high"])
+        assert float(row["test_mAP50_high"]) - float(row["test_mAP50_low"]) > 0.01, "an interval of a few dozen images"
+        assert int(row["parameters"]) > 2_000_000 and float(row["gflops_640"]) > 5
+        assert float(row["onnx_latency_ms"]) > 0
+    groups = list(csv.DictReader(open(campaign / "results/summary/groups.csv")))
+    assert [(g["group"], g["runs"]) for g in groups] == [(GROUPS[0], "1"), (GROUPS[1], "2")]
+    seeds = [float(row["test_mAP50"]) for row in rows[1:]]
+    assert float(groups[1]["test_mAP50"]) == pytest.approx(sum(seeds) / 2, abs=1e-4)
+    assert groups[0]["test_mAP50_seed_sd"] == "nan" and float(groups[1]["test_mAP50_seed_sd"]) >= 0
+    (finding,) = csv.DictReader(open(campaign / "results/summary/findings.csv"))
+    assert (finding["argument"], finding["first"], finding["second"]) == ("freeze", "0", "10")
+    assert (finding["first_group"], finding["second_runs"]) == (GROUPS[0], "2")
+    assert float(finding["low"]) <= float(finding["difference"]) <= float(finding["high"])
+    assert finding["excludes_zero"] == str(float(finding["low"]) > 0 or float(finding["high"]) < 0)
+    assert "<title>Findings: mAP50-95 on test</title>" in (campaign / "results/summary/findings.html").read_text()
     for split in ("train", "val", "test"):
         assert (campaign / f"results/dataset/{split}.txt").read_text().count("./images/") > 10
 
@@ -105,22 +135,24 @@ def test_reordering_keys_in_the_config_changes_nothing(campaign):
 def test_editing_one_configuration_reruns_only_its_jobs(campaign):
     """An argument changed in place (same name): exactly that configuration's jobs and the summaries, nothing else."""
     edited = yaml.safe_load(yaml.safe_dump(LEARNING))
-    edited["campaign"]["overrides"] = [{"match": {"freeze": 10}, "set": {"args": {"lr0": 0.02}}}]
+    edited["campaign"]["overrides"].append({"match": {"freeze": 10}, "set": {"args": {"lr0": 0.02}}})
     jobs = planned_jobs(campaign, edited)
     per_config = [(rule, w) for rule, w in jobs if w.startswith("cfg=")]
-    assert {w.split(",")[0] for _, w in per_config} == {f"cfg={CONFIGS[1]}"}
-    assert sorted(rule for rule, _ in per_config) == ["evaluate", "evaluate", "imgsz_study", "speed", "train"]
+    assert {w.split(",")[0] for _, w in per_config} == {f"cfg={CONFIGS[1]}", f"cfg={CONFIGS[2]}"}  # both seeds
+    each = ["bootstrap", "bootstrap", "evaluate", "evaluate", "export", "imgsz_study", "speed", "train"]
+    assert sorted(rule for rule, _ in per_config) == sorted(each * 2)
     shared = {rule for rule, w in jobs if not w.startswith("cfg=")}
-    assert "summary_table" in shared and not shared & {"clean_dataset", "split_dataset", "pretrain", "detect"}
+    assert {"summary_table", "findings"} <= shared
+    assert not shared & {"clean_dataset", "split_dataset", "pretrain", "detect"}
 
 
 def test_changing_a_named_argument_gives_a_new_configuration(campaign):
     """patience is part of the name where it differs from the default: a new configuration, the old one untouched."""
     edited = yaml.safe_load(yaml.safe_dump(LEARNING))
-    edited["campaign"]["overrides"] = [{"match": {"freeze": 10}, "set": {"patience": 50}}]
+    edited["campaign"]["overrides"].append({"match": {"freeze": 10}, "set": {"patience": 50}})
     jobs = planned_jobs(campaign, edited)
-    trained = [w for rule, w in jobs if rule == "train"]
-    assert trained == ["cfg=yolov8n_b16_img96_freeze10_pat50"]
+    trained = sorted(w for rule, w in jobs if rule == "train")
+    assert trained == ["cfg=yolov8n_b16_img96_freeze10_pat50", "cfg=yolov8n_b16_img96_freeze10_pat50_seed1"]
     assert not any(CONFIGS[0] in w for _, w in jobs)
     assert "summary_table" in {rule for rule, _ in jobs}
 
@@ -236,6 +268,14 @@ def test_the_report_shows_its_figures_in_headless_chromium(browser, report):
     assert "table.png" in figures_shown(browser, report, "4. Detections")
 
 
+def test_the_comparison_category_opens_with_the_findings(browser, report):
+    page = open_section(browser, report, "2. Comparison")
+    rows = page.locator("tr:has([iconname=eye])")
+    first = rows.nth(0).inner_text()
+    page.close()
+    assert "findings" in first, first
+
+
 def test_the_comparison_table_sorts_by_a_clicked_column_in_the_report(browser, report):
     page = open_section(browser, report, "2. Comparison")
     page.locator("tr", has_text="metrics (sortable)").locator("[iconname=eye]").click()
@@ -251,7 +291,7 @@ def test_the_comparison_table_sorts_by_a_clicked_column_in_the_report(browser, r
     header.click()
     descending = table.eval_on_selector_all(read, values)
     page.close()
-    assert ascending == [0, 10] and descending == [10, 0]
+    assert ascending == [0, 10, 10] and descending == [10, 10, 0]
 
 
 PROVENANCE_FIELDS = {
@@ -275,6 +315,7 @@ def test_every_result_has_its_provenance(campaign):
         campaign / f"results/eval/{name}/{split}/provenance.json" for name in CONFIGS for split in ("val", "test")
     ]
     paths += [campaign / f"results/speed/{name}.provenance.json" for name in CONFIGS]
+    paths += [campaign / f"results/export/{name}/onnx.provenance.json" for name in CONFIGS]
     records = [json.loads(path.read_text()) for path in paths]
     for path, record in zip(paths, records):
         assert PROVENANCE_FIELDS <= set(record), path
@@ -377,5 +418,29 @@ def test_metrics_equal_what_ultralytics_val_gives_on_the_same_weights(campaign):
         expected = json.loads(result.stdout.strip().splitlines()[-1])
         stored = json.loads((campaign / f"results/eval/{name}/test/metrics.json").read_text())
         assert stored["mAP50"] > LEARNED_MAP50_FLOOR, "a network that detects nothing proves nothing here"
+        # The bootstrap recomputes the point estimate from the stored per-image matches: the same number.
+        intervals = json.loads((campaign / f"results/eval/{name}/test/intervals.json").read_text())
         for key in ("precision", "recall", "mAP50", "mAP50-95"):
             assert abs(stored[key] - expected[key]) < 1e-9, key
+            assert abs(intervals[key]["value"] - expected[key]) < 1e-9, key
+        for key in ("mAP50", "mAP50-95"):
+            assert intervals[key]["low"] <= intervals[key]["value"] <= intervals[key]["high"], key
+
+
+def test_a_yolo26_configuration_trains_evaluates_and_exports(tmp_path):
+    """Ultralytics 8.4's own family (NMS-free) end to end: trained, evaluated with intervals, timed as ONNX."""
+    config = copy.deepcopy(TINY)
+    config["pretrain"] = {"models": []}
+    config["campaign"] = {"defaults": {**TINY["campaign"]["defaults"], "model": "yolo26n", "pretrained": False}}
+    config["speed"]["formats"] = ["pytorch", "onnx"]
+    config["detect"] = {"configs": [], "sources": []}
+    name = "yolo26n_b16_img64_freeze0"
+    targets = [f"results/speed/{name}.csv", f"results/eval/{name}/test/intervals.json"]
+    snakemake(tmp_path, "--cores", "2", *targets, config=config)
+    train = json.loads((tmp_path / f"results/train/{name}/train.json").read_text())
+    assert train["epochs_run"] == 1 and train["parameters"] > 2_000_000 and train["gflops_640"] > 4
+    speed = list(csv.DictReader(open(tmp_path / f"results/speed/{name}.csv")))
+    assert {row["format"] for row in speed} == {"pytorch", "onnx"}
+    onnx_checker.check_model(str(tmp_path / f"results/export/{name}/best.onnx"))
+    intervals = json.loads((tmp_path / f"results/eval/{name}/test/intervals.json").read_text())
+    assert intervals["images"] > 10 and intervals["resamples"] == 1000

@@ -3,15 +3,12 @@
 Snakemake runs in a subprocess (not through its Python API) because
 Ultralytics turns TensorBoard logging off when it sees pytest imported.
 
-TINY is the cheapest campaign that runs every rule: its pretraining and its
-single epoch teach nothing, so every metric it gives is about 0. Tests of
-planning, resuming and errors use it. LEARNING starts from a checkpoint that
-already detects the demo's objects (tests/learned_checkpoint.py, made once per
-test session, as a real campaign starts from COCO weights): its evaluations
-give figures a wrong split, size or set of weights would change.
+The campaigns are files under tests/configs: TINY (tiny.yaml) is the cheapest
+campaign that runs every rule, and learns nothing; LEARNING (learning.yaml)
+starts from a checkpoint that already detects the demo's objects, so its
+evaluations give figures a wrong split, size or set of weights would change.
 """
 
-import copy
 import os
 import shutil
 import signal
@@ -23,34 +20,17 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TINY = {
-    "dataset": {
-        "raw": str(ROOT / "demo" / "raw"),
-        "classes": ["glasses", "lentils", "ring"],
-        "class_map": {"delta": {0: "lentils", 1: "glasses", 2: "ring"}},
-    },
-    "pretrain": {"models": ["yolov8n"], "images": 24, "epochs": 1, "imgsz": 64, "batch": 8},
-    "campaign": {
-        "defaults": {"model": "yolov8n", "batch": 16, "imgsz": 64, "freeze": 0, "epochs": 1, "workers": 0},
-        "matrix": {"freeze": [0, 10]},
-    },
-    "speed": {"batch": [1, 4], "cpu_repeats": 1, "warmup": 1, "images": 8},
-    "study": {"imgsz": [32, 64]},
-    "detect": {"configs": ["yolov8n_b16_img64_freeze0"], "sources": [str(ROOT / "demo" / "videos" / "table.mp4")]},
-}
 
-# Relative to the campaign's folder, where the tests copy the learned checkpoint.
-LEARNED_WEIGHTS = {"weights": {"yolov8n": "weights/yolov8n-demo.pt"}, "weights_checksums": "weights/SHA256SUMS"}
-LEARNING = copy.deepcopy(TINY)
-LEARNING.update(LEARNED_WEIGHTS)
-LEARNING["pretrain"] = {"models": []}
-# SGD at a small rate, no warm-up: a fresh AdamW moves every weight by its rate at each step, and one short epoch
-# of that undoes the checkpoint (test mAP50 0.57 -> 0.07); this fine-tunes it (about 0.5).
-LEARNING["campaign"]["defaults"]["args"] = {"optimizer": "SGD", "lr0": 0.001, "warmup_epochs": 0}
-# 96 px: the size the checkpoint learnt at (at 64 px the demo's objects are a few pixels wide).
-LEARNING["campaign"]["defaults"]["imgsz"] = 96
-LEARNING["study"] = {"imgsz": [64, 96]}
-LEARNING["detect"]["configs"] = ["yolov8n_b16_img96_freeze0"]
+def load_config(name: str) -> dict:
+    """A test campaign from tests/configs/<name>.yaml, its upload and video paths made absolute."""
+    config = yaml.safe_load((ROOT / "tests" / "configs" / f"{name}.yaml").read_text())
+    config["dataset"]["raw"] = str(ROOT / config["dataset"]["raw"])
+    config["detect"]["sources"] = [str(ROOT / source) for source in config["detect"]["sources"]]
+    return config
+
+
+TINY = load_config("tiny")
+LEARNING = load_config("learning")
 
 # Below it, an evaluation has measured a network that detects nothing (a fresh one scores about 0.0001).
 LEARNED_MAP50_FLOOR = 0.2

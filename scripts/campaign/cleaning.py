@@ -66,6 +66,7 @@ class InspectedImage:
     boxes: list[Box] = field(default_factory=list)
     fixes: list[str] = field(default_factory=list)
     rejections: list[str] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)  # rejected label lines by reason
     image_name: str = ""  # written as images/<image_name> and labels/<label_name>
     label_name: str = ""
     written_sha256: str = ""  # of the image file written (differs from sha256 once rotated or trimmed)
@@ -139,6 +140,53 @@ def unmapped_classes_error(unmapped: dict[str, list[str]], classes: list[str]) -
     return CleaningError("\n".join(lines))
 
 
+def upload_errors(
+    groups: list[GroupUpload], classes: list[str], class_maps: dict[str, dict], background_groups: list[str]
+) -> list[str]:
+    """What is wrong with the upload as a whole, one message per problem, each saying what to do.
+
+    Cheap (file names and class files only): the workflow runs it before
+    planning any job, so that a bad upload is the first thing on screen.
+    """
+    problems = []
+    unmapped: dict[str, list[str]] = {}
+    for group in groups:
+        if not (group.images or group.orphan_labels or group.skipped or group.notes or group.other_files):
+            problems.append(
+                f"group {group.name}: the folder {group.root} is empty (no images, no labels): remove it, "
+                "or run again once the group has uploaded"
+            )
+            continue
+        labelled = [image for image in group.images if image.label is not None]
+        if group.images and not labelled and group.name not in background_groups:
+            problems.append(
+                f"group {group.name}: {len(group.images)} images and not one label file "
+                "(YOLO labels go in a labels/ folder beside images/, one <image name>.txt each). Upload "
+                f"its labels, or add {group.name} to dataset.background_groups to train on its images "
+                "as background images (no objects) on purpose"
+            )
+        if not labelled:
+            continue
+        try:
+            mapping, names, dropped = class_mapping(group, classes, class_maps.get(group.name))
+        except CleaningError as error:
+            problems.append(str(error))
+            continue
+        missing = [names[local] for local, index in sorted(mapping.items()) if index is None and local not in dropped]
+        if missing:
+            unmapped[group.name] = missing
+    if unmapped:
+        problems.append(str(unmapped_classes_error(unmapped, classes)))
+    return problems
+
+
+def check_upload(raw: Path, classes: list[str], class_maps: dict[str, dict], background_groups: list[str]) -> None:
+    """Raise CleaningError listing every problem of the upload (see upload_errors)."""
+    problems = upload_errors(discover_upload(raw), classes, class_maps, background_groups)
+    if problems:
+        raise CleaningError(f"the upload in {raw} cannot be cleaned:\n" + "\n".join(problems))
+
+
 def clean_image(job: tuple) -> InspectedImage:
     """Verify one image fully, parse its labels against its real size, and write the cleaned pair.
 
@@ -202,6 +250,7 @@ def inspect_image(
             upload.label.read_bytes(), mapping, local_names, (result.width, result.height), min_box_px
         )
         result.boxes, result.fixes, result.rejections = parsed.boxes, parsed.fixes, parsed.rejections
+        result.dropped = parsed.dropped
     return result
 
 
@@ -281,6 +330,15 @@ def _upright(data: bytes) -> bytes:
 class CleaningResult:
     report: list[dict] = field(default_factory=list)
     manifest: list[dict] = field(default_factory=list)
+    dropped_boxes: dict[str, int] = field(default_factory=dict)  # label lines rejected, by reason
+
+    def dropped_line(self) -> str:
+        """'boxes dropped: 3 narrower or shorter than min_box_px 2, 1 not numeric'; '' when none were."""
+        if not self.dropped_boxes:
+            return ""
+        by_count = sorted(self.dropped_boxes.items(), key=lambda item: (-item[1], item[0]))
+        total = sum(self.dropped_boxes.values())
+        return f"{total} boxes dropped: " + ", ".join(f"{count} {reason}" for reason, count in by_count)
 
     def counts(self) -> dict[str, int]:
         summary: dict[str, int] = {}
@@ -299,13 +357,16 @@ def clean_upload(
     workers: int = 1,
     log: logging.Logger | None = None,
     progress_every: int = 200,
+    background_groups: list[str] = (),
 ) -> CleaningResult:
     """Clean the whole upload into `out/images` and `out/labels`."""
     log = log or logging.getLogger(__name__)
     groups = discover_upload(raw)
+    problems = upload_errors(groups, classes, class_maps, background_groups)
+    if problems:
+        raise CleaningError(f"the upload in {raw} cannot be cleaned:\n" + "\n".join(problems))
     result = CleaningResult()
     uploads = []
-    unmapped: dict[str, list[str]] = {}  # group -> class names in none of dataset.classes
     for group in groups:
         for path, action, detail in group.notes:
             result.report.append(_row(raw, path, group.name, "split-list", action, "", detail))
@@ -314,15 +375,18 @@ def clean_upload(
             result.report.append(_row(raw, path, group.name, "file", action, "", reason))
         for orphan in group.orphan_labels:
             result.report.append(_row(raw, orphan, group.name, "label", "rejected", "", "no image with this name"))
+        for path, kind, action, detail in group.other_files:
+            result.report.append(_row(raw, path, group.name, kind, action, "", detail))
         if not group.images:
             log.warning("group %s: no image to clean", group.name)
             continue
-        mapping, names, dropped = class_mapping(group, classes, class_maps.get(group.name))
+        if any(image.label is not None for image in group.images):
+            mapping, names, dropped = class_mapping(group, classes, class_maps.get(group.name))
+        else:  # a label-less group accepted in dataset.background_groups
+            mapping, names, dropped = {}, {}, set()
+            log.warning("group %s: no labels; its images are background images (dataset.background_groups)", group.name)
         for local in sorted(dropped):
             log.warning("group %s: class %r mapped to null: its boxes are dropped", group.name, names[local])
-        missing = [names[local] for local, index in sorted(mapping.items()) if index is None and local not in dropped]
-        if missing:
-            unmapped[group.name] = missing
         log.info(
             "group %s: %d images, classes from %s",
             group.name,
@@ -331,8 +395,6 @@ def clean_upload(
         )
         uploads += [(image, group.name, mapping, names) for image in group.images]
 
-    if unmapped:
-        raise unmapped_classes_error(unmapped, classes)
     stems = _output_names([(image, group) for image, group, _, _ in uploads])
     plan = _OutputPlan(raw, out, result)
     jobs = [(*upload, min_box_px, out, stem) for upload, stem in zip(uploads, stems)]
@@ -379,6 +441,9 @@ class _OutputPlan:
             (self.labels_dir / label_name).unlink()
             original = self.first_by_sha[record.written_sha256].upload.path.relative_to(raw).as_posix()
             result.report.append(_row(raw, source, record.group, "image", "rejected", "", f"duplicate of {original}"))
+            if record.upload.label:
+                detail = f"its image is a duplicate of {original}, whose labels are kept"
+                result.report.append(_row(raw, record.upload.label, record.group, "label", "rejected", "", detail))
             return
         self.first_by_sha[record.written_sha256] = record
         image_fixes = ["EXIF orientation applied to the pixels"] if record.rotated else []
@@ -407,6 +472,8 @@ class _OutputPlan:
             )
         else:
             problems = record.fixes + [f"rejected {r}" for r in record.rejections]
+            for reason, count in record.dropped.items():
+                result.dropped_boxes[reason] = result.dropped_boxes.get(reason, 0) + count
             action = "rejected" if record.rejections and not record.boxes else ("fixed" if problems else "kept")
             result.report.append(
                 _row(raw, record.upload.label, record.group, "label", action, label_name, "; ".join(problems))

@@ -38,6 +38,7 @@ RUN_DEFAULTS = {
     "gpus": 1,
     "patience": 100,
     "seed": 0,
+    "replicates": 1,
     "workers": None,  # the cores the job gets (train rule)
     "args": {},
 }
@@ -68,6 +69,12 @@ class RunConfig:
     seed: int
     workers: int | None
     args: dict[str, Any] = field(default_factory=dict, hash=False)
+    # The configuration this one is a seed replicate of (its own name when it has none).
+    group: str = ""
+
+    def __post_init__(self):
+        if not self.group:
+            object.__setattr__(self, "group", self.name)
 
     @property
     def family(self) -> str:
@@ -81,6 +88,7 @@ class RunConfig:
         """The arguments that define this configuration, for tables and labels."""
         return {
             "config": self.name,
+            "group": self.group,
             "model": self.model,
             "size": self.size,
             "batch": self.batch,
@@ -90,7 +98,16 @@ class RunConfig:
             "hyp": self.hyp,
             "pretrained": self.pretrained,
             "gpus": self.gpus,
+            "seed": self.seed,
         }
+
+    def comparison_key(self) -> dict[str, Any]:
+        """Every argument that defines this configuration but its seed: what seed replicates share,
+        and what two configurations compared in the findings differ in."""
+        key = {
+            name: value for name, value in self.parameters().items() if name not in ("config", "group", "size", "seed")
+        }
+        return {**key, "patience": self.patience, "args": json.dumps(self.args, sort_keys=True)}
 
     def train_args(self) -> dict[str, Any]:
         """Resolved Ultralytics training arguments (without paths and device).
@@ -276,11 +293,18 @@ def expand_campaign(campaign: dict[str, Any]) -> Campaign:
     for where, run in runs:
         _check_run(run, where)
         _check_args(run, where)
-        name = run.pop("name", None) or _name(run, defaults)
-        if name in configs:
-            raise ConfigError(
-                f"{where}: configuration name {name!r} is used twice; give one of them "
-                "a distinct `name:` or remove the duplicate"
-            )
-        configs[name] = RunConfig(name=name, **run)
+        explicit = run.pop("name", None)
+        group = explicit or _name(run, defaults)
+        for offset in range(run.pop("replicates")):
+            # Seed replicates: the first keeps the configuration's name, so
+            # asking for more replicates later never renames (reruns) it.
+            seeded = {**run, "seed": run["seed"] + offset}
+            name = group if not offset else f"{explicit}_seed{seeded['seed']}" if explicit else _name(seeded, defaults)
+            if name in configs:
+                raise ConfigError(
+                    f"{where}: configuration name {name!r} is used twice; give one of them "
+                    "a distinct `name:` or remove the duplicate (seed replicates take the seeds "
+                    "after the configuration's own)"
+                )
+            configs[name] = RunConfig(name=name, group=group, **seeded)
     return Campaign(sorted(configs.items()))

@@ -28,11 +28,16 @@ def evaluate(
     conf: float = 0.001,
     iou: float = 0.7,
 ):
-    """Ultralytics' validation; `conf` and `iou` are its confidence and NMS IoU thresholds."""
+    """Ultralytics' validation; `conf` and `iou` are its confidence and NMS IoU thresholds.
+
+    The returned metrics also carry `image_records`: each image's matches,
+    for the bootstrap (bootstrap.py).
+    """
     from ultralytics import YOLO
 
     model = YOLO(str(weights))
     return model.val(
+        validator=recording_validator(),
         data=str(data.resolve()),
         split=split,
         imgsz=imgsz,
@@ -46,6 +51,30 @@ def evaluate(
         plots=plots,
         verbose=False,
     )
+
+
+def recording_validator():
+    """Ultralytics' detection validator, keeping each image's statistics that it would otherwise discard.
+
+    Its `update_metrics` appends one entry per image to the metrics' stats
+    (tp, conf, pred_cls, target_cls) and then pools them; the entries added
+    by each batch are copied out with the image's name before that happens.
+    """
+    from ultralytics.models.yolo.detect import DetectionValidator
+
+    class RecordingValidator(DetectionValidator):
+        def init_metrics(self, model):
+            super().init_metrics(model)
+            self.metrics.image_records = []
+
+        def update_metrics(self, preds, batch):
+            first = len(self.metrics.stats["tp"])
+            super().update_metrics(preds, batch)
+            for index, image in zip(range(first, len(self.metrics.stats["tp"])), batch["im_file"]):
+                record = {key: self.metrics.stats[key][index] for key in ("tp", "conf", "pred_cls", "target_cls")}
+                self.metrics.image_records.append({"image": Path(image).name, **record})
+
+    return RecordingValidator
 
 
 def metrics_tables(metrics, names: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:

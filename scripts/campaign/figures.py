@@ -27,8 +27,23 @@ def _save(figure, path: str | Path) -> None:
 
 
 def _ordered(table: pd.DataFrame) -> pd.DataFrame:
-    key = table["size"].map(SIZE_ORDER.index)
-    return table.assign(_key=key).sort_values(["model", "_key", "freeze", "batch", "imgsz", "config"])
+    """Families, then sizes n to x, then frozen layers, batch and image size."""
+    family, size = table["model"].str[:-1], table["model"].str[-1].map(SIZE_ORDER.index)
+    table = table.assign(_family=family, _size=size)
+    return table.sort_values(["_family", "_size", "freeze", "batch", "imgsz", "group"])
+
+
+def _error_bars(table: pd.DataFrame, column: str) -> np.ndarray:
+    """(2, n) distances from each value down to its interval's low end and up to its high end."""
+    values = table[column].to_numpy(float)
+    return np.vstack(
+        [values - table[f"{column}_low"].to_numpy(float), table[f"{column}_high"].to_numpy(float) - values]
+    )
+
+
+def _runs_note(table: pd.DataFrame) -> str:
+    runs = sorted(set(table["runs"]))
+    return "one seed each" if runs == [1] else f"mean of {'/'.join(map(str, runs))} seeds"
 
 
 REDUCED_MARK = "*"
@@ -46,21 +61,29 @@ def _footnote(figure, table: pd.DataFrame) -> None:
         figure.text(0.01, 0.005, REDUCED_FOOTNOTE, fontsize=7, ha="left", va="bottom")
 
 
-def map_by_config(summary_csv: Path, out: Path) -> None:
-    table = _ordered(pd.read_csv(summary_csv))
+def map_by_config(groups_csv: Path, out: Path) -> None:
+    """Bars of mAP50 and mAP50-95 on each split, with their bootstrap intervals as error bars."""
+    table = _ordered(pd.read_csv(groups_csv))
     splits = [s for s in ("val", "test") if f"{s}_mAP50-95" in table]
     figure, axis = plt.subplots(figsize=(max(6, 0.9 * len(table) + 2), 4.5))
     x = np.arange(len(table))
     width = 0.8 / (2 * len(splits))
     for index, (split, metric) in enumerate((s, m) for s in splits for m in ("mAP50", "mAP50-95")):
-        values = table[f"{split}_{metric}"]
-        bars = axis.bar(x + (index - (2 * len(splits) - 1) / 2) * width, values, width, label=f"{split} {metric}")
+        column = f"{split}_{metric}"
+        bars = axis.bar(
+            x + (index - (2 * len(splits) - 1) / 2) * width,
+            table[column],
+            width,
+            yerr=_error_bars(table, column),
+            error_kw={"elinewidth": 0.8, "capsize": 2},
+            label=f"{split} {metric}",
+        )
         axis.bar_label(bars, fmt="%.2f", fontsize=6, rotation=90, padding=2)
     labels = [f"{r.model}\nfreeze {r.freeze}\nb{r.batch}{_reduced(r)} img{r.imgsz}" for r in table.itertuples()]
     axis.set_xticks(x, labels, fontsize=8)
-    axis.set_ylim(0, 1.1)
+    axis.set_ylim(0, 1.15)
     axis.set_ylabel("mAP")
-    axis.set_title("Accuracy by configuration (grouped by model size, then freeze)")
+    axis.set_title(f"Accuracy by configuration ({_runs_note(table)}; bars: bootstrap intervals)")
     axis.legend(fontsize=8, ncol=len(splits) * 2, loc="upper left")
     axis.grid(axis="y", alpha=0.3)
     _footnote(figure, table)
@@ -78,23 +101,27 @@ def pareto_front(latency: np.ndarray, accuracy: np.ndarray) -> list[int]:
     return front
 
 
-def accuracy_vs_latency(summary_csv: Path, out: Path) -> None:
-    table = pd.read_csv(summary_csv)
+def accuracy_vs_latency(groups_csv: Path, out: Path) -> None:
+    """Test mAP50-95 (with its interval) against latency at batch 1, and the Pareto front of the point values."""
+    table = pd.read_csv(groups_csv)
     split = "test" if "test_mAP50-95" in table else "val"
     latency = table["latency_ms"].to_numpy(float)
     accuracy = table[f"{split}_mAP50-95"].to_numpy(float)
+    errors = _error_bars(table, f"{split}_mAP50-95")
     figure, axis = plt.subplots(figsize=(7, 5))
     for freeze, marker in zip(sorted(table["freeze"].unique()), "os^Dv"):
-        rows = table["freeze"] == freeze
-        axis.scatter(latency[rows], accuracy[rows], marker=marker, s=60, label=f"freeze {freeze}")
+        rows = (table["freeze"] == freeze).to_numpy()
+        axis.errorbar(
+            latency[rows], accuracy[rows], yerr=errors[:, rows], fmt=marker, ms=7, capsize=3, label=f"freeze {freeze}"
+        )
     for row, x, y in zip(table.itertuples(), latency, accuracy):
-        axis.annotate(row.config + _reduced(row), (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        axis.annotate(row.group + _reduced(row), (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
     _footnote(figure, table)
     front = pareto_front(latency, accuracy)
     axis.plot(latency[front], accuracy[front], "k--", lw=1, label="Pareto front")
     device = table["speed_device"].iloc[0] if "speed_device" in table else ""
     axis.set_xlabel(f"latency per image at batch 1, fp32 (ms) on {device}")
-    axis.set_ylabel(f"{split} mAP50-95")
+    axis.set_ylabel(f"{split} mAP50-95 ({_runs_note(table)}; bars: bootstrap interval)")
     axis.margins(0.15)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
@@ -224,15 +251,19 @@ def label_analysis(boxes: pd.DataFrame, classes: list[str], out: Path) -> None:
 def device_intervals(monitor_csvs: dict[str, Path], gap_seconds: float = 30.0) -> pd.DataFrame:
     """Busy intervals per configuration and device, from the monitor samples.
 
-    A pause longer than `gap_seconds` between samples (a job interrupted and
-    resumed later) splits a training into separate intervals.
+    A device is named with its host ("server-a gpu0"): two servers each have
+    a gpu0. A pause longer than `gap_seconds` between samples (a job
+    interrupted and resumed later) splits a training into separate intervals.
     """
     rows = []
     for name, path in monitor_csvs.items():
         if not Path(path).is_file():
             continue
-        samples = pd.read_csv(path)
-        for device, group in samples.groupby("device"):
+        samples = pd.read_csv(path, dtype={"host": str})
+        if "host" not in samples:  # written before hosts were recorded
+            samples["host"] = ""
+        samples["host"] = samples["host"].fillna("")
+        for (host, device), group in samples.groupby(["host", "device"]):
             times = group["time"].to_numpy(float)
             breaks = np.flatnonzero(np.diff(times) > gap_seconds)
             for start, end in zip(np.r_[0, breaks + 1], np.r_[breaks, len(times) - 1]):
@@ -240,28 +271,38 @@ def device_intervals(monitor_csvs: dict[str, Path], gap_seconds: float = 30.0) -
                 rows.append(
                     {
                         "config": name,
-                        "device": device,
+                        "host": host,
+                        "device": f"{host} {device}".strip(),
                         "start": times[start],
                         "end": max(times[end], times[start] + 1.0),
                         "utilization": chunk["utilization"].astype(float).mean(),
                     }
                 )
-    return pd.DataFrame(rows, columns=["config", "device", "start", "end", "utilization"])
+    return pd.DataFrame(rows, columns=["config", "host", "device", "start", "end", "utilization"])
 
 
 def busy_fractions(intervals: pd.DataFrame) -> pd.DataFrame:
-    """Per device: the share of the campaign's span during which some job held it."""
+    """Per host and device: the share of the campaign's span during which some job held it."""
+    columns = ["host", "device", "busy_seconds", "campaign_seconds", "busy_fraction"]
     if intervals.empty:
-        return pd.DataFrame(columns=["device", "busy_seconds", "campaign_seconds", "busy_fraction"])
+        return pd.DataFrame(columns=columns)
     span = intervals["end"].max() - intervals["start"].min()
     rows = []
-    for device, group in intervals.groupby("device"):
+    for (host, device), group in intervals.groupby(["host", "device"]):
         busy, reach = 0.0, -np.inf
         for start, end in sorted(zip(group["start"], group["end"])):
             busy += max(0.0, end - max(start, reach))
             reach = max(reach, end)
-        rows.append({"device": device, "busy_seconds": busy, "campaign_seconds": span, "busy_fraction": busy / span})
-    return pd.DataFrame(rows)
+        rows.append(
+            {
+                "host": host,
+                "device": device,
+                "busy_seconds": busy,
+                "campaign_seconds": span,
+                "busy_fraction": busy / span,
+            }
+        )
+    return pd.DataFrame(rows, columns=columns)
 
 
 def campaign_timeline(intervals: pd.DataFrame, fractions: pd.DataFrame, out: Path) -> None:

@@ -34,6 +34,11 @@ class ParsedLabels:
     boxes: list[Box] = field(default_factory=list)
     fixes: list[str] = field(default_factory=list)
     rejections: list[str] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)  # rejected lines by reason, for the log's count
+
+    def reject(self, reason: str, message: str) -> None:
+        self.rejections.append(message)
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
 
 
 def decode_text(data: bytes) -> tuple[str, list[str]]:
@@ -85,7 +90,7 @@ def parse_labels(
                 raise ValueError
             values = [float(v) for v in fields[1:]]
         except ValueError:
-            result.rejections.append(f"{where}: not numeric: {raw_line.strip()!r}")
+            result.reject("not numeric", f"{where}: not numeric: {raw_line.strip()!r}")
             continue
         if len(values) == 4:
             xc, yc, w, h = values
@@ -95,19 +100,22 @@ def parse_labels(
             coords = list(zip(values[0::2], values[1::2]))
             kind = "polygon"
         else:
-            result.rejections.append(
-                f"{where}: {len(fields)} fields; a box needs 5 (class xc yc w h), a polygon an odd number of at least 7"
+            result.reject(
+                "wrong number of fields",
+                f"{where}: {len(fields)} fields; a box needs 5 (class xc yc w h), a polygon an odd number, at least 7",
             )
             continue
         if local not in class_map:
-            result.rejections.append(
-                f"{where}: class id {local} is not among the group's classes {sorted(local_names)}"
+            result.reject(
+                "class id unknown to its group",
+                f"{where}: class id {local} is not among the group's classes {sorted(local_names)}",
             )
             continue
         cls = class_map[local]
         if cls is None:
-            result.rejections.append(
-                f"{where}: class {local_names.get(local, local)!r} dropped (null in dataset.class_map)"
+            result.reject(
+                "class mapped to null",
+                f"{where}: class {local_names.get(local, local)!r} dropped (null in dataset.class_map)",
             )
             continue
         if max(abs(v) for v in values) > PIXEL_THRESHOLD:
@@ -122,8 +130,9 @@ def parse_labels(
         cx0, cy0 = min(max(x0, 0.0), 1.0), min(max(y0, 0.0), 1.0)
         cx1, cy1 = min(max(x1, 0.0), 1.0), min(max(y1, 0.0), 1.0)
         if (cx1 - cx0) * width < min_box_px or (cy1 - cy0) * height < min_box_px:
-            result.rejections.append(
-                f"{where}: degenerate box ({(cx1 - cx0) * width:.1f} x {(cy1 - cy0) * height:.1f} px inside the image)"
+            result.reject(
+                f"narrower or shorter than min_box_px {min_box_px:g}",
+                f"{where}: degenerate box ({(cx1 - cx0) * width:.1f} x {(cy1 - cy0) * height:.1f} px inside the image)",
             )
             continue
         if (cx0, cy0, cx1, cy1) != (x0, y0, x1, y1):

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import csv
 import logging
+import socket
 import threading
 import time
 from pathlib import Path
 
-FIELDS = ["time", "device", "utilization", "memory_mb", "power_w", "temperature_c"]
+# The host, because one campaign may train on several servers that each have a gpu0.
+FIELDS = ["time", "host", "device", "utilization", "memory_mb", "power_w", "temperature_c"]
 
 
 class Monitor:
@@ -82,6 +84,7 @@ class Monitor:
         self.csv_path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.csv_path.exists()
         started = time.time()
+        host = socket.gethostname()
         with open(self.csv_path, "a", newline="") as stream:
             table = csv.writer(stream)
             if new:
@@ -95,7 +98,7 @@ class Monitor:
                         utilization, memory, power, temperature = sample()
                     except Exception:  # a device read failing must never stop the job
                         continue
-                    table.writerow([f"{now:.1f}", name, utilization, f"{memory:.0f}", power, temperature])
+                    table.writerow([f"{now:.1f}", host, name, utilization, f"{memory:.0f}", power, temperature])
                     if writer is not None:
                         step = int(now - started)
                         try:

@@ -178,6 +178,17 @@ def main(argv: list[str] | None = None) -> int:
 
     config = yaml.safe_load(Path(args.configfile).read_text())
     configs = expand_campaign(config["campaign"])
+    if args.servers > 1:
+        from campaign.shards import shard_table
+
+        print(f"The campaign in {args.servers} shards, one per server sharing this folder:")
+        print(shard_table(configs, args.servers))
+        print(
+            f"  first `snakemake --cores N --configfile {args.configfile} prepare` once; then on server I "
+            f"`snakemake --cores N --resources gpu={args.gpus} --configfile {args.configfile} --config "
+            f"shard=I/{args.servers}`; last, a plain run for the tables and figures"
+        )
+        print()
     if args.probe:
         run_probes(args.configfile, args.cores, args.gpus)
     jobs = dry_run_jobs(["--configfile", args.configfile])

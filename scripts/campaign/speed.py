@@ -16,6 +16,7 @@ from typing import Any
 
 SPEED_FIELDS = [
     "config",
+    "format",
     "device",
     "device_name",
     "batch",
@@ -29,6 +30,9 @@ SPEED_FIELDS = [
     "latency_ms_p10",
     "latency_ms_p90",
     "throughput_ips",
+    "split",
+    "mAP50",
+    "mAP50-95",
     "torch",
     "ultralytics",
 ]
@@ -58,7 +62,13 @@ def time_model(
     half_options: list[bool],
     warmup: int,
     repeats: int,
+    fmt: str = "pytorch",
 ) -> list[dict[str, Any]]:
+    """One row per (half, batch): median stage times over `repeats` timed calls, end-to-end latency and throughput.
+
+    The latency includes pre- and post-processing (NMS where the model has
+    it), so a family without NMS (YOLO26) is compared on what a user waits for.
+    """
     import torch
     import ultralytics
     from ultralytics import YOLO
@@ -82,6 +92,7 @@ def time_model(
             per_image = [s["preprocess"] + s["inference"] + s["postprocess"] for s in stages]
             rows.append(
                 {
+                    "format": fmt,
                     "device": device,
                     "device_name": device_name(device),
                     "batch": batch,
@@ -100,3 +111,30 @@ def time_model(
                 }
             )
     return rows
+
+
+# Formats the speed study can time besides PyTorch, with the runtime that runs each here.
+EXPORT_FORMATS = {"onnx": "ONNX Runtime on the CPU"}
+
+
+def export_model(weights: Path, fmt: str, imgsz: int, out: Path, work: Path) -> None:
+    """Ultralytics' export of the trained weights to `fmt`, written atomically to `out`.
+
+    Ultralytics writes the export beside the weights it reads, so it works
+    on a copy in `work` (the training's folder is never touched). Dynamic
+    axes let one exported file run every batch size of the study;
+    simplification (onnxslim) gives the graph people deploy.
+    """
+    import shutil
+
+    from ultralytics import YOLO
+
+    from .io import atomic_write_bytes
+
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    copy = work / "best.pt"
+    shutil.copyfile(weights, copy)
+    exported = YOLO(str(copy)).export(format=fmt, imgsz=imgsz, dynamic=True, simplify=True, device="cpu")
+    atomic_write_bytes(out, Path(exported).read_bytes())
+    shutil.rmtree(work)

@@ -4,7 +4,11 @@ Works while the campaign runs: it only reads what the training jobs write.
 A training job writes `job.json` (host, pid, start) when it starts and
 `train.json` when it has finished; Ultralytics appends one row per epoch to
 `run/results.csv`. A job whose process is gone without `train.json` failed
-(or was killed) and will resume on the next run.
+(or was killed) and will resume on the next run. A job on another server
+(a shared results folder) cannot be asked whether it lives: it counts as
+running while it writes (monitor samples every second, epochs, checkpoints)
+and as stale, with its host and the time of its last write, once it has
+written nothing for `--stale-minutes`.
 
 Run it as `python scripts/campaign/status.py` from the workflow folder.
 """
@@ -22,7 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 JOB_FILE = "job.json"
-COLOURS = {"done": "#4caf50", "running": "#2196f3", "failed": "#f44336", "to do": "#e0e0e0"}
+COLOURS = {"done": "#4caf50", "running": "#2196f3", "stale": "#ff9800", "failed": "#f44336", "to do": "#e0e0e0"}
+# A job on another server is trusted as running while its files change: its
+# device monitor writes every second, Ultralytics every epoch.
+STALE_AFTER_SECONDS = 600
 
 
 @dataclass
@@ -37,8 +44,7 @@ class ConfigStatus:
 
 
 def _alive(record: dict) -> bool:
-    if record.get("host") != socket.gethostname():
-        return True  # another machine's job: trust its record until it finishes
+    """Whether the job's process still runs (on this host; see _last_sign_of_life for another)."""
     try:
         os.kill(int(record["pid"]), 0)
     except ProcessLookupError:
@@ -46,6 +52,13 @@ def _alive(record: dict) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _last_sign_of_life(folder: Path) -> float:
+    """The latest time a training wrote anything: its job record, monitor samples, epochs or checkpoints."""
+    candidates = [folder / JOB_FILE, folder / "monitor.csv", folder / "run" / "results.csv"]
+    candidates += [folder / "run" / "weights" / name for name in ("last.pt", "best.pt")]
+    return max((path.stat().st_mtime for path in candidates if path.exists()), default=0.0)
 
 
 def _epoch_times(results_csv: Path) -> list[float]:
@@ -62,7 +75,15 @@ def _attempted_batches(folder: Path) -> list[int]:
     return [json.loads(line)["batch"] for line in history.read_text().splitlines() if line.strip()]
 
 
-def config_status(root: Path, name: str, epochs: int, batch: int = 0) -> ConfigStatus:
+def config_status(
+    root: Path,
+    name: str,
+    epochs: int,
+    batch: int = 0,
+    stale_after: float = STALE_AFTER_SECONDS,
+    now: float | None = None,
+) -> ConfigStatus:
+    """The state of one training, from its files; a job on another host without recent writes is stale."""
     from .summary import batch_note
 
     folder = root / "train" / name
@@ -77,13 +98,22 @@ def config_status(root: Path, name: str, epochs: int, batch: int = 0) -> ConfigS
     if not job_file.is_file():
         return ConfigStatus(name, "to do", len(times), epochs)
     record = json.loads(job_file.read_text())
-    if not _alive(record):
-        return ConfigStatus(name, "failed", len(times), epochs, device=record.get("device", ""), note=note)
+    device = record.get("device", "")
+    if record.get("host") != socket.gethostname():
+        # Another server's job: its process cannot be asked, its files can.
+        device = f"{record.get('host')} {device}"
+        last = _last_sign_of_life(folder)
+        if (now if now is not None else time.time()) - last > stale_after:
+            since = time.strftime("%Y-%m-%d %H:%M", time.localtime(last))
+            note = f"no write from {record.get('host')} since {since}"
+            return ConfigStatus(name, "stale", len(times), epochs, device=device, note=note)
+    elif not _alive(record):
+        return ConfigStatus(name, "failed", len(times), epochs, device=device, note=note)
     eta = None
     if times:
         per_epoch = times[-1] / len(times)
         eta = per_epoch * (epochs - len(times))
-    return ConfigStatus(name, "running", len(times), epochs, eta, record.get("device", ""), note)
+    return ConfigStatus(name, "running", len(times), epochs, eta, device, note)
 
 
 def write_job_record(folder: Path, device: str) -> None:
@@ -152,6 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configfile", default="config.yaml")
     parser.add_argument("--results", default="results", type=Path)
     parser.add_argument("--figure", type=Path, help="also draw the colour matrix to this PNG")
+    parser.add_argument(
+        "--stale-minutes",
+        type=float,
+        default=STALE_AFTER_SECONDS / 60,
+        help="a job on another host that wrote nothing for this long is stale (default %(default)s)",
+    )
     args = parser.parse_args(argv)
 
     import yaml
@@ -160,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
 
     config = yaml.safe_load(Path(args.configfile).read_text())
     configs = expand_campaign(config["campaign"])
-    statuses = [config_status(args.results, name, run.epochs, run.batch) for name, run in configs.items()]
+    stale_after = args.stale_minutes * 60
+    statuses = [config_status(args.results, name, run.epochs, run.batch, stale_after) for name, run in configs.items()]
     print(status_table(statuses))
     if args.figure:
         status_figure(statuses, {name: run.parameters() for name, run in configs.items()}, args.figure)

@@ -9,23 +9,31 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .bootstrap import METRICS
+
 
 def _read_json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
 def _speed_at_batch_one(path: Path) -> dict[str, Any]:
+    """Latency at batch 1 in fp32: PyTorch's, then each exported format's with its accuracy."""
     with open(path, newline="") as stream:
         rows = [r for r in csv.DictReader(stream) if r["batch"] == "1" and r["half"] == "False"]
-    if not rows:
-        return {}
-    row = rows[0]
-    return {
-        "latency_ms": float(row["latency_ms"]),
-        "inference_ms": float(row["inference_ms"]),
-        "throughput_ips_b1": float(row["throughput_ips"]),
-        "speed_device": row["device_name"],
-    }
+    speed: dict[str, Any] = {}
+    for row in rows:
+        fmt = row.get("format") or "pytorch"
+        if fmt == "pytorch":
+            speed.update(
+                latency_ms=float(row["latency_ms"]),
+                inference_ms=float(row["inference_ms"]),
+                throughput_ips_b1=float(row["throughput_ips"]),
+                speed_device=row["device_name"],
+            )
+        else:
+            speed[f"{fmt}_latency_ms"] = float(row["latency_ms"])
+            speed[f"{fmt}_{row['split']}_mAP50-95"] = round(float(row["mAP50-95"]), 4)
+    return speed
 
 
 def batch_note(configured: int, train: dict[str, Any]) -> str:
@@ -45,12 +53,17 @@ def summary_rows(configs: list[dict[str, Any]], splits: list[str], root: Path = 
         name = parameters["config"]
         train = _read_json(root / "train" / name / "train.json")
         row = dict(parameters)
+        row["parameters"] = train.get("parameters", "")
+        row["gflops_640"] = train.get("gflops_640", "")
         row["batch_used"] = train["batch_used"]
         row["batch_note"] = batch_note(parameters["batch"], train)
         for split in splits:
             metrics = _read_json(root / "eval" / name / split / "metrics.json")
-            for key in ("precision", "recall", "mAP50", "mAP50-95"):
+            intervals = _read_json(root / "eval" / name / split / "intervals.json")
+            for key in METRICS:
                 row[f"{split}_{key}"] = round(metrics[key], 4)
+                row[f"{split}_{key}_low"] = round(intervals[key]["low"], 4)
+                row[f"{split}_{key}_high"] = round(intervals[key]["high"], 4)
         row.update(_speed_at_batch_one(root / "speed" / f"{name}.csv"))
         row["epochs_run"] = train["epochs_run"]
         row["best_epoch"] = train["best_epoch"]

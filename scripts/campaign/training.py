@@ -14,6 +14,7 @@ import json
 import logging
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -146,15 +147,22 @@ def train_model(
         run_dir.mkdir(parents=True)
         atomic_write_json(_args_file(run_dir), {"args_hash": args_hash, "model": model, "args": train_args})
         yolo = YOLO(f"{model}.yaml")
+        start: dict[str, Any] = {}
         if weights is not None:
             log.info("starting from pretrained weights %s", weights)
             yolo.load(str(weights))
+            # The trainer rebuilds the network for the dataset's classes and fills it from `pretrained`:
+            # named, that is the checkpoint itself, so a head trained on the same classes carries over
+            # (left out, it is the YAML model above, whose class convolutions are fresh where the
+            # checkpoint's class count differs from the YAML's 80).
+            start["pretrained"] = str(weights)
         yolo.train(
             data=str(data),
             project=str(run_dir.parent),
             name=run_dir.name,
             exist_ok=True,
             device=device,
+            **start,
             **train_args,
         )
     else:
@@ -179,6 +187,24 @@ def summarise_run(run_dir: Path, seconds: float, device: str, state: str) -> dic
         "job_seconds": seconds,
         "device": device,
         "start": state,
+        **network_size(run_dir / "weights" / "best.pt", args["imgsz"]),
+    }
+
+
+def network_size(weights: Path, imgsz: int) -> dict[str, Any]:
+    """Parameters and GFLOPs of the trained network, fused for inference as Ultralytics' model tables give them.
+
+    GFLOPs at 640 px compare with those tables; at the configuration's own
+    size, with its measured latency.
+    """
+    from ultralytics import YOLO
+    from ultralytics.utils.torch_utils import get_flops, get_num_params
+
+    network = YOLO(str(weights)).fuse().model
+    return {
+        "parameters": get_num_params(network),
+        "gflops_640": round(get_flops(network, 640), 2),
+        "gflops": round(get_flops(network, imgsz), 3),
     }
 
 
@@ -486,6 +512,7 @@ def run_training_job(job) -> None:
             batch_used=progress["batch_trained"] or summary["batch_used"],
             epochs_by_batch=epochs_by_batch(attempts),
             workers=train_args["workers"],
+            host=socket.gethostname(),
         )
         summary["batch_reduced"] = any(int(b) < configured for b in summary["epochs_by_batch"]) or (
             summary["batch_used"] < configured

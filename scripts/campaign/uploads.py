@@ -45,6 +45,8 @@ class GroupUpload:
     class_names: dict[int, str] | None = None
     class_source: str | None = None
     notes: list[tuple[Path, str, str]] = field(default_factory=list)  # path, action, detail
+    # Class lists and files that are neither images, labels nor lists: every upload gets a report row.
+    other_files: list[tuple[Path, str, str, str]] = field(default_factory=list)  # path, kind, action, detail
     # Entries never read: links leading out of the upload folder, FIFOs, sockets, devices.
     skipped: list[tuple[Path, str, str]] = field(default_factory=list)  # path, action, reason
 
@@ -154,6 +156,13 @@ def discover_group(root: Path, upload: Path | None = None) -> GroupUpload:
             group.class_names = _read_class_names(matches[0])
             group.class_source = str(matches[0].relative_to(root))
             break
+    for class_file in sorted(class_files):
+        if group.class_source and class_file == root / group.class_source:
+            detail = f"the group's class names: {len(group.class_names or {})} classes"
+            group.other_files.append((class_file, "class-names", "kept", detail))
+        else:
+            detail = f"not read: the group's class names come from {group.class_source}"
+            group.other_files.append((class_file, "class-names", "ignored", detail))
 
     # Split lists at any depth; each entry is matched by file name.
     by_stem: dict[str, list[Path]] = {}
@@ -201,6 +210,9 @@ def discover_group(root: Path, upload: Path | None = None) -> GroupUpload:
         is_meta = path.name.lower() in SPLIT_LISTS or path.name in CLASS_FILES
         if path.suffix.lower() == ".txt" and path not in claimed and not is_meta:
             group.orphan_labels.append(path)
+        elif path.suffix.lower() not in IMAGE_SUFFIXES and path not in claimed and not is_meta:
+            detail = "not an image, a label, a class list or a split list"
+            group.other_files.append((path, "file", "ignored", detail))
     return group
 
 

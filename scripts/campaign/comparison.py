@@ -1,0 +1,201 @@
+"""Configurations compared with their uncertainty: seed replicates pooled, paired findings.
+
+A configuration trained with several seeds (`replicates`) is one *group*:
+its value is the mean over its seeds, and its bootstrap distribution draws
+both the images (the same draws for every group: bootstrap.py) and, for each
+draw, its seeds with replacement, so that the interval carries the seed's
+randomness as well as the test set's.
+
+A *finding* answers one question of the campaign: two groups that differ in
+exactly one argument (freeze 0 against 10 at the same model, batch and image
+size; batch 64 against 96; size n against s ...). Its interval is that of
+the difference, resample by resample on the same images: far narrower than
+the two intervals side by side when both models find the same images hard.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .bootstrap import METRICS, load_bootstrap, percentile_interval
+
+
+@dataclass
+class Group:
+    """One configuration with all its seed replicates."""
+
+    name: str
+    key: dict[str, Any]  # the arguments that define it, seed excepted
+    runs: list[str]
+    values: np.ndarray  # (runs, 4): each run's metrics on the split
+    resampled: np.ndarray  # (runs, resamples, 4): each run's metrics on each resample
+
+    @property
+    def value(self) -> np.ndarray:
+        return self.values.mean(axis=0)
+
+    @property
+    def seed_sd(self) -> np.ndarray:
+        """Spread of the metrics over seeds (NaN with one seed)."""
+        if len(self.runs) < 2:
+            return np.full(len(METRICS), np.nan)
+        return self.values.std(axis=0, ddof=1)
+
+    def pooled(self, seed: int) -> np.ndarray:
+        """(resamples, 4): the seed-mean on each image resample, the seeds drawn with replacement."""
+        runs, resamples, _ = self.resampled.shape
+        if runs == 1:
+            return self.resampled[0]
+        rng = np.random.default_rng((seed, zlib.crc32(self.name.encode())))
+        drawn = rng.integers(0, runs, size=(resamples, runs))
+        return self.resampled[drawn, np.arange(resamples)[:, None]].mean(axis=1)
+
+
+def load_groups(runs: list[dict[str, Any]], split_folder: dict[str, Path]) -> list[Group]:
+    """Groups from each run's key, group name and bootstrap file (`results/eval/<run>/<split>`).
+
+    Raises ValueError when runs were resampled over different images: their
+    draws would not be paired.
+    """
+    groups: dict[str, Group] = {}
+    hashes = {}
+    for run in runs:
+        folder = split_folder[run["config"]]
+        resampled, images_hash = load_bootstrap(folder / "bootstrap.npz")
+        hashes[run["config"]] = images_hash
+        point = _point(folder / "intervals.json")
+        group = groups.setdefault(
+            run["group"],
+            Group(run["group"], run["key"], [], np.zeros((0, len(METRICS))), np.zeros((0, *resampled.shape))),
+        )
+        if group.resampled.shape[1:] != resampled.shape:
+            raise ValueError(
+                f"{run['config']}: {resampled.shape[0]} bootstrap resamples, others of its group "
+                f"{group.resampled.shape[1]}; rerun its bootstrap rule"
+            )
+        group.runs.append(run["config"])
+        group.values = np.vstack([group.values, point])
+        group.resampled = np.concatenate([group.resampled, resampled[None]])
+    if len(set(hashes.values())) > 1:
+        raise ValueError(
+            "the configurations were evaluated on different images, so their bootstrap draws are not paired: "
+            f"{hashes}; rerun their evaluation on the current dataset"
+        )
+    return list(groups.values())
+
+
+def _point(intervals_json: Path) -> np.ndarray:
+    summary = json.loads(intervals_json.read_text())
+    return np.array([summary[metric]["value"] for metric in METRICS])
+
+
+def group_rows(groups: list[Group], seed: int, level: float, prefix: str) -> list[dict[str, Any]]:
+    """One row per group: its arguments, runs, and each metric's mean, interval and seed spread."""
+    rows = []
+    for group in groups:
+        row: dict[str, Any] = {"group": group.name, **group.key, "runs": len(group.runs)}
+        pooled = group.pooled(seed)
+        for index, metric in enumerate(METRICS):
+            low, high = percentile_interval(pooled[:, index], level)
+            row[f"{prefix}{metric}"] = round(float(group.value[index]), 4)
+            row[f"{prefix}{metric}_low"] = round(low, 4)
+            row[f"{prefix}{metric}_high"] = round(high, 4)
+            row[f"{prefix}{metric}_seed_sd"] = round(float(group.seed_sd[index]), 4)
+        rows.append(row)
+    return rows
+
+
+def single_differences(groups: list[Group]) -> list[tuple[str, Group, Group]]:
+    """Pairs of groups whose keys differ in exactly one argument, as (argument, lower, higher value)."""
+    pairs = []
+    for index, first in enumerate(groups):
+        for second in groups[index + 1 :]:
+            differing = [key for key in first.key if first.key[key] != second.key.get(key)]
+            if len(differing) == 1 and set(first.key) == set(second.key):
+                argument = differing[0]
+                low, high = sorted((first, second), key=lambda g: _order(argument, g.key[argument]))
+                pairs.append((argument, low, high))
+    return sorted(pairs, key=lambda pair: (pair[0], pair[1].name, pair[2].name))
+
+
+def _order(argument: str, value: Any) -> tuple:
+    """Natural order of an argument's values: model sizes n < s < m < l < x within a family."""
+    if argument == "model":
+        return (value[:-1], "nsmlx".index(value[-1]))
+    return (str(type(value)), value if not isinstance(value, dict) else str(value))
+
+
+def _shared(key: dict[str, Any], argument: str) -> str:
+    return " ".join(f"{name}={value}" for name, value in key.items() if name != argument)
+
+
+def findings(groups: list[Group], metric: str, split: str, seed: int, level: float) -> list[dict[str, Any]]:
+    """Every single-argument comparison: the difference (second minus first) with its paired interval."""
+    column = METRICS.index(metric)
+    rows = []
+    for argument, first, second in single_differences(groups):
+        difference = second.pooled(seed)[:, column] - first.pooled(seed)[:, column]
+        low, high = percentile_interval(difference, level)
+        point = float(second.value[column] - first.value[column])
+        if low > 0:
+            answer = f"{argument}={second.key[argument]} higher"
+        elif high < 0:
+            answer = f"{argument}={first.key[argument]} higher"
+        else:
+            answer = "no difference shown"
+        rows.append(
+            {
+                "argument": argument,
+                "first": first.key[argument],
+                "second": second.key[argument],
+                "shared": _shared(first.key, argument),
+                "split": split,
+                "metric": metric,
+                "first_value": round(float(first.value[column]), 4),
+                "second_value": round(float(second.value[column]), 4),
+                "difference": round(point, 4),
+                "low": round(low, 4),
+                "high": round(high, 4),
+                "excludes_zero": bool(low > 0 or high < 0),
+                "answer": answer,
+                "first_runs": len(first.runs),
+                "second_runs": len(second.runs),
+                "first_group": first.name,
+                "second_group": second.name,
+            }
+        )
+    return rows
+
+
+def run_entries(run_rows: list[dict[str, Any]], keys: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"config": row["config"], "group": row["group"], "key": keys[row["config"]]} for row in run_rows]
+
+
+def group_table(
+    run_rows: list[dict[str, Any]],
+    keys: dict[str, dict[str, Any]],
+    splits: list[str],
+    root: Path,
+    seed: int,
+    level: float,
+) -> list[dict[str, Any]]:
+    """The summary table's runs pooled by group: each split's metrics with intervals, mean latency, notes."""
+    by_group: dict[str, dict[str, Any]] = {}
+    for split in splits:
+        folders = {row["config"]: root / "eval" / row["config"] / split for row in run_rows}
+        for row in group_rows(load_groups(run_entries(run_rows, keys), folders), seed, level, f"{split}_"):
+            by_group.setdefault(row["group"], {}).update(row)
+    for row in by_group.values():
+        members = [run for run in run_rows if run["group"] == row["group"]]
+        latencies = [run["latency_ms"] for run in members if "latency_ms" in run]
+        row["latency_ms"] = round(float(np.mean(latencies)), 3) if latencies else np.nan
+        row["speed_device"] = members[0].get("speed_device", "")
+        row["batch_note"] = "; ".join(sorted({run["batch_note"] for run in members if run["batch_note"]}))
+        row["configs"] = " ".join(run["config"] for run in members)
+    return list(by_group.values())
