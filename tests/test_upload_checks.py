@@ -37,6 +37,8 @@ def test_a_group_without_labels_stops_unless_accepted_as_background(tmp_path):
     with pytest.raises(CleaningError, match=r"group bravo: 3 images and not one label file.*dataset.background_groups"):
         check_upload(tmp_path, ["glasses", "ring"], {}, [])
     check_upload(tmp_path, ["glasses", "ring"], {}, ["bravo"])
+    with pytest.raises(CleaningError, match=r"background_groups\[0\]: 'brav' is not a group"):
+        check_upload(tmp_path, ["glasses", "ring"], {}, ["brav"])
     result = clean_upload(tmp_path, tmp_path / "out", ["glasses", "ring"], {}, background_groups=["bravo"])
     boxes = {row["source"]: int(row["boxes"]) for row in result.manifest}
     assert boxes == {

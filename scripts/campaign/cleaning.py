@@ -177,6 +177,10 @@ def upload_errors(
             unmapped[group.name] = missing
     if unmapped:
         problems.append(str(unmapped_classes_error(unmapped, classes)))
+    names = sorted(group.name for group in groups)
+    for index, name in enumerate(background_groups):
+        if name not in names:
+            problems.append(f"dataset.background_groups[{index}]: {name!r} is not a group of the upload ({names})")
     return problems
 
 
@@ -333,7 +337,7 @@ class CleaningResult:
     dropped_boxes: dict[str, int] = field(default_factory=dict)  # label lines rejected, by reason
 
     def dropped_line(self) -> str:
-        """'boxes dropped: 3 narrower or shorter than min_box_px 2, 1 not numeric'; '' when none were."""
+        """'4 boxes dropped: 3 narrower or shorter than min_box_px 2, 1 not numeric'; '' when none were."""
         if not self.dropped_boxes:
             return ""
         by_count = sorted(self.dropped_boxes.items(), key=lambda item: (-item[1], item[0]))
@@ -442,7 +446,7 @@ class _OutputPlan:
             original = self.first_by_sha[record.written_sha256].upload.path.relative_to(raw).as_posix()
             result.report.append(_row(raw, source, record.group, "image", "rejected", "", f"duplicate of {original}"))
             if record.upload.label:
-                detail = f"its image is a duplicate of {original}, whose labels are kept"
+                detail = f"its image is a duplicate of {original}: the labels of that one are used"
                 result.report.append(_row(raw, record.upload.label, record.group, "label", "rejected", "", detail))
             return
         self.first_by_sha[record.written_sha256] = record
