@@ -92,9 +92,7 @@ rule speed:
         weights="results/train/{cfg}/best.pt",
         # The PyTorch model's accuracy, to stand beside each exported one's.
         metrics=f"results/eval/{{cfg}}/{COMPARISON_SPLIT}/metrics.json",
-        exported=lambda wc: expand(
-            "results/export/{cfg}/best.{format}", cfg=wc.cfg, format=EXPORT_FORMATS
-        ),
+        exported=expand("results/export/{{cfg}}/best.{format}", format=EXPORT_FORMATS),
     output:
         speed="results/speed/{cfg}.csv",
         provenance="results/speed/{cfg}.provenance.json",
