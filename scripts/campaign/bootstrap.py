@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,8 +50,7 @@ class ImageMatches:
     @classmethod
     def from_records(cls, records: list[dict[str, Any]]) -> ImageMatches:
         """From one record per image: image, tp, conf, pred_cls, target_cls (Ultralytics' per-image stats)."""
-        names = [record["image"] for record in records]
-        repeated = sorted({name for name in names if names.count(name) > 1})
+        repeated = sorted(name for name, count in Counter(record["image"] for record in records).items() if count > 1)
         if repeated:
             raise ValueError(f"images validated twice: {repeated[:5]}; image names must be unique within a split")
         records = sorted(records, key=lambda record: record["image"])

@@ -184,11 +184,15 @@ def upload_errors(
     return problems
 
 
-def check_upload(raw: Path, classes: list[str], class_maps: dict[str, dict], background_groups: list[str]) -> None:
-    """Raise CleaningError listing every problem of the upload (see upload_errors)."""
-    problems = upload_errors(discover_upload(raw), classes, class_maps, background_groups)
+def check_upload(
+    raw: Path, classes: list[str], class_maps: dict[str, dict], background_groups: list[str]
+) -> list[GroupUpload]:
+    """The upload's groups; CleaningError listing every problem of the upload (see upload_errors)."""
+    groups = discover_upload(raw)
+    problems = upload_errors(groups, classes, class_maps, background_groups)
     if problems:
         raise CleaningError(f"the upload in {raw} cannot be cleaned:\n" + "\n".join(problems))
+    return groups
 
 
 def clean_image(job: tuple) -> InspectedImage:
@@ -365,10 +369,7 @@ def clean_upload(
 ) -> CleaningResult:
     """Clean the whole upload into `out/images` and `out/labels`."""
     log = log or logging.getLogger(__name__)
-    groups = discover_upload(raw)
-    problems = upload_errors(groups, classes, class_maps, background_groups)
-    if problems:
-        raise CleaningError(f"the upload in {raw} cannot be cleaned:\n" + "\n".join(problems))
+    groups = check_upload(raw, classes, class_maps, background_groups)
     result = CleaningResult()
     uploads = []
     for group in groups:

@@ -124,11 +124,9 @@ def single_differences(groups: list[Group]) -> list[tuple[str, Group, Group]]:
     return sorted(pairs, key=lambda pair: (pair[0], pair[1].name, pair[2].name))
 
 
-def _order(argument: str, value: Any) -> tuple:
+def _order(argument: str, value: Any) -> Any:
     """Natural order of an argument's values: model sizes n < s < m < l < x within a family."""
-    if argument == "model":
-        return (value[:-1], "nsmlx".index(value[-1]))
-    return (str(type(value)), value if not isinstance(value, dict) else str(value))
+    return (value[:-1], "nsmlx".index(value[-1])) if argument == "model" else value
 
 
 def _shared(key: dict[str, Any], argument: str) -> str:
@@ -138,9 +136,10 @@ def _shared(key: dict[str, Any], argument: str) -> str:
 def findings(groups: list[Group], metric: str, split: str, seed: int, level: float) -> list[dict[str, Any]]:
     """Every single-argument comparison: the difference (second minus first) with its paired interval."""
     column = METRICS.index(metric)
+    pooled = {group.name: group.pooled(seed)[:, column] for group in groups}
     rows = []
     for argument, first, second in single_differences(groups):
-        difference = second.pooled(seed)[:, column] - first.pooled(seed)[:, column]
+        difference = pooled[second.name] - pooled[first.name]
         low, high = percentile_interval(difference, level)
         point = float(second.value[column] - first.value[column])
         if low > 0:

@@ -34,13 +34,18 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return int(match[1]), int(match[2])
 
 
+def _gpu_cost(run: RunConfig) -> float:
+    """Expected cost in GPU time: expected_cost is per GPU of the run (its wall time)."""
+    return run.expected_cost() * max(run.gpus, 1)
+
+
 def assign_shards(configs: dict[str, RunConfig], count: int) -> dict[str, int]:
     """Shard (1..count) of every configuration, balancing expected cost; ties broken by name."""
     loads = [0.0] * count
     shard_of = {}
-    for name, run in sorted(configs.items(), key=lambda item: (-item[1].expected_cost(), item[0])):
+    for name, run in sorted(configs.items(), key=lambda item: (-_gpu_cost(item[1]), item[0])):
         lightest = min(range(count), key=lambda index: (loads[index], index))
-        loads[lightest] += run.expected_cost() * max(run.gpus, 1)
+        loads[lightest] += _gpu_cost(run)
         shard_of[name] = lightest + 1
     return shard_of
 
@@ -48,11 +53,11 @@ def assign_shards(configs: dict[str, RunConfig], count: int) -> dict[str, int]:
 def shard_table(configs: dict[str, RunConfig], count: int) -> str:
     """The split as plan.py prints it: per shard, its configurations and share of the expected cost."""
     shard_of = assign_shards(configs, count)
-    total = sum(run.expected_cost() * max(run.gpus, 1) for run in configs.values()) or 1.0
+    total = sum(map(_gpu_cost, configs.values())) or 1.0
     lines = []
     for shard in range(1, count + 1):
         names = [name for name in configs if shard_of[name] == shard]
-        cost = sum(configs[name].expected_cost() * max(configs[name].gpus, 1) for name in names)
+        cost = sum(_gpu_cost(configs[name]) for name in names)
         lines.append(f"  shard={shard}/{count}: {len(names)} configuration(s), {cost / total:.0%} of the expected cost")
         lines += [f"      {name}" for name in names]
     return "\n".join(lines)

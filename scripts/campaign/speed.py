@@ -113,10 +113,6 @@ def time_model(
     return rows
 
 
-# Formats the speed study can time besides PyTorch, with the runtime that runs each here.
-EXPORT_FORMATS = {"onnx": "ONNX Runtime on the CPU"}
-
-
 def export_model(weights: Path, fmt: str, imgsz: int, out: Path, work: Path) -> None:
     """Ultralytics' export of the trained weights to `fmt`, written atomically to `out`.
 
