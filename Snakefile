@@ -28,6 +28,7 @@ include: "rules/common.smk"
 wildcard_constraints:
     cfg="[^/]+",
     probe="[^/]+",
+    imgsz=r"\d+",
     split="train|val|test",
     format="|".join(EXPORT_FORMATS) or "NONE",
     model=r"yolo(v5|v8|11|26)[nsmlx]",

@@ -6,6 +6,7 @@
 # edges.
 
 CONFIGS = config["configs"]  # {name: model}
+IMGSZ = config["imgsz"]  # {name: training image size}
 MODELS = sorted(set(CONFIGS.values()))
 SPLITS = ["val", "test"]
 DETECT = config["detect"]  # configuration names with an annotated video
@@ -27,9 +28,15 @@ DATASET = [
 ]
 
 
+def at_size(wildcards):
+    """The dataset as a configuration's jobs read it: the copy shrunk to its size, the clean lists."""
+    return [f"dataset/resized/{IMGSZ[wildcards.cfg]}/dataset.yaml"] + DATASET[1:]
+
+
 wildcard_constraints:
     cfg="[^/]+",
     split="val|test",
+    imgsz=r"\d+",
 
 
 rule all:
@@ -66,6 +73,16 @@ rule split_dataset:
         "touch {output}"
 
 
+rule resize_dataset:
+    input:
+        DATASET,
+    output:
+        "dataset/resized/{imgsz}/dataset.yaml",
+        expand("dataset/resized/{{imgsz}}/{split}.txt", split=["train", "val", "test"]),
+    shell:
+        "touch {output}"
+
+
 rule dataset_figures:
     input:
         DATASET,
@@ -94,7 +111,7 @@ rule pretrain:
 
 rule train:
     input:
-        DATASET,
+        at_size,
         lambda wc: f"pretrain/{CONFIGS[wc.cfg]}.pt",
     output:
         "train/{cfg}/best.pt",
@@ -107,7 +124,7 @@ rule train:
 
 rule evaluate:
     input:
-        DATASET,
+        at_size,
         "train/{cfg}/best.pt",
     output:
         "eval/{cfg}/{split}/metrics.json",
@@ -144,7 +161,7 @@ rule export:
 
 rule speed:
     input:
-        DATASET,
+        at_size,
         "train/{cfg}/best.pt",
         "eval/{cfg}/test/metrics.json",
         lambda wc: expand("export/{cfg}/best.{format}", cfg=wc.cfg, format=FORMATS),
@@ -156,7 +173,8 @@ rule speed:
 
 rule imgsz_study:
     input:
-        DATASET,
+        at_size,
+        "dataset/dataset.yaml",
         "train/{cfg}/best.pt",
     output:
         "study/{cfg}.csv",

@@ -1,7 +1,7 @@
 """Peak memory of the detect step on 1080p video: bounded whatever the video's length.
 
-Writes synthetic 1920x1080 videos at 30 fps (shapes moving over a textured
-background) of each --seconds length, then runs the detect rule's own
+Writes synthetic 1920x1080 videos at 30 fps (the demo's objects gliding over
+a table, `synthetic.write_table_video`) of each --seconds length, then runs the detect rule's own
 function (`campaign.video.annotate_video`: predict, draw, stream the mp4,
 sample the contact sheet) in a fresh process per video, with a yolov8n built
 from its YAML at 320 px on the CPU, and reports that process's peak RSS.
@@ -21,40 +21,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 from common import ROOT, report, scratch_folder
 
 WIDTH, HEIGHT, FPS = 1920, 1080, 30
 
 
-def write_video(path: Path, seconds: int) -> int:
-    """A 1080p video of moving rectangles and circles; returns its frame count."""
-    import cv2
-
-    rng = np.random.default_rng(0)
-    background = cv2.GaussianBlur(rng.integers(60, 200, (HEIGHT, WIDTH, 3), dtype=np.uint8), (31, 31), 0)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (WIDTH, HEIGHT))
-    frames = seconds * FPS
-    try:
-        for index in range(frames):
-            frame = background.copy()
-            phase = 2 * np.pi * index / (FPS * 8)
-            for k in range(4):
-                x = int(WIDTH / 2 + (WIDTH / 3) * np.cos(phase + k * 1.6))
-                y = int(HEIGHT / 2 + (HEIGHT / 3) * np.sin(phase * 1.3 + k))
-                color = (40 + 50 * k, 200 - 40 * k, 120)
-                if k % 2:
-                    cv2.circle(frame, (x, y), 90, color, -1)
-                else:
-                    cv2.rectangle(frame, (x - 120, y - 70), (x + 120, y + 70), color, -1)
-            writer.write(frame)
-    finally:
-        writer.release()
-    return frames
-
-
 MEASURE = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from campaign.video import annotate_video, contact_sheet
@@ -62,7 +35,9 @@ started = time.perf_counter()
 count, picks = annotate_video(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]), 320, "cpu", 0.25)
 contact_sheet(picks).save(Path(sys.argv[4]).with_suffix(".png"))
 seconds = time.perf_counter() - started
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not ru_maxrss: a process's ru_maxrss counts its parent's memory at the fork that started it.
+with open("/proc/self/status") as status:
+    peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
 print("MEASURED " + json.dumps({"frames": count, "seconds": seconds, "peak_rss_mb": peak}))
 """
 
@@ -80,6 +55,7 @@ def main() -> None:
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT / "scripts"))
+    from campaign.synthetic import write_table_video
     from campaign.yolo_env import prepare_ultralytics
 
     rows = []
@@ -93,7 +69,8 @@ def main() -> None:
         for seconds in args.seconds:
             video = scratch / f"drive_{seconds}s.mp4"
             started = time.perf_counter()
-            frames = write_video(video, seconds)
+            frames = seconds * FPS
+            write_table_video(video, frames=frames, size=(WIDTH, HEIGHT), fps=FPS)
             written = time.perf_counter() - started
             measured = measure(weights, video, scratch / f"annotated_{seconds}s.mp4")
             if measured["frames"] != frames:

@@ -49,6 +49,7 @@ def bare_config(config: dict) -> dict:
     raw = Path(config["dataset"]["raw"])
     return {
         "configs": {name: run.model for name, run in configs.items()},
+        "imgsz": {name: run.imgsz for name, run in configs.items()},
         "detect": list(config["detect"]["configs"]),
         "study": list((config.get("study") or {}).get("configs") or configs),
         "formats": [fmt for fmt in (config.get("speed") or {}).get("formats", []) if fmt != "pytorch"],

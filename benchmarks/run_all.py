@@ -17,6 +17,8 @@ BENCHMARKS = [
     "incremental.py",
     "plan_accuracy.py",
     "detect_memory.py",
+    "phone_photos.py",
+    "resized_accuracy.py",
 ]
 
 

@@ -130,9 +130,44 @@ DATASET = {
 }
 
 
+# The image sizes the campaign trains at: the cleaned dataset is copied once
+# per size, shrunk to it (resizing.py), unless dataset.resize is off.
+RESIZED_SIZES = (
+    sorted({run.imgsz for run in CONFIGS.values()})
+    if config["dataset"]["resize"]
+    else []
+)
+
+
+def dataset_at(imgsz):
+    """The cleaned dataset as a job at this image size reads it: `dataset` is the copy shrunk to it.
+
+    The manifest and split lists stay the cleaned dataset's: they say which
+    data it is (provenance), and the copy changes whenever they do.
+    """
+    inputs = dict(DATASET)
+    if imgsz in RESIZED_SIZES:
+        inputs["dataset"] = f"results/dataset/resized/{imgsz}/dataset.yaml"
+    return inputs
+
+
+def config_dataset(wildcards):
+    """The dataset at the configuration's image size."""
+    return dataset_at(CONFIGS[wildcards.cfg].imgsz)
+
+
+def study_input(wildcards):
+    """The dataset at the configuration's size, and at full size for the study's larger sizes."""
+    return {
+        **config_dataset(wildcards),
+        "full_size": DATASET["dataset"],
+        "weights": f"results/train/{wildcards.cfg}/best.pt",
+    }
+
+
 def train_input(wildcards):
     """The dataset, plus the pretrained checkpoint where the configuration has one."""
-    inputs = dict(DATASET)
+    inputs = config_dataset(wildcards)
     weights = PRETRAINED.get(wildcards.cfg)
     if weights:
         inputs["weights"] = weights
@@ -223,7 +258,8 @@ def shared_inputs():
     pretrained = sorted(
         {path for path in PRETRAINED.values() if path.startswith("results/")}
     )
-    return list(DATASET.values()) + pretrained
+    copies = [dataset_at(size)["dataset"] for size in RESIZED_SIZES]
+    return list(DATASET.values()) + copies + pretrained
 
 
 def configuration_outputs(names):

@@ -64,6 +64,30 @@ rule split_dataset:
         "../scripts/split_dataset.py"
 
 
+# Training at 320 px on 12-megapixel photos would decode each at full size
+# four times per mosaic, every epoch: each training size gets its own copy.
+rule resize_dataset:
+    input:
+        **DATASET,
+    output:
+        images=directory("results/dataset/resized/{imgsz}/images"),
+        labels=directory("results/dataset/resized/{imgsz}/labels"),
+        lists=expand(
+            "results/dataset/resized/{{imgsz}}/{split}.txt",
+            split=["train", "val", "test"],
+        ),
+        dataset="results/dataset/resized/{imgsz}/dataset.yaml",
+    log:
+        "logs/resize_dataset/{imgsz}.log",
+    benchmark:
+        "logs/resize_dataset/{imgsz}.benchmark.tsv"
+    conda:
+        "../envs/dataset.yaml"
+    threads: 2
+    script:
+        "../scripts/resize_dataset.py"
+
+
 rule dataset_figures:
     input:
         manifest="results/dataset/manifest.csv",

@@ -1,6 +1,6 @@
 rule evaluate:
     input:
-        **DATASET,
+        unpack(config_dataset),
         weights="results/train/{cfg}/best.pt",
     output:
         metrics="results/eval/{cfg}/{split}/metrics.json",
@@ -88,7 +88,7 @@ rule export:
 
 rule speed:
     input:
-        **DATASET,
+        unpack(config_dataset),
         weights="results/train/{cfg}/best.pt",
         # The PyTorch model's accuracy, to stand beside each exported one's.
         metrics=f"results/eval/{{cfg}}/{COMPARISON_SPLIT}/metrics.json",
@@ -120,8 +120,7 @@ rule speed:
 
 rule imgsz_study:
     input:
-        **DATASET,
-        weights="results/train/{cfg}/best.pt",
+        unpack(study_input),
     output:
         study="results/study/{cfg}.csv",
         provenance="results/study/{cfg}.provenance.json",
@@ -141,6 +140,10 @@ rule imgsz_study:
             "conf": config["evaluation"]["conf"],
             "iou": config["evaluation"]["iou"],
         },
+        # Sizes up to it read the copy shrunk to it; larger ones the full-size images.
+        resized_to=lambda wc: (
+            CONFIGS[wc.cfg].imgsz if CONFIGS[wc.cfg].imgsz in RESIZED_SIZES else 0
+        ),
     script:
         "../scripts/imgsz_study.py"
 

@@ -1,6 +1,6 @@
 rule probe:
     input:
-        **DATASET,
+        unpack(lambda wc: dataset_at(PROBES[wc.probe]["imgsz"])),
     output:
         probe="results/plan/probe/{probe}.csv",
     log:

@@ -15,11 +15,17 @@ out_dir = Path(snakemake.output.study).with_suffix("")
 prepare_ultralytics(out_dir / ".ultralytics", tensorboard=False)
 with leased_device(snakemake, log) as lease:
     device = lease.ultralytics_device()
+    # Sizes up to the training size read the copy shrunk to it; larger ones the full-size images.
+    data_by_size = {
+        size: Path(snakemake.input.dataset if size <= snakemake.params.resized_to else snakemake.input.full_size)
+        for size in args["imgsz"]
+    }
+    for size, data in data_by_size.items():
+        log.info("imgsz %s from %s", size, data)
     rows = image_size_study(
         Path(snakemake.input.weights),
-        Path(snakemake.input.dataset),
+        data_by_size,
         args["split"],
-        args["imgsz"],
         args["batch"],
         device,
         out_dir,

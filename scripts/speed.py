@@ -13,6 +13,7 @@ from campaign.evaluation import evaluate
 from campaign.io import atomic_write_csv, job_logger
 from campaign.jobs import leased_device
 from campaign.provenance import now, write_job_provenance
+from campaign.resizing import split_images
 from campaign.speed import SPEED_FIELDS, time_model
 from campaign.yolo_env import prepare_ultralytics
 
@@ -21,9 +22,8 @@ started = now()
 options, evaluation = snakemake.params.args, snakemake.params.evaluation
 work = Path(snakemake.output.speed).parent / f".ultralytics_{snakemake.wildcards.cfg}"
 prepare_ultralytics(work, tensorboard=False)
-test_list = Path(snakemake.input.test)
-images = [str(test_list.parent / line.strip()) for line in test_list.read_text().splitlines() if line.strip()]
-images = images[: options["images"]]
+# Test images as the configuration's jobs read them (shrunk to its size where the copy is).
+images = [str(path) for path in split_images(Path(snakemake.input.dataset), "test")][: options["images"]]
 with leased_device(snakemake, log) as lease:
     device = lease.ultralytics_device()
     on_gpu = device != "cpu"

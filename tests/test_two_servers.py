@@ -107,7 +107,7 @@ def test_each_server_trained_its_own_shard_once(two_servers):
 def test_the_final_run_trains_nothing_and_summarises_both_servers(two_servers):
     workdir, config, _ = two_servers
     planned = {rule for rule, _ in planned_jobs(workdir, config)}
-    assert not planned & {"train", "evaluate", "bootstrap", "speed", "imgsz_study", "clean_dataset"}
+    assert not planned & {"train", "evaluate", "bootstrap", "speed", "imgsz_study", "clean_dataset", "resize_dataset"}
     snakemake(workdir, "--cores", "2", config=config)
     with open(workdir / "results" / "summary" / "metrics.csv", newline="") as stream:
         assert len(list(csv.DictReader(stream))) == 4

@@ -41,3 +41,33 @@ def test_two_sources_with_one_name_are_an_error_naming_both():
     assert names == {"lab day.v2": "videos/lab day.v2.mp4", "café": "frames/café"}
     with pytest.raises(ConfigError, match=r"detect.sources\[1\]: 'b/table.avi' and 'a/table.mp4' would both write"):
         detect_source_names(["a/table.mp4", "b/table.avi"])
+
+
+@pytest.mark.slow  # half a minute of 1080p written, then every frame detected, drawn and encoded
+def test_thirty_seconds_of_1080p_stream_through_detection_into_a_whole_video(tmp_path):
+    import cv2
+
+    from campaign.synthetic import write_table_video
+    from campaign.yolo_env import prepare_ultralytics
+
+    prepare_ultralytics(tmp_path / "ultralytics", tensorboard=False)
+    from ultralytics import YOLO
+
+    from campaign.video import annotate_video
+
+    source = tmp_path / "journée au labo.v2.mp4"  # a name as a class writes it
+    write_table_video(source, frames=900, size=(1920, 1080), fps=30)
+    weights = tmp_path / "yolov8n.pt"
+    YOLO("yolov8n.yaml").save(str(weights))
+    out = tmp_path / "annotated" / "journée au labo.v2.mp4"
+    count, picks = annotate_video(weights, source, out, imgsz=64, device="cpu", conf=0.25)
+    assert count == 900
+    assert [index for index, _ in picks][:: len(picks) - 1] == [0, 899] and len(picks) == 12
+    assert {frame.shape for _, frame in picks} == {(1080, 1920, 3)}
+    written = cv2.VideoCapture(str(out))
+    try:
+        size = (written.get(cv2.CAP_PROP_FRAME_WIDTH), written.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        frames, fps = written.get(cv2.CAP_PROP_FRAME_COUNT), written.get(cv2.CAP_PROP_FPS)
+    finally:
+        written.release()
+    assert (size, frames, fps) == ((1920, 1080), 900, 30)

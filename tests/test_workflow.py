@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from onnx import checker as onnx_checker
+from PIL import Image
 
 from campaign.figures import device_intervals
 from tiny_campaign import (
@@ -90,8 +91,19 @@ def test_every_output_exists_with_real_content(campaign):
     sheet = campaign / "results/detect/yolov8n_b16_img96_freeze0/table.png"
     assert sheet.read_bytes()[:4] == b"\x89PNG"
     study = list(csv.DictReader(open(campaign / f"results/study/{CONFIGS[0]}.csv")))
-    assert [row["imgsz"] for row in study] == ["64", "96"]
+    assert [row["imgsz"] for row in study] == ["64", "96", "128"]
     assert float(study[1]["mAP50"]) > LEARNED_MAP50_FLOOR
+    # Up to the training size the study reads the shrunk copy; above it, the full-size images.
+    study_log = (campaign / f"logs/imgsz_study/{CONFIGS[0]}.log").read_text()
+    assert "imgsz 96 from results/dataset/resized/96/dataset.yaml" in study_log, study_log
+    assert "imgsz 128 from results/dataset/dataset.yaml" in study_log, study_log
+    # Every job of a configuration read the copy shrunk to its size, made once.
+    for record in ("train/{}/provenance.json", "eval/{}/test/provenance.json", "speed/{}.provenance.json"):
+        provenance = json.loads((campaign / "results" / record.format(CONFIGS[0])).read_text())
+        assert provenance["data_file"] == "results/dataset/resized/96/dataset.yaml", record
+    shrunk = sorted((campaign / "results/dataset/resized/96/images").glob("[!.]*"))  # not Snakemake's timestamp
+    assert len(shrunk) == len(list((campaign / "results/dataset/images").glob("[!.]*")))
+    assert {max(Image.open(path).size) for path in shrunk} == {96}  # the demo's images are 128 px
     markdown = (campaign / "results/summary/metrics.md").read_text()
     assert CONFIGS[0] in markdown and "test_mAP50" in markdown
     for row in rows:
@@ -143,7 +155,7 @@ def test_editing_one_configuration_reruns_only_its_jobs(campaign):
     assert sorted(rule for rule, _ in per_config) == sorted(each * 2)
     shared = {rule for rule, w in jobs if not w.startswith("cfg=")}
     assert {"summary_table", "findings"} <= shared
-    assert not shared & {"clean_dataset", "split_dataset", "pretrain", "detect"}
+    assert not shared & {"clean_dataset", "split_dataset", "resize_dataset", "pretrain", "detect"}
 
 
 def test_changing_a_named_argument_gives_a_new_configuration(campaign):

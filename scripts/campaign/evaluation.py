@@ -72,7 +72,8 @@ def recording_validator():
             super().update_metrics(preds, batch)
             for index, image in zip(range(first, len(self.metrics.stats["tp"])), batch["im_file"]):
                 record = {key: self.metrics.stats[key][index] for key in ("tp", "conf", "pred_cls", "target_cls")}
-                self.metrics.image_records.append({"image": Path(image).name, **record})
+                # By stem: a copy shrunk to the training size stores a photo as PNG (resizing.py).
+                self.metrics.image_records.append({"image": Path(image).stem, **record})
 
     return RecordingValidator
 
@@ -121,18 +122,21 @@ STUDY_FIELDS = ["config", "split", "imgsz", "mAP50", "mAP50-95", "preprocess_ms"
 
 def image_size_study(
     weights: Path,
-    data: Path,
+    data_by_size: dict[int, Path],
     split: str,
-    sizes: list[int],
     batch: int,
     device: str,
     out_dir: Path,
     conf: float = 0.001,
     iou: float = 0.7,
 ) -> list[dict[str, Any]]:
-    """Accuracy and latency of one model over image sizes (YOLOv5's `val.py --task study`)."""
+    """Accuracy and latency of one model over image sizes (YOLOv5's `val.py --task study`).
+
+    Each size reads its own dataset: a copy shrunk to the training size serves
+    the sizes up to it, the full-size images the larger ones.
+    """
     rows = []
-    for size in sizes:
+    for size, data in data_by_size.items():
         metrics = evaluate(
             weights, data, split, size, batch, device, out_dir / f"img{size}", plots=False, conf=conf, iou=iou
         )

@@ -120,4 +120,6 @@ def write_job_provenance(job, path: Path, device: str, started: str, weights: Pa
         workflow_dir=Path(__file__).resolve().parents[2],
     )
     record["rule"] = job.rule
+    # Which copy of the data the job read: the cleaned dataset, or one shrunk to a training size.
+    record["data_file"] = job.input.get("dataset")
     atomic_write_json(path, record)

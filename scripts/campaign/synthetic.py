@@ -11,6 +11,7 @@ the label says, so labels are exact by construction.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -123,7 +124,7 @@ SOURCE_OBJECTS: dict[str, tuple[Painter, tuple[float, float]]] = {
 }
 
 
-def _background(rng: np.random.Generator, width: int, height: int) -> Image.Image:
+def table_background(rng: np.random.Generator, width: int, height: int) -> Image.Image:
     """A table-like surface: a colour gradient, a few large soft patches
     (shadows, a placemat, a book edge) and blurred noise.
 
@@ -162,7 +163,7 @@ def draw_scene(
     """
     rng = np.random.default_rng(seed)
     width, height = size
-    image = _background(rng, width, height)
+    image = table_background(rng, width, height)
     draw = ImageDraw.Draw(image)
     names = sorted(objects)
     count = 0 if rng.random() < 1 / 12 else int(rng.integers(1, max_objects + 1))
@@ -222,3 +223,72 @@ def write_yolo_dataset(
         "train: images/train\nval: images/val\nnames:\n" + "".join(f"  {i}: {name}\n" for i, name in enumerate(names))
     )
     return dataset
+
+
+def write_table_video(
+    path: Path, frames: int = 48, size: tuple[int, int] = (128, 128), fps: int = 12, seed: int = 7
+) -> None:
+    """Three objects gliding across a fixed table, `frames` frames of `size`; deterministic for a seed.
+
+    The demo's video is the default; at (1920, 1080) and 30 fps it is the
+    length of video a class films, for tests and benchmarks of the detect step.
+    """
+    import cv2
+
+    width, height = size
+    rng = np.random.default_rng(seed)
+    table = table_background(rng, width, height)
+    side = min(width, height)
+    tracks = []
+    for index, name in enumerate(sorted(DEMO_OBJECTS)):
+        painter, (low, high) = DEMO_OBJECTS[name]
+        extent = (low + high) / 2 * side
+        tracks.append((painter, extent, 0.2 + 0.3 * index, rng.uniform(0, 2 * math.pi), int(rng.integers(1 << 30))))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    try:
+        for frame in range(frames):
+            image = table.copy()
+            draw = ImageDraw.Draw(image)
+            for painter, extent, row, phase, painter_seed in tracks:
+                angle = phase + 2 * math.pi * frame / frames
+                cx = width / 2 + (width / 2 - extent) * 0.8 * math.cos(angle)
+                cy = row * height + 6 * height / 128 * math.sin(2 * angle)
+                painter(draw, np.random.default_rng(painter_seed), cx, cy, extent)
+            writer.write(cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()
+
+
+# EXIF orientation of a phone held upright: the sensor's landscape pixels are
+# stored as they are and the viewer turns them a quarter turn clockwise.
+PORTRAIT = 6
+# What the stored pixels are, seen upright, for each orientation a phone writes.
+_STORED = {1: None, 3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
+
+
+def phone_photo(
+    seed: int, size: tuple[int, int] = (4032, 3024), orientation: int = 1, quality: int = 90
+) -> tuple[bytes, list[Annotation]]:
+    """A JPEG as a phone writes it (12 megapixels by default) and the labels of the scene as seen upright.
+
+    With an EXIF orientation other than 1, the stored pixels are turned so
+    that applying the orientation shows the labelled scene: a label file
+    describes the upright photo, as annotation tools display it.
+    """
+    width, height = size
+    upright_size = (height, width) if orientation in (6, 8) else (width, height)
+    # Drawn at a quarter of the size and enlarged (soft edges, as out of a
+    # phone's lens), then given sensor grain, which makes the file as large
+    # and as slow to decode as a real photo's.
+    scene, annotations = draw_scene(seed, DEMO_OBJECTS, size=(upright_size[0] // 4, upright_size[1] // 4))
+    enlarged = np.asarray(scene.resize(upright_size, Image.Resampling.BICUBIC), dtype=np.int16)
+    grain = np.random.default_rng(seed).integers(-12, 13, enlarged.shape, dtype=np.int16)
+    image = Image.fromarray(np.clip(enlarged + grain, 0, 255).astype(np.uint8))
+    stored = image.transpose(_STORED[orientation]) if _STORED[orientation] is not None else image
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "Synthetic"  # Make
+    buffer = io.BytesIO()
+    stored.save(buffer, format="JPEG", quality=quality, exif=exif.tobytes())
+    return buffer.getvalue(), annotations

@@ -455,13 +455,14 @@ def run_training_job(job) -> None:
         if train_args.get("workers") is None:  # the cores this job was given, per GPU process
             train_args["workers"] = max(1, job.threads // gpus)
         # What an earlier attempt must share to be resumed or reused: the
-        # arguments, the data and the starting weights.
+        # arguments, the data (full-size or a shrunk copy) and the starting weights.
         args_hash = stable_hash(
             {
                 "args": job.params.get("args_hash") or "",
                 "data": dataset_hash(Path(job.input.manifest), [Path(job.input[s]) for s in ("train", "val", "test")])
                 if "manifest" in job.input.keys()
                 else file_hash(Path(job.input.dataset)),
+                "data_file": str(job.input.dataset),
                 "weights": file_hash(Path(weights)) if weights else None,
             }
         )

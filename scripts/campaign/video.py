@@ -2,7 +2,7 @@
 
 Also writes the demo's short video (demo/videos/table.mp4): objects of the
 demo classes gliding over a table, drawn by the same code as the demo images.
-Regenerate it with `write_demo_video(Path("demo/videos/table.mp4"))`.
+Regenerate it with `synthetic.write_table_video(Path("demo/videos/table.mp4"))`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .configurations import ConfigError
-from .synthetic import DEMO_OBJECTS, _background
 
 
 def detect_source_names(sources: list[str]) -> dict[str, str]:
@@ -32,33 +31,6 @@ def detect_source_names(sources: list[str]) -> dict[str, str]:
             )
         names[name] = source
     return names
-
-
-def write_demo_video(path: Path, frames: int = 48, size: int = 128, fps: int = 12, seed: int = 7) -> None:
-    """Three objects gliding across a fixed table; deterministic for a seed."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    table = _background(rng, size, size)
-    tracks = []
-    for index, name in enumerate(sorted(DEMO_OBJECTS)):
-        painter, (low, high) = DEMO_OBJECTS[name]
-        extent = (low + high) / 2 * size
-        tracks.append((painter, extent, 0.2 + 0.3 * index, rng.uniform(0, 2 * math.pi), int(rng.integers(1 << 30))))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (size, size))
-    try:
-        for frame in range(frames):
-            image = table.copy()
-            draw = ImageDraw.Draw(image)
-            for painter, extent, height, phase, painter_seed in tracks:
-                angle = phase + 2 * math.pi * frame / frames
-                cx = size / 2 + (size / 2 - extent) * 0.8 * math.cos(angle)
-                cy = height * size + 6 * math.sin(2 * angle)
-                painter(draw, np.random.default_rng(painter_seed), cx, cy, extent)
-            writer.write(cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR))
-    finally:
-        writer.release()
 
 
 class FrameSampler:
