@@ -118,6 +118,7 @@ rule train:
         "train/{cfg}/results.csv",
         "train/{cfg}/train.json",
         "train/{cfg}/provenance.json",
+        "train/{cfg}/monitor.csv",
     shell:
         "touch {output}"
 
@@ -228,7 +229,7 @@ rule findings:
 
 rule campaign_timeline:
     input:
-        expand("train/{cfg}/train.json", cfg=CONFIGS),
+        expand("train/{cfg}/monitor.csv", cfg=CONFIGS),
     output:
         "figures/campaign_timeline.png",
     shell:

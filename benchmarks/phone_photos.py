@@ -15,11 +15,12 @@ then measures on the machine's cores:
   core) at 320 px on the full-size photos and on the copy: images per second
   over `--batches` batches after two warm-up batches. The goal is 10x.
 
-The trainer keeps the last `batch x 8` images it loaded in each worker, so on
-a dataset as small as the generated one it would stop decoding after the
-first epoch; the split list names each photo `--repeat` times to give the
-dataloader a dataset of a class's size (640 images by default), for which
-most images are decoded again at every epoch.
+The trainer keeps the last `batch x 8` images it loaded in each worker (a
+mosaic takes three of its four images from them, so each training image
+costs about one decode), and on a dataset as small as the generated one it
+would stop decoding after the first epoch; the split list names each photo
+`--repeat` times to give the dataloader a dataset of a class's size (640
+images by default), for which most images are decoded again at every epoch.
 
 Run: `.venv/bin/python benchmarks/phone_photos.py` (about 5 minutes on 2
 cores). Prints a table and writes results/benchmarks/phone_photos.csv.
@@ -129,7 +130,7 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--imgsz", type=int, default=320)
-    parser.add_argument("--batches", type=int, default=12)
+    parser.add_argument("--batches", type=int, default=40)
     args = parser.parse_args()
     cores = os.cpu_count() or 1
 

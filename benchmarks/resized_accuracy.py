@@ -54,7 +54,8 @@ def main() -> None:
             targets = [f"results/eval/{name}/test/intervals.json" for name in names]
             targets += [f"results/train/{name}/train.json" for name in names]
             command = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", str(args.cores)]
-            run_timed([*command, "--configfile", str(config_file), *targets], cwd=workdir)
+            # Targets first: --configfile takes every path that follows it.
+            run_timed([*command, *targets, "--configfile", str(config_file)], cwd=workdir)
             for seed, name in enumerate(names):
                 metrics = json.loads((workdir / f"results/eval/{name}/test/metrics.json").read_text())
                 intervals = json.loads((workdir / f"results/eval/{name}/test/intervals.json").read_text())

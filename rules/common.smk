@@ -16,7 +16,7 @@ from campaign.configurations import (
     stable_hash,
 )
 from campaign.checkpoints import verify_checkpoints
-from campaign.cleaning import CleaningError, check_upload
+from campaign.upload_checks import CleaningError, check_upload
 from campaign.probe import probe_settings
 from campaign.shards import assign_shards, parse_shard
 from campaign.video import detect_source_names

@@ -5,10 +5,10 @@ rule summary_table:
             "results/eval/{cfg}/{split}/metrics.json", cfg=CONFIGS, split=SPLITS
         ),
         intervals=expand(
-            "results/eval/{cfg}/{split}/{file}",
-            cfg=CONFIGS,
-            split=SPLITS,
-            file=["intervals.json", "bootstrap.npz"],
+            "results/eval/{cfg}/{split}/intervals.json", cfg=CONFIGS, split=SPLITS
+        ),
+        bootstrap=expand(
+            "results/eval/{cfg}/{split}/bootstrap.npz", cfg=CONFIGS, split=SPLITS
         ),
         speed=expand("results/speed/{cfg}.csv", cfg=CONFIGS),
         provenance=expand("results/train/{cfg}/provenance.json", cfg=CONFIGS),
@@ -51,11 +51,15 @@ rule summary_table:
 
 rule findings:
     input:
-        expand(
-            "results/eval/{cfg}/{split}/{file}",
+        intervals=expand(
+            "results/eval/{cfg}/{split}/intervals.json",
             cfg=CONFIGS,
             split=COMPARISON_SPLIT,
-            file=["intervals.json", "bootstrap.npz"],
+        ),
+        bootstrap=expand(
+            "results/eval/{cfg}/{split}/bootstrap.npz",
+            cfg=CONFIGS,
+            split=COMPARISON_SPLIT,
         ),
     output:
         csv=report(
@@ -138,6 +142,8 @@ rule figure_training_curves:
         "logs/figures/training_curves.log",
     conda:
         "../envs/reporting.yaml"
+    params:
+        configs=list(CONFIGS),
     script:
         "../scripts/figures.py"
 
@@ -160,13 +166,16 @@ rule figure_per_class_ap:
         "logs/figures/per_class_ap.log",
     conda:
         "../envs/reporting.yaml"
+    params:
+        configs=list(CONFIGS),
+        split=COMPARISON_SPLIT,
     script:
         "../scripts/figures.py"
 
 
 rule campaign_timeline:
     input:
-        expand("results/train/{cfg}/train.json", cfg=CONFIGS),
+        monitors=expand("results/train/{cfg}/monitor.csv", cfg=CONFIGS),
     output:
         figure=report(
             "results/figures/campaign_timeline.png",
@@ -179,6 +188,8 @@ rule campaign_timeline:
         "logs/figures/campaign_timeline.log",
     conda:
         "../envs/reporting.yaml"
+    params:
+        configs=list(CONFIGS),
     script:
         "../scripts/campaign_timeline.py"
 

@@ -6,6 +6,8 @@ rule train:
         results="results/train/{cfg}/results.csv",
         summary="results/train/{cfg}/train.json",
         provenance="results/train/{cfg}/provenance.json",
+        # Every attempt's device samples (written live beside the run, run.monitor/).
+        monitor="results/train/{cfg}/monitor.csv",
     log:
         "logs/train/{cfg}.log",
     benchmark:
@@ -13,7 +15,7 @@ rule train:
     # Longest trainings first, so that the last ones to finish are short.
     priority: lambda wc: training_priority(wc.cfg)
     # A retry resumes from the last epoch, with a smaller batch only after
-    # running out of memory (batch_after_memory_failures in training.py).
+    # running out of memory (batch_after_memory_failures in attempts.py).
     retries: 2
     conda:
         "../envs/train.yaml"

@@ -4,11 +4,10 @@ from pathlib import Path
 
 from campaign import figures
 from campaign.io import atomic_write_text, job_logger
+from campaign.layout import by_config
 
 log = job_logger(snakemake.log[0])
-# Each training's monitor samples lie beside its train.json.
-monitors = {Path(path).parent.name: Path(path).parent / "monitor.csv" for path in snakemake.input}
-intervals = figures.device_intervals(monitors)
+intervals = figures.device_intervals(by_config(snakemake.input.monitors, list(snakemake.params.configs)))
 fractions = figures.busy_fractions(intervals)
 atomic_write_text(snakemake.output.usage, fractions.to_csv(index=False))
 figures.campaign_timeline(intervals, fractions, Path(snakemake.output.figure))

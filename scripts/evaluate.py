@@ -7,26 +7,19 @@ import yaml
 
 from campaign.bootstrap import ImageMatches
 from campaign.evaluation import evaluate, write_metrics
-from campaign.io import job_logger
-from campaign.jobs import leased_device
-from campaign.provenance import now, write_job_provenance
-from campaign.yolo_env import prepare_ultralytics
+from campaign.rule_job import model_job, record_provenance
 
-log = job_logger(snakemake.log[0])
-started = now()
 args = snakemake.params.args
 out_dir = Path(snakemake.output.metrics).parent
-prepare_ultralytics(out_dir / ".ultralytics", tensorboard=False)
 names = list(yaml.safe_load(Path(snakemake.input.dataset).read_text())["names"].values())
-with leased_device(snakemake, log) as lease:
-    device = lease.ultralytics_device()
+with model_job(snakemake, out_dir / ".ultralytics") as job:
     metrics = evaluate(
         Path(snakemake.input.weights),
         Path(snakemake.input.dataset),
         args["split"],
         args["imgsz"],
         args["batch"],
-        device,
+        job.device,
         out_dir,
         conf=args["conf"],
         iou=args["iou"],
@@ -46,7 +39,7 @@ overall = write_metrics(
     {
         "split": snakemake.wildcards.split,
         "config": snakemake.wildcards.cfg,
-        "device": device,
+        "device": job.device,
         # The thresholds these numbers depend on, stated beside them.
         "imgsz": args["imgsz"],
         "conf": args["conf"],
@@ -55,5 +48,5 @@ overall = write_metrics(
 )
 # Each image's matches, so the bootstrap never reruns validation.
 ImageMatches.from_records(metrics.image_records).save(snakemake.output.matches)
-write_job_provenance(snakemake, Path(snakemake.output.provenance), device, started, Path(snakemake.input.weights))
-log.info("%s on %s: %s", snakemake.wildcards.cfg, snakemake.wildcards.split, overall)
+record_provenance(snakemake, job, Path(snakemake.input.weights))
+job.log.info("%s on %s: %s", snakemake.wildcards.cfg, snakemake.wildcards.split, overall)

@@ -2,16 +2,15 @@
 
 from pathlib import Path
 
-from campaign.io import job_logger
-from campaign.provenance import now, write_job_provenance
+from campaign.rule_job import model_job, record_provenance
 from campaign.speed import export_model
-from campaign.yolo_env import prepare_ultralytics
 
-log = job_logger(snakemake.log[0])
-started = now()
 out = Path(snakemake.output.model)
-prepare_ultralytics(out.parent / ".ultralytics", tensorboard=False)
 args = snakemake.params.args
-export_model(Path(snakemake.input.weights), args["format"], args["imgsz"], out, out.parent / f"work-{args['format']}")
-write_job_provenance(snakemake, Path(snakemake.output.provenance), "cpu", started, Path(snakemake.input.weights))
-log.info("%s exported to %s (%d bytes)", snakemake.wildcards.cfg, out, out.stat().st_size)
+# An export runs on the CPU: the rule declares no GPU, so the lease is the CPU's.
+with model_job(snakemake, out.parent / ".ultralytics") as job:
+    export_model(
+        Path(snakemake.input.weights), args["format"], args["imgsz"], out, out.parent / f"work-{args['format']}"
+    )
+record_provenance(snakemake, job, Path(snakemake.input.weights))
+job.log.info("%s exported to %s (%d bytes)", snakemake.wildcards.cfg, out, out.stat().st_size)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from campaign import figures
 from campaign.io import job_logger
+from campaign.layout import by_config
 
 log = job_logger(snakemake.log[0])
 inputs = [Path(path) for path in snakemake.input]
@@ -11,8 +12,10 @@ out = Path(snakemake.output[0])
 draw = {
     "figure_map_by_config": lambda: figures.map_by_config(inputs[0], out),
     "figure_accuracy_vs_latency": lambda: figures.accuracy_vs_latency(inputs[0], out),
-    "figure_training_curves": lambda: figures.training_curves(inputs, out),
-    "figure_per_class_ap": lambda: figures.per_class_ap(inputs, out),
+    "figure_training_curves": lambda: figures.training_curves(by_config(inputs, snakemake.params.configs), out),
+    "figure_per_class_ap": lambda: figures.per_class_ap(
+        by_config(inputs, snakemake.params.configs), snakemake.params.split, out
+    ),
     "figure_imgsz_study": lambda: figures.imgsz_study(inputs, out),
 }
 draw[snakemake.rule]()

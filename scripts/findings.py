@@ -1,16 +1,16 @@
 """Rule findings: every pair of configurations that differ in one argument, with the paired interval."""
 
-from pathlib import Path
-
 from campaign.comparison import findings, load_groups
 from campaign.io import atomic_write_csv, atomic_write_text, job_logger
+from campaign.layout import by_config
 from campaign.summary import html_table
 
 log = job_logger(snakemake.log[0])
 params = snakemake.params
 split, bootstrap = params.split, params.bootstrap
-folders = {run["config"]: Path("results/eval") / run["config"] / split for run in params.runs}
-groups = load_groups(list(params.runs), folders)
+names = [run["config"] for run in params.runs]
+intervals, resampled = by_config(snakemake.input.intervals, names), by_config(snakemake.input.bootstrap, names)
+groups = load_groups(list(params.runs), intervals, resampled)
 rows = findings(groups, params.metric, split, bootstrap["seed"], bootstrap["level"])
 fields = list(rows[0]) if rows else ["argument", "answer"]
 atomic_write_csv(snakemake.output.csv, rows, fields)

@@ -1,5 +1,5 @@
 """Rule pretrain: a model's own pretrained checkpoint, trained on generic source shapes."""
 
-from campaign.training import run_training_job
+from campaign.rule_job import run_training
 
-run_training_job(snakemake)
+run_training(snakemake)

@@ -2,19 +2,16 @@
 
 from pathlib import Path
 
-from campaign.io import atomic_write_csv, job_logger
-from campaign.jobs import leased_device
+from campaign.io import atomic_write_csv
 from campaign.probe import PROBE_FIELDS, probe
+from campaign.rule_job import model_job
 from campaign.speed import device_name
-from campaign.yolo_env import prepare_ultralytics
 
-log = job_logger(snakemake.log[0])
 args = snakemake.params.args
 out = Path(snakemake.output.probe).with_suffix("")
-prepare_ultralytics(out / ".ultralytics", tensorboard=False)
 # Planned on a machine without a GPU, the probe measures the CPU (the plan then speaks of CPU-hours).
-with leased_device(snakemake, log, cpu_allowed=True) as lease:
-    device = lease.ultralytics_device()
+with model_job(snakemake, out / ".ultralytics", cpu_allowed=True) as job:
+    device = job.device
     rows = probe(
         model=args["model"],
         data=Path(snakemake.input.dataset).resolve(),
@@ -29,5 +26,5 @@ with leased_device(snakemake, log, cpu_allowed=True) as lease:
         largest_trial=snakemake.params.cpu_batch if device == "cpu" else None,
     )
 for row in rows:
-    log.info("%s", row)
+    job.log.info("%s", row)
 atomic_write_csv(snakemake.output.probe, rows, PROBE_FIELDS)

@@ -10,22 +10,17 @@ import json
 from pathlib import Path
 
 from campaign.evaluation import evaluate
-from campaign.io import atomic_write_csv, job_logger
-from campaign.jobs import leased_device
-from campaign.provenance import now, write_job_provenance
+from campaign.io import atomic_write_csv
 from campaign.resizing import split_images
+from campaign.rule_job import model_job, record_provenance
 from campaign.speed import SPEED_FIELDS, time_model
-from campaign.yolo_env import prepare_ultralytics
 
-log = job_logger(snakemake.log[0])
-started = now()
 options, evaluation = snakemake.params.args, snakemake.params.evaluation
 work = Path(snakemake.output.speed).parent / f".ultralytics_{snakemake.wildcards.cfg}"
-prepare_ultralytics(work, tensorboard=False)
 # Test images as the configuration's jobs read them (shrunk to its size where the copy is).
 images = [str(path) for path in split_images(Path(snakemake.input.dataset), "test")][: options["images"]]
-with leased_device(snakemake, log) as lease:
-    device = lease.ultralytics_device()
+with model_job(snakemake, work) as job:
+    device = job.device
     on_gpu = device != "cpu"
     timing = {"images": images, "imgsz": options["imgsz"], "batches": options["batch"], "warmup": options["warmup"]}
     rows = time_model(
@@ -60,6 +55,6 @@ with leased_device(snakemake, log) as lease:
         rows += measured
 for row in rows:
     row["config"] = snakemake.wildcards.cfg
-    log.info("%(format)s batch %(batch)s half %(half)s: %(latency_ms).2f ms/image, mAP50-95 %(mAP50-95).4f", row)
+    job.log.info("%(format)s batch %(batch)s half %(half)s: %(latency_ms).2f ms/image, mAP50-95 %(mAP50-95).4f", row)
 atomic_write_csv(snakemake.output.speed, rows, SPEED_FIELDS)
-write_job_provenance(snakemake, Path(snakemake.output.provenance), device, started, Path(snakemake.input.weights))
+record_provenance(snakemake, job, Path(snakemake.input.weights))

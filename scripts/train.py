@@ -1,5 +1,5 @@
 """Rule train: one campaign configuration, resumed if an earlier attempt was interrupted."""
 
-from campaign.training import run_training_job
+from campaign.rule_job import run_training
 
-run_training_job(snakemake)
+run_training(snakemake)

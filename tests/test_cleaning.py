@@ -11,7 +11,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from campaign.cleaning import CleaningError, clean_upload, write_outputs
+from campaign.cleaning import clean_upload, write_outputs
+from campaign.upload_checks import CleaningError
 from campaign.uploads import discover_upload
 
 pytestmark = pytest.mark.slow  # coco128 cleaned

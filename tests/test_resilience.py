@@ -153,7 +153,7 @@ def test_on_out_of_memory_restart_trains_every_epoch_at_the_smaller_batch(tmp_pa
 def test_memory_failures_are_told_apart_from_other_errors():
     import torch
 
-    from campaign.training import is_out_of_memory
+    from campaign.attempts import is_out_of_memory
 
     assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
     assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 bytes"))
@@ -162,7 +162,7 @@ def test_memory_failures_are_told_apart_from_other_errors():
 
 
 def test_only_running_out_of_memory_makes_the_batch_smaller():
-    from campaign.training import batch_after_memory_failures
+    from campaign.attempts import batch_after_memory_failures
 
     def attempt(batch, out_of_memory, error="..."):
         return {"batch": batch, "out_of_memory": out_of_memory, "error": error}
@@ -184,7 +184,7 @@ def test_only_running_out_of_memory_makes_the_batch_smaller():
 
 
 def test_an_attempt_that_ended_without_a_word_is_recorded_by_the_next(tmp_path):
-    from campaign.training import begin_attempt, earlier_attempts, record_attempt, record_silent_end
+    from campaign.attempts import begin_attempt, earlier_attempts, record_attempt, record_silent_end
 
     run = tmp_path / "run"
     begin_attempt(run, {"args_hash": "key", "batch": 32})
@@ -199,7 +199,7 @@ def test_an_attempt_that_ended_without_a_word_is_recorded_by_the_next(tmp_path):
 
 
 def test_a_termination_signal_interrupts_the_training_where_it_can_be_recorded():
-    from campaign.training import Interrupted, interrupts_raised, memory_failure
+    from campaign.attempts import Interrupted, interrupts_raised, memory_failure
 
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(Interrupted, match="SIGTERM"):
@@ -224,8 +224,8 @@ def test_a_termination_signal_interrupts_the_training_where_it_can_be_recorded()
 
 def test_an_abort_that_said_it_ran_out_of_memory_counts_as_memory(tmp_path):
     """An allocator that aborts in C++ leaves no exception, only its words on stderr."""
+    from campaign.attempts import begin_attempt, earlier_attempts, record_silent_end, stderr_copy
     from campaign.memory_evidence import stderr_copied_to
-    from campaign.training import begin_attempt, earlier_attempts, record_silent_end, stderr_copy
 
     run = tmp_path / "run"
     with stderr_copied_to(stderr_copy(run)) as offset:
@@ -329,7 +329,7 @@ def test_an_out_of_memory_kill_by_the_kernel_makes_the_batch_smaller(tmp_path):
 
 
 def test_epochs_by_batch_follow_the_run_back_to_its_fresh_start():
-    from campaign.training import epochs_by_batch
+    from campaign.attempts import epochs_by_batch
 
     def attempt(batch, before, done):
         return {"batch": batch, "batch_trained": batch, "epochs_before": before, "epochs_done": done}

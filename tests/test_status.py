@@ -5,17 +5,19 @@ import os
 import socket
 import time
 
+from campaign.layout import TrainingFolder
 from campaign.status import config_status, status_table
 
 
 def started_job(root, name, host, pid, written_ago):
-    folder = root / "train" / name
-    (folder / "run").mkdir(parents=True)
-    (folder / "job.json").write_text(json.dumps({"host": host, "pid": pid, "since": 0, "device": "cuda:0"}))
-    (folder / "run" / "results.csv").write_text("epoch,time\n1,60\n2,120\n")
-    (folder / "monitor.csv").write_text("time,host,device,utilization,memory_mb,power_w,temperature_c\n")
+    folder = TrainingFolder.of(name, root)
+    folder.run.mkdir(parents=True)
+    folder.live_monitor.parent.mkdir()
+    folder.job_record.write_text(json.dumps({"host": host, "pid": pid, "since": 0, "device": "cuda:0"}))
+    folder.epochs.write_text("epoch,time\n1,60\n2,120\n")
+    folder.live_monitor.write_text("time,host,device,utilization,memory_mb,power_w,temperature_c\n")
     written = time.time() - written_ago
-    for path in (folder / "job.json", folder / "run" / "results.csv", folder / "monitor.csv"):
+    for path in (folder.job_record, folder.epochs, folder.live_monitor):
         os.utime(path, (written, written))
 
 

@@ -125,7 +125,8 @@ def test_a_run_killed_while_saving_resumes_from_best_pt(tmp_path):
     import json
     import logging
 
-    from campaign.training import _read_checkpoint, _recover_damaged_run, _run_state
+    from campaign.attempts import read_checkpoint
+    from campaign.training import _recover_damaged_run, _run_state
 
     run = tmp_path / "run"
     (run / "weights").mkdir(parents=True)
@@ -134,7 +135,7 @@ def test_a_run_killed_while_saving_resumes_from_best_pt(tmp_path):
     _checkpoint(run / "weights" / "best.pt", 4)
     assert _run_state(run, "key") == ("damaged", 0)
     assert _recover_damaged_run(run, logging.getLogger("test")) == ("resume", 5)
-    assert _read_checkpoint(run / "weights" / "last.pt")["epoch"] == 4
+    assert read_checkpoint(run / "weights" / "last.pt")["epoch"] == 4
     assert _run_state(run, "key") == ("resume", 5)
 
     # Killed while the finished run's last.pt was stripped: best.pt holds the result.

@@ -22,7 +22,8 @@ from PIL import Image, ImageOps
 
 from .io import atomic_write_csv, atomic_write_text
 from .labels import Box, parse_labels
-from .uploads import CLASS_FILES, GroupUpload, UploadedImage, discover_upload, safe_stem
+from .upload_checks import check_upload, class_mapping
+from .uploads import UploadedImage, safe_stem
 
 REPORT_FIELDS = ["source", "group", "kind", "action", "output", "detail"]
 MANIFEST_FIELDS = [
@@ -44,10 +45,6 @@ EXIF_ORIENTATION = 0x0112
 # anything else would be dropped as corrupt when training starts.
 TRAINABLE_FORMATS = {"JPEG", "MPO", "PNG", "BMP", "WEBP"}
 MIN_SIDE_PX = 10
-
-
-class CleaningError(ValueError):
-    """A problem with the upload that needs a person: says which group and what to do."""
 
 
 @dataclass
@@ -85,129 +82,31 @@ def average_hash(image: Image.Image, size: int = 16) -> str:
     return np.packbits(thumbnail > thumbnail.mean()).tobytes().hex()
 
 
-def class_mapping(
-    group: GroupUpload, classes: list[str], explicit: dict[str, str | None] | None
-) -> tuple[dict[int, int | None], dict[int, str], set[int]]:
-    """Map the group's local class ids to global ids: (mapping, local names, ids dropped on purpose).
+@dataclass(frozen=True)
+class ImageJob:
+    """One image for a cleaning worker: where it came from, how its classes map, and the name it gets."""
 
-    The group's own class names are matched to the global names, ignoring
-    case and surrounding spaces; an explicit `dataset.class_map.<group>` in
-    the config wins where it names a class (by local id or local name), and
-    maps it to null to drop its boxes on purpose. Names matched by neither
-    map to None.
-    """
-    lookup = {name.strip().lower(): index for index, name in enumerate(classes)}
-    if group.class_names is None and not explicit:
-        raise CleaningError(
-            f"group {group.name!r} ({group.root}) has labels but no class names: none of "
-            f"{', '.join(CLASS_FILES)} was uploaded. Add dataset.class_map.{group.name} to "
-            "config.yaml, mapping the group's class ids to names in dataset.classes"
-        )
-    local_names = dict(group.class_names or {})
-    mapping: dict[int, int | None] = {local: lookup.get(name.strip().lower()) for local, name in local_names.items()}
-    dropped: set[int] = set()
-    by_name = {name.strip().lower(): local for local, name in local_names.items()}
-    for key, target in (explicit or {}).items():
-        local = int(key) if str(key).strip().isdigit() else by_name.get(str(key).strip().lower())
-        if local is None:
-            raise CleaningError(
-                f"dataset.class_map.{group.name}: {key!r} is neither a class id nor one of "
-                f"the group's class names {sorted(by_name)}"
-            )
-        local_names.setdefault(local, str(key) if target is None else target)
-        if target is None:
-            mapping[local] = None
-            dropped.add(local)
-        elif target.strip().lower() in lookup:
-            mapping[local] = lookup[target.strip().lower()]
-        else:
-            raise CleaningError(f"dataset.class_map.{group.name}.{key}: {target!r} is not in dataset.classes {classes}")
-    return mapping, local_names, dropped
+    upload: UploadedImage
+    group: str
+    mapping: dict[int, int | None]
+    local_names: dict[int, str]
+    min_box_px: float
+    out: Path
+    stem: str
 
 
-def unmapped_classes_error(unmapped: dict[str, list[str]], classes: list[str]) -> CleaningError:
-    """One error for every group's class names that match none of dataset.classes, with the lines to add."""
-    lines = [f"class names that match none of dataset.classes {classes}:"]
-    lines += [f"  group {group}: {', '.join(map(repr, names))}" for group, names in sorted(unmapped.items())]
-    lines.append(
-        "Add to the campaign's config file, with each CLASS replaced by one of dataset.classes "
-        "(or by null to drop that class's boxes on purpose):"
-    )
-    lines += ["dataset:", "  class_map:"]
-    lines += [
-        f"    {group}: {{{', '.join(f'{name}: CLASS' for name in names)}}}" for group, names in sorted(unmapped.items())
-    ]
-    return CleaningError("\n".join(lines))
-
-
-def upload_errors(
-    groups: list[GroupUpload], classes: list[str], class_maps: dict[str, dict], background_groups: list[str]
-) -> list[str]:
-    """What is wrong with the upload as a whole, one message per problem, each saying what to do.
-
-    Cheap (file names and class files only): the workflow runs it before
-    planning any job, so that a bad upload is the first thing on screen.
-    """
-    problems = []
-    unmapped: dict[str, list[str]] = {}
-    for group in groups:
-        if not (group.images or group.orphan_labels or group.skipped or group.notes or group.other_files):
-            problems.append(
-                f"group {group.name}: the folder {group.root} is empty (no images, no labels): remove it, "
-                "or run again once the group has uploaded"
-            )
-            continue
-        labelled = [image for image in group.images if image.label is not None]
-        if group.images and not labelled and group.name not in background_groups:
-            problems.append(
-                f"group {group.name}: {len(group.images)} images and not one label file "
-                "(YOLO labels go in a labels/ folder beside images/, one <image name>.txt each). Upload "
-                f"its labels, or add {group.name} to dataset.background_groups to train on its images "
-                "as background images (no objects) on purpose"
-            )
-        if not labelled:
-            continue
-        try:
-            mapping, names, dropped = class_mapping(group, classes, class_maps.get(group.name))
-        except CleaningError as error:
-            problems.append(str(error))
-            continue
-        missing = [names[local] for local, index in sorted(mapping.items()) if index is None and local not in dropped]
-        if missing:
-            unmapped[group.name] = missing
-    if unmapped:
-        problems.append(str(unmapped_classes_error(unmapped, classes)))
-    names = sorted(group.name for group in groups)
-    for index, name in enumerate(background_groups):
-        if name not in names:
-            problems.append(f"dataset.background_groups[{index}]: {name!r} is not a group of the upload ({names})")
-    return problems
-
-
-def check_upload(
-    raw: Path, classes: list[str], class_maps: dict[str, dict], background_groups: list[str]
-) -> list[GroupUpload]:
-    """The upload's groups; CleaningError listing every problem of the upload (see upload_errors)."""
-    groups = discover_upload(raw)
-    problems = upload_errors(groups, classes, class_maps, background_groups)
-    if problems:
-        raise CleaningError(f"the upload in {raw} cannot be cleaned:\n" + "\n".join(problems))
-    return groups
-
-
-def clean_image(job: tuple) -> InspectedImage:
+def clean_image(job: ImageJob) -> InspectedImage:
     """Verify one image fully, parse its labels against its real size, and write the cleaned pair.
 
     The upload is read once: the same bytes are hashed, decoded and, unless
     the pixels must be turned upright, written out as they are.
     """
-    upload, group, mapping, local_names, min_box_px, out, stem = job
-    data = upload.path.read_bytes()
-    result = inspect_image(upload, data, group, mapping, local_names, min_box_px)
+    data = job.upload.path.read_bytes()
+    result = inspect_image(job.upload, data, job.group, job.mapping, job.local_names, job.min_box_px)
     if result.error:
         return result
-    result.image_name = stem + _output_suffix(upload.path)
-    result.label_name = stem + ".txt"
+    result.image_name = job.stem + _output_suffix(job.upload.path)
+    result.label_name = job.stem + ".txt"
     label_text = "".join(box.yolo_line() + "\n" for box in result.boxes).encode()
     result.label_sha256 = hashlib.sha256(label_text).hexdigest()
     if result.rotated:
@@ -217,8 +116,8 @@ def clean_image(job: tuple) -> InspectedImage:
         # the image in the dataset behind the manifest's back.
         data = data[: result.jpeg_end] if result.jpeg_end else _upright(data)
     result.written_sha256 = hashlib.sha256(data).hexdigest()
-    (out / "images" / result.image_name).write_bytes(data)
-    (out / "labels" / result.label_name).write_bytes(label_text)
+    (job.out / "images" / result.image_name).write_bytes(data)
+    (job.out / "labels" / result.label_name).write_bytes(label_text)
     return result
 
 
@@ -402,9 +301,11 @@ def clean_upload(
 
     stems = _output_names([(image, group) for image, group, _, _ in uploads])
     plan = _OutputPlan(raw, out, result)
-    jobs = [(*upload, min_box_px, out, stem) for upload, stem in zip(uploads, stems)]
+    jobs = [ImageJob(*upload, min_box_px, out, stem) for upload, stem in zip(uploads, stems)]
+    # Chunks amortise the pool's overhead on thousands of images, yet leave every worker a share of a few dozen.
+    chunksize = max(1, min(32, len(jobs) // (4 * workers)))
     with ProcessPoolExecutor(workers) if workers > 1 else _Serial() as pool:
-        for index, record in enumerate(pool.map(clean_image, jobs, chunksize=32), start=1):
+        for index, record in enumerate(pool.map(clean_image, jobs, chunksize=chunksize), start=1):
             plan.add(record)
             if index % progress_every == 0 or index == len(jobs):
                 log.info("inspected and wrote %d/%d images", index, len(jobs))

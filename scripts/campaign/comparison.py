@@ -57,8 +57,8 @@ class Group:
         return self.resampled[drawn, np.arange(resamples)[:, None]].mean(axis=1)
 
 
-def load_groups(runs: list[dict[str, Any]], split_folder: dict[str, Path]) -> list[Group]:
-    """Groups from each run's key, group name and bootstrap file (`results/eval/<run>/<split>`).
+def load_groups(runs: list[dict[str, Any]], intervals: dict[str, Path], resampled: dict[str, Path]) -> list[Group]:
+    """Groups from each run's key and group name, its intervals.json and its bootstrap.npz (by run).
 
     Raises ValueError when runs were resampled over different images: their
     draws would not be paired.
@@ -66,22 +66,21 @@ def load_groups(runs: list[dict[str, Any]], split_folder: dict[str, Path]) -> li
     groups: dict[str, Group] = {}
     hashes = {}
     for run in runs:
-        folder = split_folder[run["config"]]
-        resampled, images_hash = load_bootstrap(folder / "bootstrap.npz")
+        draws, images_hash = load_bootstrap(resampled[run["config"]])
         hashes[run["config"]] = images_hash
-        point = _point(folder / "intervals.json")
+        point = _point(intervals[run["config"]])
         group = groups.setdefault(
             run["group"],
-            Group(run["group"], run["key"], [], np.zeros((0, len(METRICS))), np.zeros((0, *resampled.shape))),
+            Group(run["group"], run["key"], [], np.zeros((0, len(METRICS))), np.zeros((0, *draws.shape))),
         )
-        if group.resampled.shape[1:] != resampled.shape:
+        if group.resampled.shape[1:] != draws.shape:
             raise ValueError(
-                f"{run['config']}: {resampled.shape[0]} bootstrap resamples, others of its group "
+                f"{run['config']}: {draws.shape[0]} bootstrap resamples, others of its group "
                 f"{group.resampled.shape[1]}; rerun its bootstrap rule"
             )
         group.runs.append(run["config"])
         group.values = np.vstack([group.values, point])
-        group.resampled = np.concatenate([group.resampled, resampled[None]])
+        group.resampled = np.concatenate([group.resampled, draws[None]])
     if len(set(hashes.values())) > 1:
         raise ValueError(
             "the configurations were evaluated on different images, so their bootstrap draws are not paired: "
@@ -180,15 +179,20 @@ def group_table(
     run_rows: list[dict[str, Any]],
     keys: dict[str, dict[str, Any]],
     splits: list[str],
-    root: Path,
+    intervals: dict[tuple[str, str], Path],
+    resampled: dict[tuple[str, str], Path],
     seed: int,
     level: float,
 ) -> list[dict[str, Any]]:
-    """The summary table's runs pooled by group: each split's metrics with intervals, mean latency, notes."""
+    """The summary table's runs pooled by group: each split's metrics with intervals, mean latency, notes.
+
+    `intervals` and `resampled`: each run's intervals.json and bootstrap.npz by (run, split).
+    """
     by_group: dict[str, dict[str, Any]] = {}
     for split in splits:
-        folders = {row["config"]: root / "eval" / row["config"] / split for row in run_rows}
-        for row in group_rows(load_groups(run_entries(run_rows, keys), folders), seed, level, f"{split}_"):
+        of_split = {run: path for (run, on), path in intervals.items() if on == split}
+        draws = {run: path for (run, on), path in resampled.items() if on == split}
+        for row in group_rows(load_groups(run_entries(run_rows, keys), of_split, draws), seed, level, f"{split}_"):
             by_group.setdefault(row["group"], {}).update(row)
     for row in by_group.values():
         members = [run for run in run_rows if run["group"] == row["group"]]

@@ -7,6 +7,7 @@ renames it (and so never invalidates its results).
 
 from __future__ import annotations
 
+import copy
 import difflib
 import hashlib
 import itertools
@@ -32,16 +33,7 @@ OPTIONAL_PARTS = (
     ("patience", "pat"),
     ("seed", "seed"),
 )
-RUN_DEFAULTS = {
-    "hyp": "default",
-    "pretrained": True,
-    "gpus": 1,
-    "patience": 100,
-    "seed": 0,
-    "replicates": 1,
-    "workers": None,  # the cores the job gets (train rule)
-    "args": {},
-}
+SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 # Ultralytics freezes a model's first `freeze` layers by index. Backbone and
 # total layer counts of each family's YAML (the last layer is the Detect head).
 BACKBONE_LAYERS = {"yolov5": 10, "yolov8": 10, "yolo11": 11, "yolo26": 11}
@@ -258,13 +250,39 @@ class Campaign(dict):
         return max((run.expected_cost() for run in self.values()), default=1.0)
 
 
+def run_defaults() -> dict[str, Any]:
+    """What a configuration gets for an argument neither the defaults nor the matrix give: the schema's defaults.
+
+    Snakemake fills them in when it validates the config; a config read
+    without it (the status and plan commands, tests) gets the same here.
+    """
+    return copy.deepcopy(_schema_run_defaults())
+
+
+def _schema_run_defaults() -> dict[str, Any]:
+    return _schema_defaults(("campaign", "defaults"))
+
+
+def section_defaults(*section: str) -> dict[str, Any]:
+    """The schema's defaults of one config section (e.g. `gpu`), for code that reads it outside a rule job."""
+    return copy.deepcopy(_schema_defaults(section))
+
+
+@cache
+def _schema_defaults(section: tuple[str, ...]) -> dict[str, Any]:
+    node = yaml.safe_load(SCHEMA.read_text())
+    for key in section:
+        node = node["properties"][key]
+    return {name: spec["default"] for name, spec in node["properties"].items() if "default" in spec}
+
+
 def expand_campaign(campaign: dict[str, Any]) -> Campaign:
     """Expand defaults x matrix, apply overrides and exclusions, add extras.
 
     Returns configurations by name, sorted by name. Raises ConfigError naming
     the config key when two configurations would share a name.
     """
-    defaults = {**RUN_DEFAULTS, **campaign["defaults"]}
+    defaults = {**run_defaults(), **campaign["defaults"]}
     matrix = campaign.get("matrix") or {}
     keys = sorted(matrix)
     runs: list[tuple[str, dict[str, Any]]] = []

@@ -16,7 +16,7 @@ from .io import atomic_write_bytes  # noqa: E402
 SIZE_ORDER = "nsmlx"
 
 
-def _save(figure, path: str | Path) -> None:
+def save_figure(figure, path: str | Path) -> None:
     """Render to memory first, so an interrupted job never leaves half a PNG."""
     import io
 
@@ -87,7 +87,7 @@ def map_by_config(groups_csv: Path, out: Path) -> None:
     axis.legend(fontsize=8, ncol=len(splits) * 2, loc="upper left")
     axis.grid(axis="y", alpha=0.3)
     _footnote(figure, table)
-    _save(figure, out)
+    save_figure(figure, out)
 
 
 def pareto_front(latency: np.ndarray, accuracy: np.ndarray) -> list[int]:
@@ -125,10 +125,11 @@ def accuracy_vs_latency(groups_csv: Path, out: Path) -> None:
     axis.margins(0.15)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
-    _save(figure, out)
+    save_figure(figure, out)
 
 
-def training_curves(results_csvs: list[Path], out: Path) -> None:
+def training_curves(results_csvs: dict[str, Path], out: Path) -> None:
+    """Validation mAP and losses per epoch, one line per configuration."""
     panels = [
         ("metrics/mAP50-95(B)", "val mAP50-95"),
         ("train/box_loss", "train box loss"),
@@ -136,10 +137,9 @@ def training_curves(results_csvs: list[Path], out: Path) -> None:
         ("train/cls_loss", "train cls loss"),
     ]
     figure, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
-    for path in results_csvs:
+    for name, path in results_csvs.items():
         table = pd.read_csv(path)
         table.columns = table.columns.str.strip()
-        name = Path(path).parent.name
         for axis, (column, title) in zip(axes.flat, panels):
             axis.plot(table["epoch"], table[column], label=name, lw=1.4)
             axis.set_title(title)
@@ -148,14 +148,15 @@ def training_curves(results_csvs: list[Path], out: Path) -> None:
     for axis in axes.flat:
         axis.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7)
-    _save(figure, out)
+    save_figure(figure, out)
 
 
-def per_class_ap(per_class_csvs: list[Path], out: Path) -> None:
+def per_class_ap(per_class_csvs: dict[str, Path], split: str, out: Path) -> None:
+    """AP50-95 of every class (columns) for every configuration (rows) on one split."""
     frames = []
-    for path in per_class_csvs:
+    for name, path in per_class_csvs.items():
         table = pd.read_csv(path)
-        table["config"] = Path(path).parent.parent.name
+        table["config"] = name
         frames.append(table)
     grid = pd.concat(frames).pivot(index="config", columns="class", values="mAP50-95")
     figure, axis = plt.subplots(figsize=(1.2 * len(grid.columns) + 4, 0.45 * len(grid) + 2))
@@ -165,9 +166,9 @@ def per_class_ap(per_class_csvs: list[Path], out: Path) -> None:
     for (i, j), value in np.ndenumerate(grid.to_numpy(float)):
         if not np.isnan(value):
             axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="w" if value < 0.6 else "k")
-    figure.colorbar(image, label=f"{Path(per_class_csvs[0]).parent.name} AP50-95")
+    figure.colorbar(image, label=f"{split} AP50-95")
     axis.set_title("Per-class AP by configuration")
-    _save(figure, out)
+    save_figure(figure, out)
 
 
 def dataset_tables(manifest_csv: Path, split_lists: dict[str, Path], classes: list[str]):
@@ -208,7 +209,7 @@ def dataset_overview(overview: pd.DataFrame, out: Path) -> None:
     table.set_fontsize(9)
     table.scale(1, 1.6)
     axis.set_title("Images and instances per class and split")
-    _save(figure, out)
+    save_figure(figure, out)
 
 
 def label_analysis(boxes: pd.DataFrame, classes: list[str], out: Path) -> None:
@@ -245,7 +246,7 @@ def label_analysis(boxes: pd.DataFrame, classes: list[str], out: Path) -> None:
         axes[row, 2].set_title(f"{name}: box area per split")
         axes[row, 2].legend(fontsize=7)
     figure.tight_layout()
-    _save(figure, out)
+    save_figure(figure, out)
 
 
 def device_intervals(monitor_csvs: dict[str, Path], gap_seconds: float = 30.0) -> pd.DataFrame:
@@ -336,7 +337,7 @@ def campaign_timeline(intervals: pd.DataFrame, fractions: pd.DataFrame, out: Pat
     axis.set_xlabel("minutes since the first training started")
     axis.set_title("Campaign timeline (colour: mean utilisation, 0% dark to 100% yellow)")
     axis.grid(axis="x", alpha=0.3)
-    _save(figure, out)
+    save_figure(figure, out)
 
 
 def imgsz_study(study_csvs: list[Path], out: Path) -> None:
@@ -359,4 +360,4 @@ def imgsz_study(study_csvs: list[Path], out: Path) -> None:
         axis.grid(alpha=0.3)
     left.legend(fontsize=7)
     figure.suptitle("Image-size study (points on the right are labelled with their image size)")
-    _save(figure, out)
+    save_figure(figure, out)

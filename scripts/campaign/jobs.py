@@ -1,4 +1,4 @@
-"""What every GPU rule does around its work: lease devices, optionally monitor them."""
+"""What every GPU rule job does around its work: lease devices, optionally monitor them (see rule_job.py)."""
 
 from __future__ import annotations
 
@@ -7,36 +7,37 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from .configurations import section_defaults
 from .leases import Lease, LeaseOptions, lease_devices
 from .monitor import Monitor
 
 
 @contextmanager
 def leased_device(
-    job,
+    count: int,
+    gpu: dict,
+    name: str,
     log: logging.Logger,
     monitor_csv: Path | None = None,
     tensorboard_dir: Path | None = None,
     cpu_allowed: bool = False,
 ) -> Iterator[Lease]:
-    """Lease the GPUs a rule job declared (its `gpu` resource) and monitor them (`job` is the snakemake object).
+    """Lease `count` GPUs under the config's `gpu` section for the job `name`, and monitor them.
 
     `cpu_allowed` lets a job fall back to the CPU even where `gpu.require` is
     set: a probe measures whatever device there is and says which.
     """
-    count = int(job.resources.get("gpu", 0))
-    gpu = job.config.get("gpu", {})
     options = LeaseOptions.from_config(gpu)
     if cpu_allowed:
         options.require_gpu = False
-    name = f"{job.rule} {' '.join(f'{k}={v}' for k, v in job.wildcards.items())}".strip()
     with ExitStack() as stack:
         lease = stack.enter_context(lease_devices(count, options, job=name, log=log))
         if lease.source == "declared" and lease.ultralytics_device() == "cpu":
             limit_memory_to_declared(lease, log)
         if monitor_csv is not None:
             indices = [d.index for d in lease.devices] if lease.source in ("nvml", "slurm") else []
-            stack.enter_context(Monitor(monitor_csv, indices, gpu.get("monitor_seconds", 1.0), tensorboard_dir))
+            seconds = gpu.get("monitor_seconds") or section_defaults("gpu")["monitor_seconds"]
+            stack.enter_context(Monitor(monitor_csv, indices, seconds, tensorboard_dir))
         yield lease
 
 

@@ -102,13 +102,17 @@ class LeaseOptions:
 
     @classmethod
     def from_config(cls, gpu: dict[str, Any]) -> LeaseOptions:
-        declared = gpu.get("devices")
+        """From the config's `gpu` section; what it leaves out takes the schema's default."""
+        from .configurations import section_defaults
+
+        gpu = {**section_defaults("gpu"), **gpu}
+        declared = gpu["devices"]
         return cls(
-            lock_dir=Path(gpu.get("lock_dir", "/tmp/detection-campaign-gpu-leases")),
-            min_free_mb=gpu.get("min_free_mb", 2000),
-            max_utilization=gpu.get("max_utilization", 30),
-            poll_seconds=gpu.get("poll_seconds", 10.0),
-            require_gpu=gpu.get("require", False),
+            lock_dir=Path(gpu["lock_dir"]),
+            min_free_mb=gpu["min_free_mb"],
+            max_utilization=gpu["max_utilization"],
+            poll_seconds=gpu["poll_seconds"],
+            require_gpu=gpu["require"],
             declared=None if declared in (None, "auto") else list(declared),
         )
 

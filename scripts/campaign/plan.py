@@ -61,9 +61,11 @@ def dry_run_jobs(snakemake_args: list[str]) -> list[dict[str, str]]:
 
 def seconds_per_cost(configs: dict, results: Path) -> float | None:
     """Median measured training seconds per unit of expected cost, over finished trainings."""
+    from .layout import TrainingFolder
+
     ratios = []
     for name, run in configs.items():
-        summary = results / "train" / name / "train.json"
+        summary = TrainingFolder.of(name, results).summary
         if summary.is_file():
             ratios.append(json.loads(summary.read_text())["train_seconds"] / run.expected_cost())
     return statistics.median(ratios) if ratios else None
@@ -71,9 +73,11 @@ def seconds_per_cost(configs: dict, results: Path) -> float | None:
 
 def finished_hours(configs: dict, results: Path) -> dict[str, float]:
     """Measured training hours of the finished trainings."""
+    from .layout import TrainingFolder
+
     hours = {}
     for name in configs:
-        summary = results / "train" / name / "train.json"
+        summary = TrainingFolder.of(name, results).summary
         if summary.is_file():
             hours[name] = json.loads(summary.read_text())["train_seconds"] / 3600
     return hours
@@ -81,7 +85,7 @@ def finished_hours(configs: dict, results: Path) -> dict[str, float]:
 
 def planned_device_memory(config: dict, given: float | None) -> tuple[float, str]:
     """The memory of one device the campaign will train on, and where that figure comes from."""
-    from campaign.leases import nvml_devices
+    from .leases import nvml_devices
 
     if given:
         return given, "--device-memory-mb"
@@ -95,7 +99,9 @@ def planned_device_memory(config: dict, given: float | None) -> tuple[float, str
 
 
 def run_probes(configfile: str, cores: int, gpus: int) -> None:
-    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "results/plan/probes.csv"]
+    from .layout import probes_table
+
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), str(probes_table())]
     command += ["--configfile", configfile, "--cores", str(cores), "--resources", f"gpu={gpus}"]
     print("probing:", " ".join(command[2:]), flush=True)
     if subprocess.run(command).returncode != 0:
@@ -107,12 +113,12 @@ def _duration(hours: float) -> str:
 
 
 def print_probe_plan(configs, to_train: list[str], probes_csv: Path, args, config: dict) -> None:
-    from campaign.estimate import calibration, estimate, makespan, read_probes
-    from campaign.probe import probe_settings
+    from .estimate import calibration, estimate, makespan, read_probes
+    from .layout import split_list
+    from .probe import probe_settings
 
     probes = read_probes(probes_csv)
-    dataset = args.results / "dataset"
-    images = {split: len((dataset / f"{split}.txt").read_text().split()) for split in ("train", "val")}
+    images = {split: len(split_list(split, args.results).read_text().split()) for split in ("train", "val")}
     device_mb, source = planned_device_memory(config, args.device_memory_mb)
     estimates = {}
     for name, run in configs.items():
@@ -160,9 +166,11 @@ def makespan(durations: list[float], workers: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .layout import RESULTS, probes_table
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configfile", default="config.yaml")
-    parser.add_argument("--results", default="results", type=Path)
+    parser.add_argument("--results", default=RESULTS, type=Path)
     parser.add_argument("--gpus", type=int, default=4, help="GPUs per server (for the makespan)")
     parser.add_argument("--servers", type=int, default=1, help="servers, each with --gpus GPUs")
     parser.add_argument("--probe", action="store_true", help="first probe every distinct training step")
@@ -173,13 +181,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import yaml
 
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from campaign.configurations import expand_campaign
+    from .configurations import expand_campaign
 
     config = yaml.safe_load(Path(args.configfile).read_text())
     configs = expand_campaign(config["campaign"])
     if args.servers > 1:
-        from campaign.shards import shard_table
+        from .shards import shard_table
 
         print(f"The campaign in {args.servers} shards, one per server sharing this folder:")
         print(shard_table(configs, args.servers))
@@ -203,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
 
     to_train = [job["wildcards"].removeprefix("cfg=") for job in jobs if job["rule"] == "train"]
     print()
-    probes_csv = args.results / "plan" / "probes.csv"
+    probes_csv = probes_table(args.results)
     if probes_csv.is_file():
         print_probe_plan(configs, to_train, probes_csv, args, config)
         return 0
@@ -231,4 +238,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from campaign.plan import main as _main
+
+    raise SystemExit(_main())

@@ -101,25 +101,3 @@ def provenance(
         "started": started,
         "finished": now(),
     }
-
-
-def write_job_provenance(job, path: Path, device: str, started: str, weights: Path | None = None) -> None:
-    """Provenance of a rule job (`job` is the snakemake object); inputs named as in DATASET."""
-    from .io import atomic_write_json
-
-    record = provenance(
-        config_name=job.wildcards.get("cfg", job.wildcards.get("model", "")),
-        args={**dict(job.params.get("args", {}) or {}), "model": job.params.get("model")},
-        args_hash=job.params.get("args_hash") or "",
-        dataset=dataset_hash(Path(job.input.manifest), [Path(job.input[s]) for s in ("train", "val", "test")])
-        if "manifest" in job.input.keys()
-        else "",
-        weights=weights,
-        device=device,
-        started=started,
-        workflow_dir=Path(__file__).resolve().parents[2],
-    )
-    record["rule"] = job.rule
-    # Which copy of the data the job read: the cleaned dataset, or one shrunk to a training size.
-    record["data_file"] = job.input.get("dataset")
-    atomic_write_json(path, record)

@@ -1,8 +1,9 @@
 """Which configurations are done, running, failed or still to do.
 
-Works while the campaign runs: it only reads what the training jobs write.
-A training job writes `job.json` (host, pid, start) when it starts and
-`train.json` when it has finished; Ultralytics appends one row per epoch to
+Works while the campaign runs: it only reads what the training jobs write
+(their files are named in layout.TrainingFolder). A training job writes
+`job.json` (host, pid, start) when it starts and `train.json` when it has
+finished; Ultralytics appends one row per epoch to
 `run/results.csv`. A job whose process is gone without `train.json` failed
 (or was killed) and will resume on the next run. A job on another server
 (a shared results folder) cannot be asked whether it lives: it counts as
@@ -24,8 +25,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-JOB_FILE = "job.json"
+if TYPE_CHECKING:  # imported where used: this file also runs as a command
+    from .layout import TrainingFolder
+
 COLOURS = {"done": "#4caf50", "running": "#2196f3", "stale": "#ff9800", "failed": "#f44336", "to do": "#e0e0e0"}
 # A job on another server is trusted as running while its files change: its
 # device monitor writes every second, Ultralytics every epoch.
@@ -54,10 +58,9 @@ def _alive(record: dict) -> bool:
     return True
 
 
-def _last_sign_of_life(folder: Path) -> float:
+def _last_sign_of_life(folder: TrainingFolder) -> float:
     """The latest time a training wrote anything: its job record, monitor samples, epochs or checkpoints."""
-    candidates = [folder / JOB_FILE, folder / "monitor.csv", folder / "run" / "results.csv"]
-    candidates += [folder / "run" / "weights" / name for name in ("last.pt", "best.pt")]
+    candidates = [folder.job_record, folder.live_monitor, folder.epochs, *folder.checkpoints]
     return max((path.stat().st_mtime for path in candidates if path.exists()), default=0.0)
 
 
@@ -68,8 +71,8 @@ def _epoch_times(results_csv: Path) -> list[float]:
         return [float(row["time"]) for row in csv.DictReader(stream)]
 
 
-def _attempted_batches(folder: Path) -> list[int]:
-    history = folder / "run.attempts.jsonl"
+def _attempted_batches(folder: TrainingFolder) -> list[int]:
+    history = folder.attempts
     if not history.is_file():
         return []
     return [json.loads(line)["batch"] for line in history.read_text().splitlines() if line.strip()]
@@ -84,17 +87,18 @@ def config_status(
     now: float | None = None,
 ) -> ConfigStatus:
     """The state of one training, from its files; a job on another host without recent writes is stale."""
+    from .layout import TrainingFolder
     from .summary import batch_note
 
-    folder = root / "train" / name
-    times = _epoch_times(folder / "run" / "results.csv")
-    if (folder / "train.json").is_file():
-        summary = json.loads((folder / "train.json").read_text())
+    folder = TrainingFolder.of(name, root)
+    times = _epoch_times(folder.epochs)
+    if folder.summary.is_file():
+        summary = json.loads(folder.summary.read_text())
         note = batch_note(batch, summary) if batch else ""
         return ConfigStatus(name, "done", summary["epochs_run"], epochs, device=summary.get("device", ""), note=note)
     smaller = [b for b in _attempted_batches(folder) if batch and b < batch]
     note = f"batch reduced from {batch} to {min(smaller)} after running out of memory" if smaller else ""
-    job_file = folder / JOB_FILE
+    job_file = folder.job_record
     if not job_file.is_file():
         return ConfigStatus(name, "to do", len(times), epochs)
     record = json.loads(job_file.read_text())
@@ -114,15 +118,6 @@ def config_status(
         per_epoch = times[-1] / len(times)
         eta = per_epoch * (epochs - len(times))
     return ConfigStatus(name, "running", len(times), epochs, eta, device, note)
-
-
-def write_job_record(folder: Path, device: str) -> None:
-    """Mark a training as started by this process (read by config_status)."""
-    from .io import atomic_write_json
-
-    atomic_write_json(
-        folder / JOB_FILE, {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time(), "device": device}
-    )
 
 
 def _format_eta(seconds: float | None) -> str:
@@ -152,7 +147,7 @@ def status_figure(statuses: list[ConfigStatus], parameters: dict[str, dict], out
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .figures import _save
+    from .figures import save_figure
 
     rows = sorted({parameters[s.name]["model"] for s in statuses})
     columns = sorted(
@@ -174,13 +169,15 @@ def status_figure(statuses: list[ConfigStatus], parameters: dict[str, dict], out
     axis.set_title("Campaign status (" + time.strftime("%Y-%m-%d %H:%M") + ")")
     for side in axis.spines.values():
         side.set_visible(False)
-    _save(figure, out)
+    save_figure(figure, out)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .layout import RESULTS
+
     parser = argparse.ArgumentParser(description="Show the state of every configuration of the campaign.")
     parser.add_argument("--configfile", default="config.yaml")
-    parser.add_argument("--results", default="results", type=Path)
+    parser.add_argument("--results", default=RESULTS, type=Path)
     parser.add_argument("--figure", type=Path, help="also draw the colour matrix to this PNG")
     parser.add_argument(
         "--stale-minutes",

@@ -6,6 +6,7 @@ import csv
 import html
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,31 +48,42 @@ def batch_note(configured: int, train: dict[str, Any]) -> str:
     return f"batch reduced from {configured}: " + (epochs or f"trained at {train['batch_used']}")
 
 
-def summary_rows(configs: list[dict[str, Any]], splits: list[str], root: Path = Path("results")) -> list[dict]:
+@dataclass
+class RunFiles:
+    """What the summary reads of each training: by configuration, or by (configuration, split)."""
+
+    train: dict[str, Path]
+    provenance: dict[str, Path]
+    speed: dict[str, Path]
+    metrics: dict[tuple[str, str], Path]
+    intervals: dict[tuple[str, str], Path]
+
+
+def summary_rows(configs: list[dict[str, Any]], splits: list[str], files: RunFiles) -> list[dict]:
     rows = []
     for parameters in configs:
         name = parameters["config"]
-        train = _read_json(root / "train" / name / "train.json")
+        train = _read_json(files.train[name])
         row = dict(parameters)
         row["parameters"] = train.get("parameters", "")
         row["gflops_640"] = train.get("gflops_640", "")
         row["batch_used"] = train["batch_used"]
         row["batch_note"] = batch_note(parameters["batch"], train)
         for split in splits:
-            metrics = _read_json(root / "eval" / name / split / "metrics.json")
-            intervals = _read_json(root / "eval" / name / split / "intervals.json")
+            metrics = _read_json(files.metrics[name, split])
+            intervals = _read_json(files.intervals[name, split])
             for key in METRICS:
                 row[f"{split}_{key}"] = round(metrics[key], 4)
                 row[f"{split}_{key}_low"] = round(intervals[key]["low"], 4)
                 row[f"{split}_{key}_high"] = round(intervals[key]["high"], 4)
-        row.update(_speed_at_batch_one(root / "speed" / f"{name}.csv"))
+        row.update(_speed_at_batch_one(files.speed[name]))
         row["epochs_run"] = train["epochs_run"]
         row["best_epoch"] = train["best_epoch"]
         row["train_hours"] = round(train["train_seconds"] / 3600, 4)
         gpus = parameters["gpus"] if train["device"] != "cpu" else 0
         row["gpu_hours"] = round(train["train_seconds"] / 3600 * gpus, 4)
         row["train_device"] = train["device"]
-        provenance = _read_json(root / "train" / name / "provenance.json")
+        provenance = _read_json(files.provenance[name])
         row["args_hash"] = provenance["args_hash"]
         row["dataset_hash"] = provenance["dataset_hash"]
         row["pretrained_hash"] = provenance["weights_hash"] or ""

@@ -11,11 +11,7 @@ from pathlib import Path
 
 from .checkpoints import official_name
 from .configurations import ConfigError, RunConfig
-
-
-def pretrained_path(model: str) -> str:
-    """Where the pretrain rule writes its checkpoint for `model`."""
-    return f"results/pretrain/{model}.pt"
+from .layout import pretrained_checkpoint
 
 
 def resolve_pretrained_weights(
@@ -42,7 +38,7 @@ def resolve_pretrained_weights(
         if config.model in weights:
             resolved[config.name] = weights[config.model]
         elif config.model in pretrain_models:
-            resolved[config.name] = pretrained_path(config.model)
+            resolved[config.name] = pretrained_checkpoint(config.model)
         else:
             raise ConfigError(
                 f"campaign configuration {config.name!r} starts from pretrained weights, but "

@@ -1,0 +1,240 @@
+"""A training's attempts: how each ended, and what the next one does about it.
+
+Each attempt is a line of `run.attempts.jsonl` beside the run (kept across
+Snakemake's retries and reruns): its batch, device, epochs, and how it ended.
+Only evidence of memory exhaustion (an allocator error, the kernel's
+out-of-memory killer, a worker's stderr) makes the next attempt smaller; an
+interruption (scancel, a preemption, a closed SSH session) resumes as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .io import atomic_write_json
+from .layout import TrainingFolder
+from .memory_evidence import mentions_out_of_memory, oom_kill_counts, oom_kills_since, out_of_memory_in
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    import torch
+
+    if isinstance(error, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    return mentions_out_of_memory(str(error))
+
+
+def memory_failure(error: BaseException, stderr_says: str | None = None) -> bool:
+    """Whether an attempt failed for want of memory, on evidence only.
+
+    The workers of a multi-GPU (DDP) run fail in processes of their own: the
+    trainer only sees their exit status, so what they wrote on stderr
+    (`stderr_says`, the line that reports memory exhaustion) decides.
+    """
+    if is_out_of_memory(error):
+        return True
+    return isinstance(error, subprocess.CalledProcessError) and stderr_says is not None
+
+
+class Interrupted(BaseException):
+    """The job was told to stop: scancel, a preemption, a closed SSH session."""
+
+
+@contextmanager
+def interrupts_raised() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into Interrupted, so that the attempt is recorded before the job ends.
+
+    A signal already ignored stays ignored: under `nohup`, SIGHUP must not
+    end the training.
+    """
+
+    def interrupt(number, frame):
+        raise Interrupted(signal.Signals(number).name)
+
+    previous = {
+        number: signal.signal(number, interrupt)
+        for number in (signal.SIGTERM, signal.SIGHUP)
+        if signal.getsignal(number) is not signal.SIG_IGN
+    }
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _attempts_file(run_dir: Path) -> Path:
+    """The run's attempt history, kept beside it across Snakemake's retries and reruns."""
+    return TrainingFolder.around(run_dir).attempts
+
+
+def write_job_record(folder: TrainingFolder, device: str) -> None:
+    """Mark a training as started by this process: host, pid and device (read by the status command)."""
+    record = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time(), "device": device}
+    atomic_write_json(folder.job_record, record)
+
+
+def _attempt_under_way(run_dir: Path) -> Path:
+    """The attempt now running; still there when the next one starts, it ended without a word."""
+    return run_dir.with_name(f"{run_dir.name}.attempt.json")
+
+
+def stderr_copy(run_dir: Path) -> Path:
+    """Everything the attempts wrote on stderr (workers included), kept beside the run."""
+    return run_dir.with_name(f"{run_dir.name}.stderr.log")
+
+
+def earlier_attempts(run_dir: Path, args_hash: str) -> list[dict[str, Any]]:
+    """The attempts made with the same arguments, data and weights, oldest first."""
+    history = _attempts_file(run_dir)
+    if not history.is_file():
+        return []
+    attempts = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
+    return [a for a in attempts if a["args_hash"] == args_hash]
+
+
+def record_silent_end(run_dir: Path) -> dict[str, Any] | None:
+    """Record the attempt still noted as under way, which ended without a word; return the record.
+
+    It ran out of memory only on evidence: the kernel's out-of-memory killer
+    counted a kill in its cgroup since it started, or its stderr says so (an
+    allocator that aborted). A plain `kill -9`, a lost node or an SSH
+    session's hard end is no such evidence.
+    """
+    under_way = _attempt_under_way(run_dir)
+    if not under_way.is_file():
+        return None
+    attempt = json.loads(under_way.read_text())
+    kills = oom_kills_since(attempt.get("oom_kills") or [])
+    said = out_of_memory_in(stderr_copy(run_dir), attempt.get("stderr_offset", 0))
+    if kills > 0:
+        error = f"ended without a word: the kernel's out-of-memory killer counted {kills} kill(s) in its cgroup"
+    elif said:
+        error = f"ended without a word after its stderr said: {said[:300]}"
+    else:
+        error = "ended without a word (killed, or lost with its node), with no sign of memory exhaustion"
+    # Where it got to: the checkpoint it left is what this attempt finds.
+    silent = {**attempt, "error": error, "out_of_memory": kills > 0 or said is not None, **checkpoint_progress(run_dir)}
+    record_attempt(run_dir, silent)
+    return silent
+
+
+def begin_attempt(run_dir: Path, attempt: dict[str, Any], stderr_offset: int = 0) -> None:
+    """Note an attempt as under way until record_attempt records how it ended.
+
+    The note keeps what the next attempt needs to tell a silent death by
+    memory exhaustion from any other: the cgroups' out-of-memory kill counts
+    now, and where this attempt's part of the stderr copy starts.
+    """
+    evidence = {"oom_kills": oom_kill_counts(), "stderr_offset": stderr_offset}
+    atomic_write_json(_attempt_under_way(run_dir), {**attempt, **evidence})
+
+
+def record_attempt(run_dir: Path, attempt: dict[str, Any]) -> list[dict[str, Any]]:
+    """Append an attempt to the run's history; return its attempts, for the training summary."""
+    with open(_attempts_file(run_dir), "a") as stream:
+        stream.write(json.dumps(attempt, sort_keys=True) + "\n")
+    _attempt_under_way(run_dir).unlink(missing_ok=True)
+    return earlier_attempts(run_dir, attempt["args_hash"])
+
+
+def batch_after_memory_failures(configured: int, attempts: list[dict[str, Any]], smallest: int = 1) -> int:
+    """The batch to train with: half the smallest batch that ran out of memory, else the configured one.
+
+    Only evidence counts (`out_of_memory` true: an allocator error, the
+    kernel's out-of-memory killer, a worker's stderr). An attempt that was
+    killed, interrupted (scancel, a preemption, a closed SSH session) or
+    failed for another reason is resumed with the batch it had: a smaller
+    batch would change the training for nothing. `smallest` is one image per GPU.
+    """
+    failed = [a["batch"] for a in attempts if a.get("error") and a.get("out_of_memory") is True]
+    if not failed:
+        return configured
+    return max(smallest, min(configured, min(failed) // 2))
+
+
+class OutOfMemoryPolicyError(RuntimeError):
+    """The training ran out of memory and training.on_out_of_memory is `fail`."""
+
+
+def batch_for_attempt(
+    configured: int, attempts: list[dict[str, Any]], smallest: int, policy: str, run_dir: Path, log: logging.Logger
+) -> int:
+    """The batch of the next attempt under training.on_out_of_memory (halve, restart or fail).
+
+    With `restart`, the caller sets the run trained at a larger batch aside.
+    """
+    batch = batch_after_memory_failures(configured, attempts, smallest)
+    if batch == configured:
+        return batch
+    if policy == "fail":
+        raise OutOfMemoryPolicyError(
+            f"an earlier attempt ran out of memory at batch {min(a['batch'] for a in attempts)} "
+            f"({_attempts_file(run_dir)}), and training.on_out_of_memory is `fail`. "
+            "`python scripts/campaign/plan.py --probe` gives the largest batch that fits the device; "
+            "lower `batch`, or set `gpus: 2` to spread it over two GPUs"
+        )
+    history = _attempts_file(run_dir)
+    log.info("batch reduced from %s to %s: an earlier attempt ran out of memory (%s)", configured, batch, history)
+    return batch
+
+
+def epochs_by_batch(attempts: list[dict[str, Any]]) -> dict[str, int]:
+    """Epochs of the finished run trained at each batch size, from its attempts' checkpoints.
+
+    The run is the last attempt and those before it back to the one that
+    started it afresh (`epochs_before` 0); each added `epochs_done -
+    epochs_before` epochs at the batch its checkpoint says it trained with.
+    """
+    lineage = []
+    for attempt in reversed(attempts):
+        lineage.append(attempt)
+        if not attempt.get("epochs_before"):
+            break
+    trained: dict[str, int] = {}
+    for attempt in lineage:
+        added = (attempt.get("epochs_done") or 0) - (attempt.get("epochs_before") or 0)
+        if added > 0 and attempt.get("batch_trained") is not None:
+            key = str(attempt["batch_trained"])
+            trained[key] = trained.get(key, 0) + added
+    return trained
+
+
+def read_checkpoint(path: Path) -> dict[str, Any] | None:
+    """A checkpoint's contents; None where it is missing or cut short."""
+    from ultralytics.utils.patches import torch_load
+
+    if not path.is_file():
+        return None
+    try:
+        return torch_load(path, map_location="cpu")
+    except Exception:  # a truncated file fails in the zip reader or the unpickler
+        return None
+
+
+def checkpoint_progress(run_dir: Path) -> dict[str, Any]:
+    """Epochs the run's last checkpoint holds and the batch the trainer really used.
+
+    The trainer's own batch is in the checkpoint's `train_args`: Ultralytics
+    halves it there when a GPU runs out of memory during the first epoch.
+    """
+    weights = run_dir / "weights"
+    checkpoint = read_checkpoint(weights / "last.pt") or read_checkpoint(weights / "best.pt")
+    if checkpoint is None:
+        return {"epochs_done": 0, "batch_trained": None}
+    epoch = checkpoint.get("epoch", -1)
+    train_args = checkpoint.get("train_args") or {}
+    epochs_done = train_args.get("epochs", 0) if epoch == -1 else epoch + 1
+    if epoch == -1 and (run_dir / "results.csv").is_file():  # finished; early stopping ends before `epochs`
+        epochs_done = len((run_dir / "results.csv").read_text().strip().splitlines()) - 1
+    return {"epochs_done": epochs_done, "batch_trained": train_args.get("batch")}
