@@ -65,7 +65,7 @@ rule split_dataset:
 
 
 # Training at 320 px on 12-megapixel photos would decode each at full size
-# four times per mosaic, every epoch: each training size gets its own copy.
+# again at every epoch: each training size gets its own shrunk copy.
 rule resize_dataset:
     input:
         **DATASET,

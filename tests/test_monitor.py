@@ -31,3 +31,18 @@ def test_the_csv_is_written_when_no_tensorboard_log_can_be_made(tmp_path):
     with Monitor(tmp_path / "monitor.csv", [], interval=0.05, tensorboard_dir=tmp_path / "not-a-folder" / "tb"):
         time.sleep(0.4)
     assert len(samples(tmp_path / "monitor.csv")) >= 3
+
+
+def test_devices_that_cannot_be_read_leave_an_empty_table_not_a_failed_job(tmp_path, monkeypatch):
+    """On a SLURM node whose GPUs NVML cannot see, the training goes on and its table has no rows."""
+    import pynvml
+
+    def no_library():
+        raise pynvml.NVMLError(pynvml.NVML_ERROR_LIBRARY_NOT_FOUND)
+
+    monkeypatch.setattr(pynvml, "nvmlInit", no_library)
+    with Monitor(tmp_path / "monitor.csv", [0], interval=0.05):
+        time.sleep(0.3)
+    assert (tmp_path / "monitor.csv").read_text().splitlines() == [
+        "time,host,device,utilization,memory_mb,power_w,temperature_c"
+    ]

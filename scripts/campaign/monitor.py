@@ -80,7 +80,6 @@ class Monitor:
             return None
 
     def _run(self) -> None:
-        samplers = self._samplers()
         self.csv_path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.csv_path.exists()
         started = time.time()
@@ -90,6 +89,11 @@ class Monitor:
             if new:
                 table.writerow(FIELDS)
             stream.flush()
+            try:
+                samplers = self._samplers()
+            except Exception as error:  # e.g. no NVML library: the job goes on, without samples
+                logging.getLogger("campaign").warning("device monitor: cannot read the devices (%s); no samples", error)
+                return
             writer = self._tensorboard()
             while not self._stop.is_set():
                 now = time.time()

@@ -18,6 +18,7 @@ from .configurations import stable_hash
 from .io import atomic_write_bytes, atomic_write_json, job_logger
 from .jobs import leased_device
 from .layout import TrainingFolder
+from .monitor import FIELDS as MONITOR_FIELDS
 from .provenance import dataset_hash, file_hash, now, provenance
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[2]
@@ -96,6 +97,11 @@ def record_provenance(snakemake, job: ModelJob, weights: Path | None = None) -> 
     atomic_write_json(snakemake.output.provenance, record)
 
 
+def monitor_header() -> bytes:
+    """An empty monitor table: a training whose devices could not be read still declares its samples."""
+    return (",".join(MONITOR_FIELDS) + "\n").encode()
+
+
 def run_training(snakemake) -> None:
     """Rules train and pretrain: train (resuming what an interrupted attempt left), then write the outputs."""
     from .training import TrainingRequest, export_outputs, train_with_attempts
@@ -134,7 +140,8 @@ def run_training(snakemake) -> None:
         summary = train_with_attempts(request, job.device, job.started, job.log)
     output = snakemake.output
     if output.get("monitor"):  # every attempt's samples, now that they are complete
-        atomic_write_bytes(output.monitor, folder.live_monitor.read_bytes())
+        samples = folder.live_monitor
+        atomic_write_bytes(output.monitor, samples.read_bytes() if samples.exists() else monitor_header())
     results_csv = output.get("results")
     export_outputs(
         request.run_dir, Path(output.weights), Path(results_csv) if results_csv else None, Path(output.summary), summary
