@@ -27,6 +27,7 @@ def leased_device(
     `cpu_allowed` lets a job fall back to the CPU even where `gpu.require` is
     set: a probe measures whatever device there is and says which.
     """
+    gpu = {**section_defaults("gpu"), **gpu}  # what the config leaves out takes the schema's default
     options = LeaseOptions.from_config(gpu)
     if cpu_allowed:
         options.require_gpu = False
@@ -36,8 +37,7 @@ def leased_device(
             limit_memory_to_declared(lease, log)
         if monitor_csv is not None:
             indices = [d.index for d in lease.devices] if lease.source in ("nvml", "slurm") else []
-            seconds = gpu.get("monitor_seconds") or section_defaults("gpu")["monitor_seconds"]
-            stack.enter_context(Monitor(monitor_csv, indices, seconds, tensorboard_dir))
+            stack.enter_context(Monitor(monitor_csv, indices, gpu["monitor_seconds"], tensorboard_dir))
         yield lease
 
 
