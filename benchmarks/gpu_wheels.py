@@ -10,6 +10,11 @@ fetched for the target's Python and platform; a package published only as a
 source archive is built into a wheel here, which must then be pure Python.
 `gpu_check.sh` installs, there, only the wheels whose package is missing.
 
+A wheel larger than `--compress-over` MiB (Polars' runtime is 54 MiB) is
+replaced by its files as pip would install them, in an xz-compressed tar
+(`NAME-VERSION.site.tar.xz`, about 60 % of the wheel), for transfers with a
+size limit; `on_gpu.sh` unpacks it there.
+
 Run from the project's virtual environment (its package metadata gives the
 requirements): `.venv/bin/python benchmarks/gpu_wheels.py --python-version 3.12 --have target.txt`
 """
@@ -101,11 +106,33 @@ def fetch(name: str, version: str, wheelhouse: Path, python_version: str) -> str
     return "built here (pure Python)"
 
 
+def compress(wheel: Path) -> Path:
+    """Replace a wheel by an xz-compressed tar of the files it installs (a wheel's contents are its install)."""
+    import lzma
+    import tarfile
+    import zipfile
+
+    name, version = wheel.name.split("-")[:2]
+    tree = wheel.with_name(f"{name}-{version}.site.tar.xz")
+    with zipfile.ZipFile(wheel) as archive, tarfile.open(tree, "w:xz", preset=6 | lzma.PRESET_DEFAULT) as out:
+        for member in archive.infolist():
+            if member.is_dir():
+                continue
+            info = tarfile.TarInfo(member.filename)
+            info.size = member.file_size
+            info.mode = (member.external_attr >> 16) & 0o777 or 0o644
+            with archive.open(member) as stream:
+                out.addfile(info, stream)
+    wheel.unlink()
+    return tree
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--wheelhouse", type=Path, default=ROOT / ".whl")
     parser.add_argument("--python-version", default="3.12", help="the GPU machine's Python")
     parser.add_argument("--have", type=Path, help="`pip list --format=freeze` of the GPU machine")
+    parser.add_argument("--compress-over", type=float, default=32, help="MiB above which a wheel is xz-compressed")
     args = parser.parse_args()
 
     locked = pins(ROOT / "requirements.lock")
@@ -122,7 +149,11 @@ def main() -> None:
     args.wheelhouse.mkdir(parents=True, exist_ok=True)
     for name in wanted:
         print(f"{name}=={locked[name]}: {fetch(name, locked[name], args.wheelhouse, args.python_version)}", flush=True)
-    size = sum(wheel.stat().st_size for wheel in args.wheelhouse.glob("*.whl"))
+    for wheel in sorted(args.wheelhouse.glob("*.whl")):
+        if wheel.stat().st_size > args.compress_over * 2**20:
+            print(f"{wheel.name}: {wheel.stat().st_size / 2**20:.1f} MiB, compressed to {compress(wheel).name}")
+    size = sum(path.stat().st_size for path in args.wheelhouse.glob("*.whl"))
+    size += sum(path.stat().st_size for path in args.wheelhouse.glob("*.site.tar.xz"))
     print(f"{len(wanted)} packages, {size / 2**20:.1f} MiB in {args.wheelhouse}")
 
 

@@ -88,3 +88,10 @@ def test_boxes_without_area_cannot_be_kept(tmp_path):
     config = copy.deepcopy(TINY)
     config["dataset"]["min_box_px"] = 0
     assert "min_box_px" in failing(tmp_path, config)
+
+
+def test_an_emulated_gpu_smaller_than_any_training_needs_is_rejected(tmp_path):
+    config = copy.deepcopy(TINY)
+    config["gpu"] = {"emulate_memory_mb": 100}
+    message = failing(tmp_path, config)
+    assert "emulate_memory_mb" in message and "256" in message

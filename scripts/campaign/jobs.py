@@ -35,6 +35,11 @@ def leased_device(
         lease = stack.enter_context(lease_devices(count, options, job=name, log=log))
         if lease.source == "declared" and lease.ultralytics_device() == "cpu":
             limit_memory_to_declared(lease, log)
+        elif gpu["emulate_memory_mb"] and lease.ultralytics_device() != "cpu":
+            from .memory_cap import cap_cuda_memory
+
+            for line in cap_cuda_memory(gpu["emulate_memory_mb"], len(lease.devices)):
+                log.info("gpu.emulate_memory_mb: %s", line)
         if monitor_csv is not None:
             indices = [d.index for d in lease.devices] if lease.source in ("nvml", "slurm") else []
             stack.enter_context(Monitor(monitor_csv, indices, gpu["monitor_seconds"], tensorboard_dir))

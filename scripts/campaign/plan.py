@@ -89,6 +89,9 @@ def planned_device_memory(config: dict, given: float | None) -> tuple[float, str
 
     if given:
         return given, "--device-memory-mb"
+    emulated = (config.get("gpu") or {}).get("emulate_memory_mb")
+    if emulated:
+        return float(emulated), "gpu.emulate_memory_mb"
     declared = (config.get("gpu") or {}).get("devices")
     if isinstance(declared, list) and declared:
         return min(float(d.get("memory_mb", 8192)) for d in declared), "gpu.devices"

@@ -77,6 +77,9 @@ def time_training_steps(
     """
     from ultralytics import YOLO
 
+    from .memory_cap import apply_inherited_cap
+
+    apply_inherited_cap(device)  # this process measures for a job that may rehearse a smaller GPU
     warmup = 2
     stamps: list[float] = []
     images: list[int] = []  # per step: an epoch's last batch holds only what is left of the dataset

@@ -229,6 +229,19 @@ def export_outputs(run_dir: Path, best: Path, results_csv: Path | None, summary_
     atomic_write_json(summary_json, summary)
 
 
+def cuda_peak_memory_mb(device: str, gpus: int) -> float | None:
+    """What PyTorch's allocator reserved at most in this process: the figure a probe predicts.
+
+    Only for one GPU trained in this process; DDP trains in processes of
+    Ultralytics' own, and a CPU's memory is not the allocator's.
+    """
+    if device == "cpu" or gpus != 1:
+        return None
+    import torch
+
+    return round(torch.cuda.max_memory_reserved() / 2**20, 1)
+
+
 @dataclass(frozen=True)
 class TrainingRequest:
     """What one training job is asked to do, in plain values (rule_job.run_training builds it)."""
@@ -311,6 +324,7 @@ def train_with_attempts(request: TrainingRequest, device: str, started: str, log
         epochs_by_batch=epochs_by_batch(attempts),
         workers=train_args["workers"],
         host=socket.gethostname(),
+        peak_memory_mb=cuda_peak_memory_mb(device, request.gpus),
     )
     summary["batch_reduced"] = any(int(b) < configured for b in summary["epochs_by_batch"]) or (
         summary["batch_used"] < configured
