@@ -42,13 +42,14 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tarfile
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 CLASSES = ["glasses", "lentils", "ring"]
 GROUPS = ["groupA", "groupB", "groupC"]
 CARD_MB = 8192  # the course's GPUs
+# Each stage after the data, and about how long it needs on one H200 (a stage is skipped when less is left).
+STAGES = {"data": 0, "probes": 300, "trainings": 120, "out_of_memory": 40, "utilisation": 50, "speed": 30, "detect": 30}
 
 PRESETS: dict[str, dict[str, Any]] = {
     "full": {
@@ -150,6 +153,7 @@ class Rehearsal:
         self.copy = scratch / "copy"  # workdir reading the 320 px copy
         self.full = scratch / "fullsize"  # workdir reading the full-size photos
         self.result: dict[str, Any] = {"stages": {}}
+        self.given_probes: Path | None = None
 
     def left(self) -> float:
         return self.deadline - time.monotonic()
@@ -189,7 +193,7 @@ class Rehearsal:
 
     # -------------------------------------------------------- stages
 
-    def make_data(self) -> dict:
+    def data(self) -> dict:
         preset = self.preset
         raw, video = self.scratch / "uploads", self.scratch / "videos" / "course.mp4"
         for group in GROUPS:
@@ -215,9 +219,17 @@ class Rehearsal:
             models = None if resize else ["yolov5s"]
             config = campaign_config(preset, raw, video, resize, self.allow_cpu, models)
             (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-        prepared = {}
-        for workdir in (self.copy, self.full):
-            prepared[workdir.name] = round(self.snakemake(workdir, ["prepare"]), 1)
+        with ThreadPoolExecutor(2) as both:  # CPU work only, before anything is timed on the GPU
+            prepared = dict(
+                zip(
+                    ("copy", "fullsize"),
+                    both.map(lambda w: round(self.snakemake(w, ["prepare"]), 1), (self.copy, self.full)),
+                )
+            )
+        if self.given_probes:  # measured in an earlier run of this script: the plan's figures without probing again
+            target = self.copy / "results" / "plan" / "probes.csv"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.given_probes, target)
         summary = (self.copy / "results" / "dataset" / "cleaning_summary.txt").read_text()
         splits = {
             s: len((self.copy / "results" / "dataset" / f"{s}.txt").read_text().split())
@@ -339,7 +351,8 @@ class Rehearsal:
 
     def utilisation(self) -> dict:
         name = config_name(self.preset, "yolov5s", self.preset["batches"][0])
-        self.snakemake(self.full, [f"results/train/{name}/train.json"])
+        for workdir in (self.copy, self.full):  # the copy's arm is stage 3's training where that ran
+            self.snakemake(workdir, [f"results/train/{name}/train.json"])
         rows = {"copy": training_row(self.copy, name), "full_size_photos": training_row(self.full, name)}
         copy, full = rows["copy"]["seconds_per_epoch_mean"], rows["full_size_photos"]["seconds_per_epoch_mean"]
         return {
@@ -350,6 +363,8 @@ class Rehearsal:
 
     def speed(self) -> dict:
         names = [config_name(self.preset, model, self.preset["batches"][0]) for model in self.preset["models"]]
+        # Those trained by the earlier stages (all four after stage 3; YOLOv5s alone when only stage 5 ran).
+        names = [n for n in names if (self.copy / "results" / "train" / n / "train.json").is_file()] or names
         seconds = self.snakemake(self.copy, [f"results/speed/{name}.csv" for name in names])
         rows = []
         for name in names:
@@ -452,13 +467,15 @@ def training_row(workdir: Path, name: str) -> dict[str, Any]:
 
 
 def git_commit() -> str:
-    """The commit measured: git where the checkout has it, else what the caller passed (a copied tree has no .git)."""
+    """The commit measured: what the caller passed (a copied tree may carry no or another .git), else git's."""
+    if os.environ.get("DETECTION_CAMPAIGN_COMMIT"):
+        return os.environ["DETECTION_CAMPAIGN_COMMIT"]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
         dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
         return commit.stdout.strip() + (" (with uncommitted changes)" if dirty.strip() else "")
     except (OSError, subprocess.CalledProcessError):
-        return os.environ.get("DETECTION_CAMPAIGN_COMMIT", "unknown")
+        return "unknown"
 
 
 CONTEXT_PROBE = """
@@ -573,6 +590,8 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=540, help="stages that would not end in time are skipped")
     parser.add_argument("--scratch", type=Path, help="working folder (default: a new one under /tmp)")
     parser.add_argument("--allow-cpu", action="store_true", help="rehearse without a GPU")
+    parser.add_argument("--stages", default=",".join(STAGES), help=f"a subset, in this order: {','.join(STAGES)}")
+    parser.add_argument("--probes", type=Path, help="probes.csv of an earlier run on this GPU: not probed again")
     args = parser.parse_args()
 
     import tempfile
@@ -596,13 +615,17 @@ def main() -> None:
         settings=PRESETS[args.preset],
         packing="not measured: shared leases are not part of the workflow yet",
     )
-    run.stage("data", 0, run.make_data)
-    run.stage("probes", 120, run.probes)
-    run.stage("trainings", 60, run.trainings)
-    run.stage("out_of_memory", 40, run.out_of_memory)
-    run.stage("utilisation", 50, run.utilisation)
-    run.stage("speed", 40, run.speed)
-    run.stage("detect", 40, run.detect)
+    run.given_probes = args.probes
+    if args.probes:
+        run.result["probes_from"] = str(args.probes)
+    chosen = args.stages.split(",")
+    unknown = sorted(set(chosen) - set(STAGES))
+    if unknown:
+        sys.exit(f"gpu_course: unknown stage(s) {', '.join(unknown)}; the stages are {', '.join(STAGES)}")
+    run.stage("data", 0, run.data)
+    for name, needs_s in STAGES.items():
+        if name in chosen and name != "data":
+            run.stage(name, needs_s, getattr(run, name))
     run.result["wall_seconds"] = round(time.perf_counter() - started, 1)
     run.save()
     (out / "course.md").write_text(render(run.result))
