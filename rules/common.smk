@@ -85,6 +85,7 @@ try:
         config["dataset"]["classes"],
         config["dataset"]["class_map"],
         config["dataset"]["background_groups"],
+        config["dataset"]["prefer_groups"],
     )
 except (CleaningError, ValueError) as error:
     raise WorkflowError(f"Invalid upload: {error}") from None

@@ -17,6 +17,8 @@ rule clean_dataset:
             labels={"table": "cleaning summary"},
         ),
         manifest="results/dataset/manifest.csv",
+        # Report details too long for a cell (a label of thousands of rejected boxes), in full.
+        details="results/dataset/cleaning_details.txt",
     log:
         "logs/clean_dataset.log",
     benchmark:
@@ -29,6 +31,8 @@ rule clean_dataset:
         class_map=config["dataset"]["class_map"],
         min_box_px=config["dataset"]["min_box_px"],
         background_groups=config["dataset"]["background_groups"],
+        prefer_groups=config["dataset"]["prefer_groups"],
+        max_pixels=config["dataset"]["max_pixels"],
     script:
         "../scripts/clean_dataset.py"
 

@@ -16,6 +16,8 @@ try:
         class_maps=dict(snakemake.params.class_map),
         min_box_px=snakemake.params.min_box_px,
         background_groups=list(snakemake.params.background_groups),
+        prefer_groups=list(snakemake.params.prefer_groups),
+        max_pixels=snakemake.params.max_pixels,
         workers=snakemake.threads,
         log=log,
     )
@@ -27,8 +29,9 @@ summary = write_outputs(
     Path(snakemake.output.report),
     Path(snakemake.output.manifest),
     Path(snakemake.output.summary),
+    Path(snakemake.output.details),
 )
 log.info("\n%s", summary)
-# Last in the log, so that nobody misses boxes that will not be trained on.
-if result.dropped_line():
-    log.warning("%s (see cleaning_report.csv)", result.dropped_line())
+# Last in the log, so that nobody misses boxes and images that will not be trained on.
+for line in result.warnings():
+    log.warning("%s (see cleaning_report.csv)", line)

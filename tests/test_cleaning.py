@@ -61,8 +61,8 @@ def build_upload(coco: Path, raw: Path) -> dict[str, tuple[str, list[tuple]]]:
         if image.stem.endswith(("250", "508")):  # coco128's own background images
             assert not boxes
         lines = [f" {local.index(names[int(b[0])])}\t{b[1]}  {b[2]} {b[3]} {b[4]} " for b in boxes]
-        if boxes:
-            (flat / f"{image.stem}.txt").write_bytes(("\r\n".join(lines) + "\r\n").encode())
+        # An empty label file marks a background image on purpose (a missing one leaves the image out).
+        (flat / f"{image.stem}.txt").write_bytes(("\r\n".join(lines) + "\r\n").encode() if boxes else b"")
         expected[f"flat/{image.name}"] = boxes
 
     # Group "robo": Roboflow folders, data.yaml names as a mapping, polygons, upper-case suffixes.
@@ -115,6 +115,8 @@ def build_upload(coco: Path, raw: Path) -> dict[str, tuple[str, list[tuple]]]:
     broken.write_bytes(val[0].read_bytes()[:2000])
     (lists / "labels" / "broken.txt").write_text("0 0.5 0.5 0.1 0.1\n")
     shutil.copyfile(train[5], lists / "images" / "copy_of_flat.jpg")
+    # Its labels are those of the original (coco's class ids are this group's): a duplicate, not a conflict.
+    shutil.copyfile(coco / "labels" / "train2017" / f"{train[5].stem}.txt", lists / "labels" / "copy_of_flat.txt")
     (lists / "labels" / "orphan.txt").write_text("0 0.5 0.5 0.1 0.1\n")
     return {source: (source, boxes) for source, boxes in expected.items()}
 
@@ -282,7 +284,8 @@ def test_upload_files_are_listed_in_path_order_without_entering_linked_folders(t
     (root / "linked-file.jpg").symlink_to(root / "A.jpg")
     (root / "broken.jpg").symlink_to(root / "missing.jpg")
 
-    listed, skipped = _files_under(root, root.resolve())
+    listed, skipped, problems = _files_under(root, root.resolve())
+    assert problems == []
     # What pathlib's own walk gives: path order ("a/b" before "a-c"), files
     # behind links, no broken link, nothing inside a linked folder.
     assert listed == sorted(path for path in root.rglob("*") if path.is_file())
@@ -336,7 +339,7 @@ def test_images_that_training_would_reject_or_rewrite_are_dealt_with_while_clean
     motion = report[("odd/motion.jpg", "image")]
     assert motion["action"] == "fixed" and f"{len(video)} bytes after the JPEG's end removed" in motion["detail"]
     assert (out / "images" / motion["output"]).read_bytes() == photo
-    assert report[("odd/still.jpg", "image")]["detail"] == "duplicate of odd/motion.jpg"
+    assert report[("odd/still.jpg", "image")]["detail"] == "duplicate of odd/motion.jpg, with the same labels"
     thumb = report[("odd/thumbnail.jpg", "image")]
     assert (out / "images" / thumb["output"]).read_bytes() == with_thumbnail[:2] + segment + with_thumbnail[2:]
     assert "GIF data" in report[("odd/animation.jpg", "image")]["detail"]

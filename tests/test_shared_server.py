@@ -151,6 +151,7 @@ def test_an_upload_cannot_pull_in_files_from_outside_and_special_files_are_never
     (group / "secret.jpg").symlink_to(outside / "secret.jpg")
     (group / "secret.txt").symlink_to(outside / "secret.txt")
     (group / "inside.jpg").symlink_to(group / "a.jpg")  # a link that stays in the upload is followed
+    (group / "inside.txt").symlink_to(group / "a.txt")
     (group / "gone.jpg").symlink_to(group / "deleted.jpg")
     os.mkfifo(group / "pipe.jpg")
     with socket.socket(socket.AF_UNIX) as server:
@@ -166,6 +167,6 @@ def test_an_upload_cannot_pull_in_files_from_outside_and_special_files_are_never
     assert rows["alpha/socket.txt"]["action"] == "skipped" and "socket" in rows["alpha/socket.txt"]["detail"]
     kept = sorted(row["source"] for row in result.report if row["kind"] == "image" and row["action"] != "rejected")
     assert kept == ["alpha/a.jpg"]  # inside.jpg: followed, then dropped as the byte-identical duplicate it is
-    assert rows["alpha/inside.jpg"]["detail"] == "duplicate of alpha/a.jpg"
+    assert rows["alpha/inside.jpg"]["detail"] == "duplicate of alpha/a.jpg, with the same labels"
     written = [path.name for path in (tmp_path / "out").rglob("*") if path.is_file()]
     assert not any("secret" in name for name in written)

@@ -13,15 +13,17 @@ import hashlib
 import io
 import logging
 import shutil
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageOps
 
 from .io import atomic_write_csv, atomic_write_text
-from .labels import Box, parse_labels
+from .labels import Box, decode_text, parse_labels
 from .upload_checks import check_upload, class_mapping
 from .uploads import UploadedImage, safe_stem
 
@@ -43,8 +45,13 @@ MANIFEST_FIELDS = [
 EXIF_ORIENTATION = 0x0112
 # What Ultralytics' own scan (ultralytics.data.utils.check_image) accepts:
 # anything else would be dropped as corrupt when training starts.
-TRAINABLE_FORMATS = {"JPEG", "MPO", "PNG", "BMP", "WEBP"}
+TRAINABLE_FORMATS = {"JPEG", "MPO", "PNG", "BMP", "WEBP", "TIFF"}
+# Phones' own format: decoded here (pillow-heif) and written to the cleaned dataset as JPEG.
+CONVERTED_FORMATS = {"HEIF"}
 MIN_SIDE_PX = 10
+# A report cell holds at most this many characters; longer details go whole to the side file.
+DETAIL_LIMIT = 1000
+pillow_heif.register_heif_opener()
 
 
 @dataclass
@@ -59,7 +66,9 @@ class InspectedImage:
     # Where a JPEG followed by other data (a motion photo's video) ends; 0 where that end was not found.
     jpeg_end: int | None = None
     ahash: str = ""
-    error: str = ""
+    error: str = ""  # the image itself cannot be used
+    excluded: str = ""  # the image is fine but its labels are not: not trained on, rather than as background
+    convert: bool = False  # decoded from a format training does not read, written as JPEG
     boxes: list[Box] = field(default_factory=list)
     fixes: list[str] = field(default_factory=list)
     rejections: list[str] = field(default_factory=list)
@@ -93,6 +102,8 @@ class ImageJob:
     min_box_px: float
     out: Path
     stem: str
+    background_ok: bool = False  # the group is in dataset.background_groups: an image without labels is background
+    max_pixels: int = 120_000_000
 
 
 def clean_image(job: ImageJob) -> InspectedImage:
@@ -102,14 +113,18 @@ def clean_image(job: ImageJob) -> InspectedImage:
     the pixels must be turned upright, written out as they are.
     """
     data = job.upload.path.read_bytes()
-    result = inspect_image(job.upload, data, job.group, job.mapping, job.local_names, job.min_box_px)
-    if result.error:
+    result = inspect_image(
+        job.upload, data, job.group, job.mapping, job.local_names, job.min_box_px, job.background_ok, job.max_pixels
+    )
+    if result.error or result.excluded:
         return result
-    result.image_name = job.stem + _output_suffix(job.upload.path)
+    result.image_name = job.stem + (".jpg" if result.convert else _output_suffix(job.upload.path))
     result.label_name = job.stem + ".txt"
     label_text = "".join(box.yolo_line() + "\n" for box in result.boxes).encode()
     result.label_sha256 = hashlib.sha256(label_text).hexdigest()
-    if result.rotated:
+    if result.convert:
+        data = _as_jpeg(data)
+    elif result.rotated:
         data = _upright(data)
     elif result.jpeg_end is not None:
         # Cut what follows the JPEG: Ultralytics would otherwise re-encode
@@ -122,15 +137,38 @@ def clean_image(job: ImageJob) -> InspectedImage:
 
 
 def inspect_image(
-    upload: UploadedImage, data: bytes, group: str, mapping, local_names, min_box_px: float
+    upload: UploadedImage,
+    data: bytes,
+    group: str,
+    mapping,
+    local_names,
+    min_box_px: float,
+    background_ok: bool = False,
+    max_pixels: int = 120_000_000,
 ) -> InspectedImage:
-    """Verify one image (its bytes as uploaded) fully and parse its labels against its real size."""
+    """Verify one image (its bytes as uploaded) fully and parse its labels against its real size.
+
+    An image whose label file exists but yields no usable box, or that has
+    no label file in a group that labelled its images, is excluded rather
+    than trained on as a background image: its objects would be learnt as
+    background. An empty label file is a background image on purpose.
+    """
     result = InspectedImage(upload=upload, group=group)
     result.sha256, result.size = hashlib.sha256(data).hexdigest(), len(data)
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the pixel limit below says it better
+            image = Image.open(io.BytesIO(data))
+        with image:
             width, height = image.size
-            if image.format not in TRAINABLE_FORMATS:
+            if width * height > max_pixels:
+                result.error = (
+                    f"{width}x{height} pixels ({width * height / 1e6:.0f} megapixels), above dataset.max_pixels "
+                    f"({max_pixels / 1e6:g} megapixels): shrink the photo, or raise dataset.max_pixels"
+                )
+                return result
+            result.convert = image.format in CONVERTED_FORMATS
+            if image.format not in TRAINABLE_FORMATS and not result.convert:
                 result.error = f"{image.format} data, which YOLO training does not read: convert it to JPEG or PNG"
                 return result
             if min(width, height) < MIN_SIDE_PX:
@@ -149,15 +187,28 @@ def inspect_image(
             result.ahash = average_hash(ImageOps.exif_transpose(image) if result.rotated else image)
             if image.format == "JPEG" and not data.endswith(b"\xff\xd9"):
                 result.jpeg_end = jpeg_end(data) or 0  # 0: its end was not found, re-encode it
+    except Image.DecompressionBombError:
+        result.error = f"above dataset.max_pixels ({max_pixels / 1e6:g} megapixels): shrink the photo"
+        return result
     except Exception as error:  # PIL raises many types for broken files
         result.error = f"unreadable image: {error}"
         return result
-    if upload.label is not None:
+    if upload.label_problem:
+        result.excluded = f"not trained on: {upload.label_problem}"
+    elif upload.label is not None:
         parsed = parse_labels(
             upload.label.read_bytes(), mapping, local_names, (result.width, result.height), min_box_px
         )
         result.boxes, result.fixes, result.rejections = parsed.boxes, parsed.fixes, parsed.rejections
+        result.fixes = ([upload.label_note] if upload.label_note else []) + result.fixes
         result.dropped = parsed.dropped
+        if result.rejections and not result.boxes:
+            result.excluded = "not trained on: no box of its label file could be used (see the label's row)"
+    elif not background_ok:
+        result.excluded = (
+            "not trained on: no label file (an empty label file marks a background image; "
+            f"or add {group} to dataset.background_groups)"
+        )
     return result
 
 
@@ -224,6 +275,15 @@ def _output_suffix(source: Path) -> str:
     return ".jpg" if suffix == ".jpeg" else suffix
 
 
+def _as_jpeg(data: bytes) -> bytes:
+    """A photo in a format training does not read (HEIC), upright, as a JPEG."""
+    with Image.open(io.BytesIO(data)) as image:
+        upright = ImageOps.exif_transpose(image).convert("RGB")
+        buffer = io.BytesIO()
+        upright.save(buffer, format="JPEG", quality=95)
+    return buffer.getvalue()
+
+
 def _upright(data: bytes) -> bytes:
     """The image re-encoded in its own format with its EXIF orientation applied to the pixels."""
     with Image.open(io.BytesIO(data)) as image:
@@ -237,7 +297,13 @@ def _upright(data: bytes) -> bytes:
 class CleaningResult:
     report: list[dict] = field(default_factory=list)
     manifest: list[dict] = field(default_factory=list)
-    dropped_boxes: dict[str, int] = field(default_factory=dict)  # label lines rejected, by reason
+    dropped_boxes: dict[str, int] = field(default_factory=dict)  # label lines not in the dataset, by reason
+    excluded_images: int = 0  # readable images left out because their labels could not be used
+    conflicts: list[str] = field(default_factory=list)  # identical images whose labels disagree
+
+    def count_dropped(self, reason: str, count: int) -> None:
+        if count:
+            self.dropped_boxes[reason] = self.dropped_boxes.get(reason, 0) + count
 
     def dropped_line(self) -> str:
         """'4 boxes dropped: 3 narrower or shorter than min_box_px 2, 1 not numeric'; '' when none were."""
@@ -247,12 +313,29 @@ class CleaningResult:
         total = sum(self.dropped_boxes.values())
         return f"{total} boxes dropped: " + ", ".join(f"{count} {reason}" for reason, count in by_count)
 
+    def warnings(self) -> list[str]:
+        """What the log ends with, so that nobody misses data that will not be trained on."""
+        lines = [self.dropped_line()] if self.dropped_boxes else []
+        if self.excluded_images:
+            lines.append(
+                f"{self.excluded_images} images left out: their label file is missing or has no usable box "
+                "(rather than trained on as background)"
+            )
+        lines += self.conflicts
+        return lines
+
     def counts(self) -> dict[str, int]:
         summary: dict[str, int] = {}
         for row in self.report:
             key = f"{row['kind']} {row['action']}"
             summary[key] = summary.get(key, 0) + 1
         return summary
+
+
+def box_lines(label: Path) -> int:
+    """The non-blank lines of a label file: the boxes it would have given."""
+    text, _ = decode_text(label.read_bytes())
+    return sum(1 for line in text.splitlines() if line.strip())
 
 
 def clean_upload(
@@ -265,141 +348,194 @@ def clean_upload(
     log: logging.Logger | None = None,
     progress_every: int = 200,
     background_groups: list[str] = (),
+    prefer_groups: list[str] = (),
+    max_pixels: int = 120_000_000,
 ) -> CleaningResult:
     """Clean the whole upload into `out/images` and `out/labels`."""
     log = log or logging.getLogger(__name__)
-    groups = check_upload(raw, classes, class_maps, background_groups)
+    groups = check_upload(raw, classes, class_maps, background_groups, prefer_groups)
     result = CleaningResult()
-    uploads = []
+    jobs = []
     for group in groups:
         for path, action, detail in group.notes:
             result.report.append(_row(raw, path, group.name, "split-list", action, "", detail))
+        metadata = [path for path, action, _ in group.skipped if action == "ignored"]
+        if metadata:
+            log.info("group %s: %d operating-system metadata files ignored", group.name, len(metadata))
         for path, action, reason in group.skipped:
-            log.warning("group %s: %s %s: %s", group.name, action, path.relative_to(raw), reason)
+            if action != "ignored":
+                log.warning("group %s: %s %s: %s", group.name, action, path.relative_to(raw), reason)
             result.report.append(_row(raw, path, group.name, "file", action, "", reason))
         for orphan in group.orphan_labels:
             result.report.append(_row(raw, orphan, group.name, "label", "rejected", "", "no image with this name"))
+            result.count_dropped("label file without its image", box_lines(orphan))
         for path, kind, action, detail in group.other_files:
             result.report.append(_row(raw, path, group.name, kind, action, "", detail))
-        if not group.images:
-            log.warning("group %s: no image to clean", group.name)
-            continue
-        if any(image.label is not None for image in group.images):
-            mapping, names, dropped = class_mapping(group, classes, class_maps.get(group.name))
-        else:  # a label-less group accepted in dataset.background_groups
-            mapping, names, dropped = {}, {}, set()
+        mappings = {}
+        for source in {image.class_source for image in group.images if image.label is not None}:
+            mappings[source] = class_mapping(group, classes, class_maps.get(group.name), source)
+            for local in sorted(mappings[source][2]):
+                log.warning(
+                    "group %s: class %r mapped to null: its boxes are dropped", group.name, mappings[source][1][local]
+                )
+        if not mappings:  # a label-less group accepted in dataset.background_groups
             log.warning("group %s: no labels; its images are background images (dataset.background_groups)", group.name)
-        for local in sorted(dropped):
-            log.warning("group %s: class %r mapped to null: its boxes are dropped", group.name, names[local])
         log.info(
             "group %s: %d images, classes from %s",
             group.name,
             len(group.images),
-            "config" if class_maps.get(group.name) else group.class_source,
+            "config" if class_maps.get(group.name) else ", ".join(sorted(map(str, mappings)) or ["-"]),
         )
-        uploads += [(image, group.name, mapping, names) for image in group.images]
+        for image in group.images:
+            mapping, names, _ = mappings.get(image.class_source, ({}, {}, set()))
+            background_ok = group.name in background_groups
+            jobs.append((image, group.name, mapping, names, background_ok))
 
-    stems = _output_names([(image, group) for image, group, _, _ in uploads])
-    plan = _OutputPlan(raw, out, result)
-    jobs = [ImageJob(*upload, min_box_px, out, stem) for upload, stem in zip(uploads, stems)]
+    stems = _output_names([(image, group) for image, group, _, _, _ in jobs])
+    plan = _OutputPlan(raw, out, result, prefer_groups)
+    image_jobs = [
+        ImageJob(image, group, mapping, names, min_box_px, out, stem, background_ok, max_pixels)
+        for (image, group, mapping, names, background_ok), stem in zip(jobs, stems)
+    ]
     # Chunks amortise the pool's overhead on thousands of images, yet leave every worker a share of a few dozen.
-    chunksize = max(1, min(32, len(jobs) // (4 * workers)))
+    chunksize = max(1, min(32, len(image_jobs) // (4 * workers)))
     with ProcessPoolExecutor(workers) if workers > 1 else _Serial() as pool:
-        for index, record in enumerate(pool.map(clean_image, jobs, chunksize=chunksize), start=1):
+        for index, record in enumerate(pool.map(clean_image, image_jobs, chunksize=chunksize), start=1):
             plan.add(record)
-            if index % progress_every == 0 or index == len(jobs):
-                log.info("inspected and wrote %d/%d images", index, len(jobs))
+            if index % progress_every == 0 or index == len(image_jobs):
+                log.info("inspected and wrote %d/%d images", index, len(image_jobs))
     result.manifest.sort(key=lambda row: row["image"])
     result.report.sort(key=lambda row: (row["source"], row["kind"]))
     return result
 
 
 class _OutputPlan:
-    """Takes the cleaned images in upload order: keeps the first of identical ones; fills the report and manifest.
+    """Takes the cleaned images in upload order: keeps one of identical images; fills the report and manifest.
 
     Upload order makes the first of several identical images the one kept,
-    whatever the number of workers.
+    whatever the number of workers, unless their labels disagree and
+    dataset.prefer_groups ranks a later one's group higher.
     """
 
-    def __init__(self, raw: Path, out: Path, result: CleaningResult):
+    def __init__(self, raw: Path, out: Path, result: CleaningResult, prefer_groups: list[str] = ()):
         self.raw, self.result = raw, result
+        self.rank = {group: index for index, group in enumerate(prefer_groups)}
         self.images_dir, self.labels_dir = out / "images", out / "labels"
         for folder in (self.images_dir, self.labels_dir):
             if folder.exists():
                 shutil.rmtree(folder)
             folder.mkdir(parents=True)
-        self.first_by_sha: dict[str, InspectedImage] = {}
+        # By the hash of the image as written: the record kept, its report rows and its manifest row.
+        self.kept: dict[str, tuple[InspectedImage, list[dict], dict]] = {}
+
+    def row(self, record: InspectedImage, path: Path, kind: str, action: str, output: str, detail: str) -> dict:
+        row = _row(self.raw, path, record.group, kind, action, output, detail)
+        self.result.report.append(row)
+        return row
 
     def add(self, record: InspectedImage) -> None:
-        raw, result = self.raw, self.result
+        source, label = record.upload.path, record.upload.label
+        if record.error or record.excluded:
+            self.result.excluded_images += bool(record.excluded)
+            self.row(record, source, "image", "rejected", "", record.error or record.excluded)
+            if label is None:
+                return
+            if record.error:
+                self.row(record, label, "label", "rejected", "", "its image is unreadable")
+                self.result.count_dropped("image unreadable", box_lines(label))
+            else:
+                problems = record.fixes + [f"rejected {r}" for r in record.rejections]
+                self.row(record, label, "label", "rejected", "", "; ".join(problems) or record.excluded)
+                for reason, count in record.dropped.items():
+                    self.result.count_dropped(reason, count)
+            return
+        kept = self.kept.get(record.written_sha256)
+        if kept is None:
+            self.keep(record)
+            return
+        first = kept[0]
+        if first.label_sha256 == record.label_sha256:
+            self.duplicate(record, first)
+        elif self.rank.get(record.group, len(self.rank)) < self.rank.get(first.group, len(self.rank)):
+            rows = self.retract(first)
+            self.keep(record)
+            self.duplicate(first, record, conflict="dataset.prefer_groups ranks its group higher", rows=rows)
+        else:
+            self.duplicate(record, first, conflict="it came first (dataset.prefer_groups can say otherwise)")
+
+    def duplicate(
+        self, record: InspectedImage, kept: InspectedImage, conflict: str = "", rows: list[dict] | None = None
+    ) -> None:
+        """A copy of a kept image: its files go and its rows say why; with other labels, it is a conflict."""
+        for path in (self.images_dir / record.image_name, self.labels_dir / record.label_name):
+            path.unlink(missing_ok=True)
+        original = kept.upload.path.relative_to(self.raw).as_posix()
+        if conflict:
+            detail = (
+                f"conflict: the same image as {original} (group {kept.group}) with other labels; "
+                f"the labels of {original} are used: {conflict}"
+            )
+            self.result.conflicts.append(f"{record.upload.path.relative_to(self.raw).as_posix()}: {detail}")
+            self.result.count_dropped("conflicting duplicate", len(record.boxes))
+        else:
+            detail = f"duplicate of {original}, with the same labels"
+        if rows is None:
+            rows = [self.row(record, record.upload.path, "image", "rejected", "", "")]
+            if record.upload.label:
+                rows.append(self.row(record, record.upload.label, "label", "rejected", "", ""))
+        for row in rows:
+            row.update(action="rejected", output="", detail=detail)
+
+    def retract(self, first: InspectedImage) -> list[dict]:
+        """Take back an image kept earlier whose duplicate wins a conflict; its report rows, to rewrite."""
+        _, rows, manifest_row = self.kept.pop(first.written_sha256)
+        self.result.manifest.remove(manifest_row)
+        for path in (self.images_dir / first.image_name, self.labels_dir / first.label_name):
+            path.unlink(missing_ok=True)  # each upload has an output name of its own: the winner's files stay
+        return rows
+
+    def keep(self, record: InspectedImage) -> None:
+        raw = self.raw
         source = record.upload.path
-        if record.error:
-            result.report.append(_row(raw, source, record.group, "image", "rejected", "", record.error))
-            if record.upload.label:
-                result.report.append(
-                    _row(raw, record.upload.label, record.group, "label", "rejected", "", "its image is unreadable")
-                )
-            return
         image_name, label_name = record.image_name, record.label_name
-        # Identical as written: the same upload twice, or once more with a motion photo's video.
-        if record.written_sha256 in self.first_by_sha:
-            (self.images_dir / image_name).unlink()
-            (self.labels_dir / label_name).unlink()
-            original = self.first_by_sha[record.written_sha256].upload.path.relative_to(raw).as_posix()
-            result.report.append(_row(raw, source, record.group, "image", "rejected", "", f"duplicate of {original}"))
-            if record.upload.label:
-                detail = f"its image is a duplicate of {original}: the labels of that one are used"
-                result.report.append(_row(raw, record.upload.label, record.group, "label", "rejected", "", detail))
-            return
-        self.first_by_sha[record.written_sha256] = record
         image_fixes = ["EXIF orientation applied to the pixels"] if record.rotated else []
+        if record.convert:
+            image_fixes.append("converted to JPEG (YOLO training does not read this format)")
         if record.jpeg_end:
             extra = record.size - record.jpeg_end
             image_fixes.append(f"{extra} bytes after the JPEG's end removed (a motion photo's video, say)")
         elif record.jpeg_end == 0:
             image_fixes.append("re-encoded: data after the JPEG's last scan without an end marker")
-        if _output_suffix(source) != source.suffix:
+        if not record.convert and _output_suffix(source) != source.suffix:
             image_fixes.append("extension normalised")
-        result.report.append(
-            _row(
-                raw,
-                source,
-                record.group,
-                "image",
-                "fixed" if image_fixes else "kept",
-                image_name,
-                "; ".join(image_fixes),
-            )
-        )
+        rows = [
+            self.row(record, source, "image", "fixed" if image_fixes else "kept", image_name, "; ".join(image_fixes))
+        ]
         if record.upload.label is None:
-            detail = "no label file: kept as a background image"
-            result.report.append(
-                _row(raw, source.with_suffix(".txt"), record.group, "label", "missing", label_name, detail)
-            )
+            detail = "no label file: kept as a background image (dataset.background_groups)"
+            rows.append(self.row(record, source.with_suffix(".txt"), "label", "missing", label_name, detail))
         else:
             problems = record.fixes + [f"rejected {r}" for r in record.rejections]
             for reason, count in record.dropped.items():
-                result.dropped_boxes[reason] = result.dropped_boxes.get(reason, 0) + count
-            action = "rejected" if record.rejections and not record.boxes else ("fixed" if problems else "kept")
-            result.report.append(
-                _row(raw, record.upload.label, record.group, "label", action, label_name, "; ".join(problems))
-            )
-        result.manifest.append(
-            {
-                "image": f"images/{image_name}",
-                "label": f"labels/{label_name}",
-                "group": record.group,
-                "source": source.relative_to(raw).as_posix(),
-                "group_split": record.upload.split or "",
-                "width": record.width,
-                "height": record.height,
-                "boxes": len(record.boxes),
-                "classes": " ".join(str(c) for c in sorted({b.cls for b in record.boxes})),
-                "image_sha256": record.written_sha256,
-                "label_sha256": record.label_sha256,
-                "ahash": record.ahash,
-            }
-        )
+                self.result.count_dropped(reason, count)
+            action = "fixed" if problems else "kept"
+            rows.append(self.row(record, record.upload.label, "label", action, label_name, "; ".join(problems)))
+        manifest_row = {
+            "image": f"images/{image_name}",
+            "label": f"labels/{label_name}",
+            "group": record.group,
+            "source": source.relative_to(raw).as_posix(),
+            "group_split": record.upload.split or "",
+            "width": record.width,
+            "height": record.height,
+            "boxes": len(record.boxes),
+            "classes": " ".join(str(c) for c in sorted({b.cls for b in record.boxes})),
+            "image_sha256": record.written_sha256,
+            "label_sha256": record.label_sha256,
+            "ahash": record.ahash,
+        }
+        self.result.manifest.append(manifest_row)
+        self.kept[record.written_sha256] = (record, rows, manifest_row)
 
 
 class _Serial:
@@ -427,9 +563,33 @@ def _row(raw: Path, path: Path, group: str, kind: str, action: str, output: str,
     }
 
 
-def write_outputs(result: CleaningResult, report_csv: Path, manifest_csv: Path, summary_txt: Path) -> str:
-    """Write the per-file report, the summary, and last the manifest (the completion mark)."""
-    atomic_write_csv(report_csv, result.report, REPORT_FIELDS)
+def capped_report(report: list[dict]) -> tuple[list[dict], str]:
+    """The report with every detail cut to DETAIL_LIMIT characters, and the side file holding the details in full.
+
+    A label of thousands of boxes, all rejected, would otherwise make a cell
+    that spreadsheets and Python's csv reader refuse.
+    """
+    rows, details = [], ["# Details of cleaning_report.csv longer than a cell: source, then the whole text.\n"]
+    for row in report:
+        if len(row["detail"]) > DETAIL_LIMIT:
+            details.append(f"\n{row['source']}\n{row['detail']}\n")
+            more = len(row["detail"]) - DETAIL_LIMIT
+            row = {
+                **row,
+                "detail": f"{row['detail'][:DETAIL_LIMIT]} ... ({more} more characters in cleaning_details.txt)",
+            }
+        rows.append(row)
+    return rows, "".join(details)
+
+
+def write_outputs(
+    result: CleaningResult, report_csv: Path, manifest_csv: Path, summary_txt: Path, details_txt: Path | None = None
+) -> str:
+    """Write the per-file report (and its long details), the summary, and last the manifest (the completion mark)."""
+    rows, details = capped_report(result.report)
+    if details_txt is not None:
+        atomic_write_text(details_txt, details)
+    atomic_write_csv(report_csv, rows, REPORT_FIELDS)
     counts = result.counts()
     images = len(result.manifest)
     boxes = sum(int(row["boxes"]) for row in result.manifest)

@@ -6,6 +6,7 @@ rejection (with the reason). Nothing is dropped silently.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 # A coordinate above this is taken as pixels, not a normalised 0..1 value
@@ -41,17 +42,39 @@ class ParsedLabels:
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
 
 
+def _utf16(data: bytes) -> str | None:
+    """The UTF-16 a Windows editor writes ('Unicode' in Notepad), with or without its byte-order mark."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    # Without a mark: ASCII text in UTF-16 has a zero byte beside every character.
+    if len(data) >= 4 and len(data) % 2 == 0:
+        odd_zeros, even_zeros = data[1::2].count(0), data[0::2].count(0)
+        half = len(data) // 2
+        for zeros, encoding in ((odd_zeros, "utf-16-le"), (even_zeros, "utf-16-be")):
+            if zeros >= 0.9 * half:
+                try:
+                    return data.decode(encoding)
+                except UnicodeDecodeError:
+                    return None
+    return None
+
+
 def decode_text(data: bytes) -> tuple[str, list[str]]:
-    """Decode a text upload: UTF-8 with or without BOM, else Latin-1; report what was odd."""
+    """Decode a text upload: UTF-8 with or without BOM, UTF-16, else Latin-1; report what was odd."""
     notes = []
-    if data.startswith(b"\xef\xbb\xbf"):
-        notes.append("byte-order mark removed")
-        data = data[3:]
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")
-        notes.append("decoded as Latin-1")
+    utf16 = _utf16(data)
+    if utf16 is not None:
+        text = utf16.removeprefix("\ufeff")
+        notes.append("decoded from UTF-16")
+    else:
+        if data.startswith(b"\xef\xbb\xbf"):
+            notes.append("byte-order mark removed")
+            data = data[3:]
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
+            notes.append("decoded as Latin-1")
     if "\r" in text:
         notes.append("CRLF line endings normalised")
     return text, notes
@@ -89,11 +112,17 @@ def parse_labels(
             if local != float(fields[0]) or local < 0:
                 raise ValueError
             values = [float(v) for v in fields[1:]]
-        except ValueError:
+        except (ValueError, OverflowError):
             result.reject("not numeric", f"{where}: not numeric: {raw_line.strip()!r}")
+            continue
+        if not all(math.isfinite(v) for v in values):
+            result.reject("not a finite number", f"{where}: nan or infinity: {raw_line.strip()!r}")
             continue
         if len(values) == 4:
             xc, yc, w, h = values
+            if w < 0 or h < 0:
+                result.reject("negative width or height", f"{where}: negative width or height: {raw_line.strip()!r}")
+                continue
             coords = [(xc - w / 2, yc - h / 2), (xc + w / 2, yc + h / 2)]
             kind = "box"
         elif len(values) >= 6 and len(values) % 2 == 0:
@@ -127,6 +156,9 @@ def parse_labels(
         x0, y0, x1, y1 = min(xs), min(ys), max(xs), max(ys)
         if kind == "polygon":
             result.fixes.append(f"{where}: polygon converted to its bounding box")
+        if x1 <= 0 or y1 <= 0 or x0 >= 1 or y0 >= 1:
+            result.reject("outside the image", f"{where}: the box lies entirely outside the image")
+            continue
         cx0, cy0 = min(max(x0, 0.0), 1.0), min(max(y0, 0.0), 1.0)
         cx1, cy1 = min(max(x1, 0.0), 1.0), min(max(y1, 0.0), 1.0)
         if (cx1 - cx0) * width < min_box_px or (cy1 - cy0) * height < min_box_px:

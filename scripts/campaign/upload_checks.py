@@ -7,9 +7,10 @@ each group's own class ids onto the campaign's classes, which cleaning uses.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
-from .uploads import CLASS_FILES, GroupUpload, discover_upload
+from .uploads import CLASS_FILES, GroupUpload, discover_upload, loose_entries
 
 
 class CleaningError(ValueError):
@@ -17,24 +18,25 @@ class CleaningError(ValueError):
 
 
 def class_mapping(
-    group: GroupUpload, classes: list[str], explicit: dict[str, str | None] | None
+    group: GroupUpload, classes: list[str], explicit: dict[str, str | None] | None, source: str | None = None
 ) -> tuple[dict[int, int | None], dict[int, str], set[int]]:
-    """Map the group's local class ids to global ids: (mapping, local names, ids dropped on purpose).
+    """Map local class ids to global ids for the labels read with one class list: (mapping, names, dropped ids).
 
-    The group's own class names are matched to the global names, ignoring
-    case and surrounding spaces; an explicit `dataset.class_map.<group>` in
-    the config wins where it names a class (by local id or local name), and
-    maps it to null to drop its boxes on purpose. Names matched by neither
-    map to None.
+    `source` is that class list (a path in the group, as UploadedImage.class_source
+    gives it); None for labels under no list, which only the config can name.
+    The list's names are matched to the global names, ignoring case and
+    surrounding spaces; an explicit `dataset.class_map.<group>` in the config
+    wins where it names a class (by local id or local name), and maps it to
+    null to drop its boxes on purpose. Names matched by neither map to None.
     """
     lookup = {name.strip().lower(): index for index, name in enumerate(classes)}
-    if group.class_names is None and not explicit:
+    if source is None and not explicit:
         raise CleaningError(
             f"group {group.name!r} ({group.root}) has labels but no class names: none of "
             f"{', '.join(CLASS_FILES)} was uploaded. Add dataset.class_map.{group.name} to "
             "config.yaml, mapping the group's class ids to names in dataset.classes"
         )
-    local_names = dict(group.class_names or {})
+    local_names = dict(group.class_lists[source]) if source is not None else {}
     mapping: dict[int, int | None] = {local: lookup.get(name.strip().lower()) for local, name in local_names.items()}
     dropped: set[int] = set()
     by_name = {name.strip().lower(): local for local, name in local_names.items()}
@@ -72,7 +74,11 @@ def unmapped_classes_error(unmapped: dict[str, list[str]], classes: list[str]) -
 
 
 def upload_errors(
-    groups: list[GroupUpload], classes: list[str], class_maps: dict[str, dict], background_groups: list[str]
+    groups: list[GroupUpload],
+    classes: list[str],
+    class_maps: dict[str, dict],
+    background_groups: list[str],
+    prefer_groups: list[str] = (),
 ) -> list[str]:
     """What is wrong with the upload as a whole, one message per problem, each saying what to do.
 
@@ -82,10 +88,21 @@ def upload_errors(
     problems = []
     unmapped: dict[str, list[str]] = {}
     for group in groups:
-        if not (group.images or group.orphan_labels or group.skipped or group.notes or group.other_files):
+        problems += group.problems
+        uploaded = group.orphan_labels + [path for path, _, _, _ in group.other_files]
+        refused = [path for path, action, _ in group.skipped if action != "ignored"]  # each has its report row
+        if not group.images and not uploaded and not refused:
             problems.append(
                 f"group {group.name}: the folder {group.root} is empty (no images, no labels): remove it, "
                 "or run again once the group has uploaded"
+            )
+            continue
+        if not group.images and uploaded:
+            found = Counter(path.suffix.lower() or "(no extension)" for path in uploaded)
+            listed = ", ".join(f"{count} {suffix}" for suffix, count in sorted(found.items()))
+            problems.append(
+                f"group {group.name}: no image that training can read in {group.root} (found: {listed}): "
+                "unpack archives into the group folder and upload photos as JPEG, PNG, HEIC or TIFF"
             )
             continue
         labelled = [image for image in group.images if image.label is not None]
@@ -96,31 +113,35 @@ def upload_errors(
                 f"its labels, or add {group.name} to dataset.background_groups to train on its images "
                 "as background images (no objects) on purpose"
             )
-        if not labelled:
-            continue
-        try:
-            mapping, names, dropped = class_mapping(group, classes, class_maps.get(group.name))
-        except CleaningError as error:
-            problems.append(str(error))
-            continue
-        missing = [names[local] for local, index in sorted(mapping.items()) if index is None and local not in dropped]
-        if missing:
-            unmapped[group.name] = missing
+        for source in sorted({image.class_source for image in labelled}, key=str):
+            try:
+                mapping, names, dropped = class_mapping(group, classes, class_maps.get(group.name), source)
+            except CleaningError as error:
+                problems.append(str(error))
+                continue
+            for local, index in sorted(mapping.items()):
+                if index is None and local not in dropped and names[local] not in unmapped.get(group.name, []):
+                    unmapped.setdefault(group.name, []).append(names[local])
     if unmapped:
         problems.append(str(unmapped_classes_error(unmapped, classes)))
     names = sorted(group.name for group in groups)
-    for index, name in enumerate(background_groups):
-        if name not in names:
-            problems.append(f"dataset.background_groups[{index}]: {name!r} is not a group of the upload ({names})")
+    for key, listed in (("background_groups", background_groups), ("prefer_groups", prefer_groups)):
+        for index, name in enumerate(listed):
+            if name not in names:
+                problems.append(f"dataset.{key}[{index}]: {name!r} is not a group of the upload ({names})")
     return problems
 
 
 def check_upload(
-    raw: Path, classes: list[str], class_maps: dict[str, dict], background_groups: list[str]
+    raw: Path,
+    classes: list[str],
+    class_maps: dict[str, dict],
+    background_groups: list[str],
+    prefer_groups: list[str] = (),
 ) -> list[GroupUpload]:
     """The upload's groups; CleaningError listing every problem of the upload (see upload_errors)."""
     groups = discover_upload(raw)
-    problems = upload_errors(groups, classes, class_maps, background_groups)
+    problems = loose_entries(raw) + upload_errors(groups, classes, class_maps, background_groups, prefer_groups)
     if problems:
         raise CleaningError(f"the upload in {raw} cannot be cleaned:\n" + "\n".join(problems))
     return groups

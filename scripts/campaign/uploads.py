@@ -22,7 +22,11 @@ import yaml
 
 from .labels import decode_text
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+# Phones write HEIC/HEIF (cleaning converts them to JPEG); Ultralytics reads the rest as they are.
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".heic", ".heif"}
+# What operating systems and archivers leave beside the files: never a group, an image or a label.
+METADATA_FOLDERS = {"__MACOSX", ".Spotlight-V100", ".Trashes", ".fseventsd", ".AppleDouble", "$RECYCLE.BIN"}
+METADATA_FILES = {".DS_Store", "Thumbs.db", "ehthumbs.db", "desktop.ini", "Icon\r"}
 SPLIT_FOLDERS = {"train": "train", "valid": "val", "val": "val", "test": "test"}
 SPLIT_LISTS = {"train.txt": "train", "val.txt": "val", "valid.txt": "val", "test.txt": "test"}
 CLASS_FILES = ("data.yaml", "dataset.yaml", "classes.txt", "obj.names", "classes.names")
@@ -34,6 +38,10 @@ class UploadedImage:
     relative: str  # relative to the group folder, POSIX form
     label: Path | None
     split: str | None = None  # the group's own split, if it gave one
+    # The class list its labels are read with (relative to the group folder); None: the config's class_map.
+    class_source: str | None = None
+    label_note: str = ""  # how the label was matched, where not by its exact name
+    label_problem: str = ""  # why no label could be chosen although some look like it (several candidates)
 
 
 @dataclass
@@ -42,13 +50,22 @@ class GroupUpload:
     root: Path
     images: list[UploadedImage] = field(default_factory=list)
     orphan_labels: list[Path] = field(default_factory=list)
-    class_names: dict[int, str] | None = None
-    class_source: str | None = None
+    # Every class list of the group by its path relative to the group folder; each applies to the labels below it.
+    class_lists: dict[str, dict[int, str]] = field(default_factory=dict)
     notes: list[tuple[Path, str, str]] = field(default_factory=list)  # path, action, detail
     # Class lists and files that are neither images, labels nor lists: every upload gets a report row.
     other_files: list[tuple[Path, str, str, str]] = field(default_factory=list)  # path, kind, action, detail
-    # Entries never read: links leading out of the upload folder, FIFOs, sockets, devices.
+    # Entries never read: links leading out of the upload folder, FIFOs, sockets, devices, OS metadata.
     skipped: list[tuple[Path, str, str]] = field(default_factory=list)  # path, action, reason
+    # What stops the plan: link loops, names that are not UTF-8, unreadable or clashing class lists.
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def class_names(self) -> dict[int, str] | None:
+        """The class list most of the group's labels use (for messages); None where the group uploaded none."""
+        used = [image.class_source for image in self.images if image.class_source]
+        source = max(set(used), key=used.count) if used else next(iter(self.class_lists), None)
+        return self.class_lists.get(source) if source else None
 
 
 def _label_for(image: Path) -> Path:
@@ -115,15 +132,23 @@ def _files_under(root: Path, upload: Path) -> tuple[list[Path], list[tuple[Path,
     """
     found: list[str] = []
     skipped: list[tuple[Path, str, str]] = []
+    problems: list[str] = []
     folders = [str(root)]
     while folders:
         with os.scandir(folders.pop()) as entries:
             for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
+                problem = unusable_name(entry.path)
+                if problem:
+                    problems.append(problem)
+                elif is_metadata(entry.name):
+                    skipped.append((Path(entry.path), "ignored", "operating-system metadata, not part of the upload"))
+                elif entry.is_dir(follow_symlinks=False):
                     folders.append(entry.path)
                 elif entry.is_symlink():
-                    target = Path(entry.path).resolve()
-                    if not target.is_relative_to(upload):
+                    target = resolved_link(entry.path)
+                    if target is None:
+                        problems.append(f"{shown(entry.path)}: a link that leads back to itself: remove the link")
+                    elif not target.is_relative_to(upload):
                         skipped.append((Path(entry.path), "rejected", f"link to {target}, outside the upload folder"))
                     elif not target.exists():
                         skipped.append((Path(entry.path), "rejected", f"broken link to {target}"))
@@ -136,33 +161,144 @@ def _files_under(root: Path, upload: Path) -> tuple[list[Path], list[tuple[Path,
                     skipped.append((Path(entry.path), "skipped", f"{kind}, never read"))
     # Ordered as paths are (part by part), not as strings: "a/b" before "a-c".
     files = [Path(path) for path in sorted(found, key=lambda path: path.split(os.sep))]
-    return files, sorted(skipped)
+    return files, sorted(skipped), problems
+
+
+def is_metadata(name: str) -> bool:
+    """Files and folders an operating system or archiver adds: macOS resource forks, Finder and Explorer caches."""
+    return name in METADATA_FOLDERS or name in METADATA_FILES or name.startswith("._")
+
+
+def shown(path: str) -> str:
+    """A path as a message can print it, whatever bytes its name holds (`caf\\xe9.jpg`)."""
+    return ascii(os.fsencode(path))[2:-1] if unusable_name(path) else path
+
+
+def unusable_name(path: str) -> str:
+    """Why a file name cannot go through the workflow ('' where it can): it must be UTF-8."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        escaped = ascii(os.fsencode(path))[2:-1]
+        return f"{escaped}: the file name is not UTF-8 text: rename it (letters, digits, spaces and accents are fine)"
+    return ""
+
+
+def resolved_link(path: str) -> Path | None:
+    """Where a link leads, or None for a loop of links."""
+    try:
+        return Path(path).resolve(strict=False)
+    except (RuntimeError, OSError):  # Python 3.11 raises RuntimeError for a loop, later ones OSError
+        return None
+
+
+def _label_index(files: list[Path]) -> dict[tuple[Path, str], list[Path]]:
+    """Text files by folder and loose name: what a label's name may differ by (case, spaces around the stem)."""
+    index: dict[tuple[Path, str], list[Path]] = {}
+    for path in files:
+        if path.suffix.lower() == ".txt":
+            index.setdefault((path.parent, loose_name(path.name)), []).append(path)
+    return index
+
+
+def loose_name(name: str) -> str:
+    """`PHOTO_2001 .TXT` -> `photo_2001.txt`: a label name as a person would read it."""
+    stem, dot, suffix = name.rpartition(".")
+    return f"{stem.strip().lower()}{dot}{suffix.strip().lower()}" if dot else name.strip().lower()
+
+
+def _match_labels(images: list[Path], files: list[Path]) -> dict[Path, tuple[Path | None, str, str]]:
+    """Each image's label: (label or None, how it was matched where not exactly, why none could be chosen).
+
+    The YOLO convention first (`images/x.jpg` -> `labels/x.txt`, exactly);
+    then, in the same folder, a name that differs only in case or spaces
+    around the stem, where exactly one such file is left unclaimed.
+    """
+    present = set(files)
+    expected = {image: _label_for(image) for image in images}
+    claimed = {label for label in expected.values() if label in present}
+    index = _label_index(files)
+    matched: dict[Path, tuple[Path | None, str, str]] = {}
+    for image in images:
+        label = expected[image]
+        if label in present:
+            matched[image] = (label, "", "")
+            continue
+        candidates = [c for c in index.get((label.parent, loose_name(label.name)), []) if c not in claimed]
+        if len(candidates) == 1:
+            claimed.add(candidates[0])
+            note = f"label {candidates[0].name!r} matched to the image {image.name!r} ignoring case and spaces"
+            matched[image] = (candidates[0], note, "")
+        elif candidates:
+            names = ", ".join(sorted(repr(c.name) for c in candidates))
+            matched[image] = (None, "", f"several label files could be its own ({names}): keep one, rename the others")
+        else:
+            matched[image] = (None, "", "")
+    return matched
+
+
+def _class_lists(group: GroupUpload, files: list[Path]) -> dict[Path, list[Path]]:
+    """Read every class list of the group; the folders holding them, each with its lists."""
+    folders: dict[Path, list[Path]] = {}
+    for path in files:
+        if path.name not in CLASS_FILES:
+            continue
+        relative = path.relative_to(group.root).as_posix()
+        try:
+            group.class_lists[relative] = _read_class_names(path)
+        except (ValueError, TypeError, AttributeError, yaml.YAMLError) as error:
+            problem = f"group {group.name}: class list {relative} cannot be read ({error}): fix or remove it"
+            group.problems.append(problem)
+            continue
+        folders.setdefault(path.parent, []).append(path)
+    return folders
+
+
+def _class_source(group: GroupUpload, folders: dict[Path, list[Path]], places: list[Path]) -> str | None:
+    """The class list that applies to a label found at `places` (its folder and its image's): the nearest above.
+
+    Where lists that differ could apply (two at the same depth, or one
+    nested in another), the group's problems say so, naming both files: a
+    label must never be read with another export's class order.
+    """
+    above = {folder for place in places for folder in (place, *place.parents) if folder.is_relative_to(group.root)}
+    applicable = [path for folder in above for path in folders.get(folder, [])]
+    if not applicable:
+        distinct = {tuple(sorted(names.items())) for names in group.class_lists.values()}
+        if len(distinct) == 1:  # one list in the group (or copies of it): no doubt which applies
+            return next(iter(group.class_lists))
+        if distinct:
+            listed = " and ".join(sorted(group.class_lists))
+            where = places[0].relative_to(group.root).as_posix() or "."
+            group.problems.append(
+                f"group {group.name}: labels in {where}/ have no class list in their folders, and the group's "
+                f"lists differ ({listed}): move each list into the folder of the export it belongs to"
+            )
+        return None
+    # Nearest first; at one depth, the order of CLASS_FILES (data.yaml before classes.txt).
+    applicable.sort(key=lambda path: (-len(path.parts), CLASS_FILES.index(path.name), str(path)))
+    nearest = applicable[0].relative_to(group.root).as_posix()
+    for other in applicable[1:]:
+        other_name = other.relative_to(group.root).as_posix()
+        if group.class_lists[other_name] != group.class_lists[nearest]:
+            problem = (
+                f"group {group.name}: class lists {nearest} and {other_name} both apply to the labels in "
+                f"{places[0].relative_to(group.root).as_posix() or '.'}/ and disagree: keep the one the labels "
+                "were made with, or put each export in its own folder with its own list"
+            )
+            if problem not in group.problems:
+                group.problems.append(problem)
+    return nearest
 
 
 def discover_group(root: Path, upload: Path | None = None) -> GroupUpload:
-    """A group's images, labels, class list and split lists; `upload` is the whole upload folder."""
+    """A group's images, labels, class lists and split lists; `upload` is the whole upload folder."""
     group = GroupUpload(name=root.name, root=root)
-    files, group.skipped = _files_under(root, (upload or root.parent).resolve())
+    files, group.skipped, group.problems = _files_under(root, (upload or root.parent).resolve())
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
-    label_of = {image: _label_for(image) for image in images}
-    claimed = set(label_of.values())
-    present = set(files)
-
-    class_files = [p for p in files if p.name in CLASS_FILES]
-    for candidate in CLASS_FILES:
-        # The shallowest one wins: a group's own class list, not a stray copy in a sub-folder.
-        matches = sorted((p for p in class_files if p.name == candidate), key=lambda p: (len(p.parts), str(p)))
-        if matches:
-            group.class_names = _read_class_names(matches[0])
-            group.class_source = str(matches[0].relative_to(root))
-            break
-    for class_file in sorted(class_files):
-        if group.class_source and class_file == root / group.class_source:
-            detail = f"the group's class names: {len(group.class_names or {})} classes"
-            group.other_files.append((class_file, "class-names", "kept", detail))
-        else:
-            detail = f"not read: the group's class names come from {group.class_source}"
-            group.other_files.append((class_file, "class-names", "ignored", detail))
+    labels = _match_labels(images, files)
+    claimed = {label for label, _, _ in labels.values() if label is not None}
+    class_folders = _class_lists(group, files)
 
     # Split lists at any depth; each entry is matched by file name.
     by_stem: dict[str, list[Path]] = {}
@@ -196,15 +332,29 @@ def discover_group(root: Path, upload: Path | None = None) -> GroupUpload:
 
     for image in images:
         relative = PurePosixPath(image.relative_to(root).as_posix())
-        label = label_of[image]
+        label, note, problem = labels[image]
+        places = [image.parent] + ([label.parent] if label is not None else [])
         group.images.append(
             UploadedImage(
                 path=image,
                 relative=str(relative),
-                label=label if label in present else None,
+                label=label,
                 split=listed.get(image) or _split_from_folders(relative),
+                class_source=_class_source(group, class_folders, places) if label is not None else None,
+                label_note=note,
+                label_problem=problem,
             )
         )
+
+    used = {image.class_source for image in group.images}
+    for relative, names in sorted(group.class_lists.items()):
+        users = sum(image.class_source == relative for image in group.images)
+        if relative in used:
+            detail = f"{len(names)} class names, for the {users} label files they apply to"
+            group.other_files.append((root / relative, "class-names", "kept", detail))
+        else:
+            detail = "not used: no label file in its folder or below it"
+            group.other_files.append((root / relative, "class-names", "ignored", detail))
 
     for path in files:
         is_meta = path.name.lower() in SPLIT_LISTS or path.name in CLASS_FILES
@@ -217,19 +367,46 @@ def discover_group(root: Path, upload: Path | None = None) -> GroupUpload:
 
 
 def discover_upload(raw: Path) -> list[GroupUpload]:
-    """One GroupUpload per sub-folder of the raw upload, sorted by name."""
+    """One GroupUpload per sub-folder of the raw upload, sorted by name (OS metadata folders are not groups)."""
     groups = []
     upload = raw.resolve()
     for folder in sorted(raw.iterdir()):
-        if folder.is_symlink() and not folder.resolve().is_relative_to(upload):
+        if unusable_name(str(folder)) or is_metadata(folder.name):
+            continue  # named by loose_entries
+        target = resolved_link(str(folder)) if folder.is_symlink() else folder
+        if target is None:
+            continue  # a link loop, named by loose_entries
+        if folder.is_symlink() and not target.is_relative_to(upload):
             group = GroupUpload(name=folder.name, root=folder)
-            group.skipped.append((folder, "rejected", f"link to {folder.resolve()}, outside the upload folder"))
+            group.skipped.append((folder, "rejected", f"link to {target}, outside the upload folder"))
             groups.append(group)
         elif folder.is_dir():
             groups.append(discover_group(folder, upload))
     if not groups:
         raise ValueError(f"{raw}: no group sub-folders found; put each group's upload in its own folder")
     return groups
+
+
+def loose_entries(raw: Path) -> list[str]:
+    """What stops the plan at the top of the upload folder: files outside any group folder, bad names, link loops."""
+    problems, loose = [], []
+    for entry in sorted(raw.iterdir()):
+        problem = unusable_name(str(entry))
+        if problem:
+            problems.append(problem)
+        elif is_metadata(entry.name):
+            continue
+        elif entry.is_symlink() and resolved_link(str(entry)) is None:
+            problems.append(f"{entry}: a link that leads back to itself: remove the link")
+        elif not entry.is_dir():
+            loose.append(entry.name)
+    if loose:
+        shown_names = ", ".join(loose[:10]) + (f" and {len(loose) - 10} more" if len(loose) > 10 else "")
+        problems.append(
+            f"{len(loose)} file(s) directly in {raw}, outside any group folder ({shown_names}): "
+            "put them in a group folder (one sub-folder per group), or remove them"
+        )
+    return problems
 
 
 def safe_stem(text: str) -> str:
