@@ -9,6 +9,10 @@ then measures on the machine's cores:
   (VmHWM) and of the largest worker (which counts what it shares with the
   main process), for the whole upload and for half of it (bounded per
   worker: the peak must not grow with the number of photos);
+- cleaning one image at the pixel limit (`dataset.max_pixels`, 120
+  megapixels by default) as a JPEG and as a PNG (which cannot be decoded at
+  a reduced scale), in one process: its peak RSS (VmHWM), the most one
+  cleaning worker needs for an image it accepts;
 - the resized copy at 320 px (`write_resized_copy`): images per second;
 - Ultralytics' training dataloader (`build_yolo_dataset` + `build_dataloader`,
   mosaic and every augmentation of a training, batch 16, one worker per
@@ -78,6 +82,27 @@ def write_upload(raw: Path, count: int) -> int:
         )
         written += len(data)
     return written
+
+
+def write_largest(raw: Path, fmt: str) -> tuple[int, int]:
+    """One photo at the schema's pixel limit, with a label, as one group's upload; its size."""
+    from PIL import Image
+
+    from campaign.configurations import section_defaults
+    from campaign.synthetic import DEMO_OBJECTS, draw_scene
+
+    limit = section_defaults("dataset")["max_pixels"]
+    width = int((limit * 4 / 3) ** 0.5) // 4 * 4
+    height = limit // width // 4 * 4
+    scene, annotations = draw_scene(1, DEMO_OBJECTS, size=(width // 8, height // 8))
+    group = raw / "large"
+    group.mkdir(parents=True)
+    (group / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+    scene.resize((width, height), Image.Resampling.BILINEAR).save(group / f"large.{fmt}", quality=90)
+    (group / "large.txt").write_text(
+        "".join(f"{CLASSES.index(a.name)} {a.xc:.6f} {a.yc:.6f} {a.w:.6f} {a.h:.6f}\n" for a in annotations)
+    )
+    return width, height
 
 
 def clean(raw: Path, out: Path, workers: int) -> dict:
@@ -162,6 +187,20 @@ def main() -> None:
                     "seconds": round(measured["seconds"], 1),
                     "main_peak_mb": round(measured["main_peak_mb"]),
                     "worker_peak_mb": round(measured["worker_peak_mb"]),
+                }
+            )
+            print(rows[-1], flush=True)
+        for fmt in ("jpg", "png"):
+            width, height = write_largest(scratch / f"raw-{fmt}", fmt)
+            measured = clean(scratch / f"raw-{fmt}", scratch / f"clean-{fmt}", 1)
+            assert measured["images"] == 1, "the image at the limit must be accepted"
+            rows.append(
+                {
+                    "step": f"cleaning one {width}x{height} {fmt.upper()} ({width * height / 1e6:.0f} MP, the limit)",
+                    "images_per_s": round(1 / measured["seconds"], 2),
+                    "seconds": round(measured["seconds"], 1),
+                    "main_peak_mb": round(measured["main_peak_mb"]),
+                    "worker_peak_mb": "",
                 }
             )
             print(rows[-1], flush=True)

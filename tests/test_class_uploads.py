@@ -109,6 +109,9 @@ def test_no_image_trains_as_background_because_its_label_could_not_be_read(tmp_p
     write(group / "PHOTO_2001.TXT", box)
     photo(group / "photo_2004.jpg", shade=4)
     write(group / "photo_2004 .txt", box)
+    photo(raw / "h" / "Images" / "capital.jpg", shade=8)  # folders named with capitals
+    write(raw / "h" / "Labels" / "capital.txt", box)
+    write(raw / "h" / "classes.txt", "glasses\nlentils\nring\n")
     photo(group / "all_degenerate.jpg", shade=5)
     write(group / "all_degenerate.txt", "2 0.5 0.5 0.0 0.0\n1 0.5 0.5 0.001 0.4\n")
     photo(group / "unlabelled.jpg", shade=6)
@@ -116,8 +119,8 @@ def test_no_image_trains_as_background_because_its_label_could_not_be_read(tmp_p
     write(group / "empty_on_purpose.txt", "")
 
     result, report, labels = cleaned(raw, tmp_path / "out")
-    for name in ("utf16", "utf16_no_mark", "photo_2001", "photo_2004"):
-        assert classes_of(labels[f"g/{name}.jpg"]) == ["glasses", "ring"], name
+    for name in ("g/utf16", "g/utf16_no_mark", "g/photo_2001", "g/photo_2004", "h/Images/capital"):
+        assert classes_of(labels[f"{name}.jpg"]) == ["glasses", "ring"], name
     assert "decoded from UTF-16" in report[("g/utf16.txt", "label")]["detail"]
     assert "decoded from UTF-16" in report[("g/utf16_no_mark.txt", "label")]["detail"]
     assert report[("g/PHOTO_2001.TXT", "label")]["detail"] == (

@@ -1,6 +1,7 @@
 """A bad config stops the workflow before any job, with one clear message."""
 
 import copy
+import os
 import shutil
 
 import pytest
@@ -95,3 +96,20 @@ def test_an_emulated_gpu_smaller_than_any_training_needs_is_rejected(tmp_path):
     config["gpu"] = {"emulate_memory_mb": 100}
     message = failing(tmp_path, config)
     assert "emulate_memory_mb" in message and "256" in message
+
+
+def test_a_file_name_that_is_not_utf8_stops_the_plan_without_a_traceback(tmp_path):
+    raw = tmp_path / "upload"
+    shutil.copytree(ROOT / "demo" / "raw" / "alpha", raw / "alpha")
+    with open(os.fsencode(raw / "alpha") + b"/caf\xe9.jpg", "wb") as stream:
+        stream.write(b"not read")
+    (raw / "alpha" / "loop").symlink_to(raw / "alpha" / "loop")
+    config = copy.deepcopy(TINY)
+    config["dataset"]["raw"] = str(raw)
+    config["dataset"]["class_map"] = {}
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    message = failing(workdir, config)
+    assert "Traceback" not in message
+    assert "alpha/caf\\xe9.jpg: the file name is not UTF-8 text: rename it" in message
+    assert "alpha/loop: a link that leads back to itself: remove the link" in message

@@ -72,8 +72,8 @@ def _label_for(image: Path) -> Path:
     """YOLO convention: the last `images` folder in the path becomes `labels`."""
     parts = list(image.parts)
     for index in range(len(parts) - 2, -1, -1):
-        if parts[index] == "images":
-            parts[index] = "labels"
+        if parts[index].lower() == "images":  # `Images/` + `Labels/` too
+            parts[index] = {"images": "labels", "Images": "Labels", "IMAGES": "LABELS"}.get(parts[index], "labels")
             return Path(*parts).with_suffix(".txt")
     return image.with_suffix(".txt")
 
@@ -192,12 +192,12 @@ def resolved_link(path: str) -> Path | None:
         return None
 
 
-def _label_index(files: list[Path]) -> dict[tuple[Path, str], list[Path]]:
-    """Text files by folder and loose name: what a label's name may differ by (case, spaces around the stem)."""
+def _label_index(files: list[Path]) -> dict[tuple[str, str], list[Path]]:
+    """Text files by folder and name, both as a person reads them: case aside, spaces around the stem aside."""
     index: dict[tuple[Path, str], list[Path]] = {}
     for path in files:
         if path.suffix.lower() == ".txt":
-            index.setdefault((path.parent, loose_name(path.name)), []).append(path)
+            index.setdefault((str(path.parent).lower(), loose_name(path.name)), []).append(path)
     return index
 
 
@@ -224,7 +224,7 @@ def _match_labels(images: list[Path], files: list[Path]) -> dict[Path, tuple[Pat
         if label in present:
             matched[image] = (label, "", "")
             continue
-        candidates = [c for c in index.get((label.parent, loose_name(label.name)), []) if c not in claimed]
+        candidates = [c for c in index.get((str(label.parent).lower(), loose_name(label.name)), []) if c not in claimed]
         if len(candidates) == 1:
             claimed.add(candidates[0])
             note = f"label {candidates[0].name!r} matched to the image {image.name!r} ignoring case and spaces"
