@@ -61,6 +61,20 @@ localrules:
     plan_probes,
 
 
+# Who runs here, with which locks, and a heartbeat: a lost server's locks can
+# then be told from a live one's (scripts/campaign/takeover.py).
+onstart:
+    record_campaign_run()
+
+
+onsuccess:
+    end_run()
+
+
+onerror:
+    end_run()
+
+
 rule all:
     default_target: True
     input:

@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from campaign.configurations import (
 from campaign.checkpoints import verify_checkpoints
 from campaign.upload_checks import CleaningError, check_upload
 from campaign.probe import probe_settings
+from campaign.runs import end_run, start_run
 from campaign.shards import assign_shards, parse_shard
 from campaign.video import detect_source_names
 from campaign.weights import resolve_pretrained_weights
@@ -108,6 +110,28 @@ SHARD_CONFIGS = (
     if SHARD
     else list(CONFIGS)
 )
+# Named configurations only (a takeover of unfinished trainings, takeover.py).
+ONLY = config["only"]
+if ONLY:
+    _unknown = [name for name in ONLY if name not in CONFIGS]
+    if _unknown:
+        raise WorkflowError(
+            f"Invalid configuration: only: {', '.join(_unknown)} are not configurations "
+            f"of this campaign (scripts/campaign/status.py lists them)"
+        )
+    SHARD_CONFIGS = [name for name in SHARD_CONFIGS if name in ONLY]
+
+
+def record_campaign_run():
+    """onstart: say who runs what here, with the locks it holds (campaign/runs.py)."""
+    locks = getattr(workflow.persistence, "_lockfile", {}).values()
+    if SHARD:
+        what = f"shard {SHARD[0]}/{SHARD[1]}"
+    elif ONLY:
+        what = f"configurations {', '.join(ONLY)}"
+    else:
+        what = "the whole campaign"
+    start_run([os.path.relpath(lock) for lock in locks], SHARD_CONFIGS, what)
 
 
 def raw_upload_files():
@@ -294,11 +318,12 @@ def all_outputs():
     checking that the shared data it reads exists (it must not be built by
     two servers at once).
     """
-    if SHARD:
+    if SHARD or ONLY:
         missing = [path for path in shared_inputs() if not Path(path).exists()]
         if missing:
+            part = f"shard={SHARD[0]}/{SHARD[1]}" if SHARD else "only"
             raise WorkflowError(
-                f"shard={SHARD[0]}/{SHARD[1]}: the data every shard reads is not there yet ({', '.join(missing)}); "
+                f"{part}: the data every shard reads is not there yet ({', '.join(missing)}); "
                 f"run `snakemake --cores N --configfile {CONFIGFILE} prepare` once, then the shards"
             )
         return configuration_outputs(SHARD_CONFIGS)
