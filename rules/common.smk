@@ -71,7 +71,7 @@ for index, source in enumerate(config["detect"]["sources"]):
     if not Path(source).exists():
         raise WorkflowError(
             f"Invalid configuration: detect.sources[{index}]: {source!r} does not exist; "
-            "give a video file or a folder of images"
+            "give a video file, a folder of videos or a folder of images"
         )
 
 if not Path(config["dataset"]["raw"]).is_dir():

@@ -194,6 +194,27 @@ def test_same_bytes_rerun_nothing_below_the_checksum_limit_and_a_touched_checkpo
     assert ("evaluate", f"cfg={CONFIGS[0]}, split=val") in jobs and ("train", f"cfg={CONFIGS[0]}") not in jobs
 
 
+def work(jobs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The jobs that make something (the `all` target aside)."""
+    return [job for job in jobs if job[0] != "all"]
+
+
+def test_a_video_copied_into_a_source_folder_gets_its_detections_and_nothing_else_runs(campaign):
+    videos = campaign / "videos"
+    videos.mkdir()
+    with_folder = yaml.safe_load(yaml.safe_dump(LEARNING))
+    with_folder["detect"]["sources"].append(str(videos))
+    try:
+        assert work(planned_jobs(campaign, with_folder)) == [], "an empty folder waits for videos"
+        shutil.copyfile(ROOT / "demo" / "videos" / "table.mp4", videos / "hall.mp4")
+        assert work(planned_jobs(campaign, with_folder)) == [("detect", f"cfg={CONFIGS[0]}, source=hall")]
+        snakemake(campaign, "--cores", "1", config=with_folder)
+        assert (campaign / "results" / "detect" / CONFIGS[0] / "hall.mp4").stat().st_size > 0
+        assert work(planned_jobs(campaign, with_folder)) == []
+    finally:
+        snakemake(campaign, "-n", config=LEARNING)  # back to the usual file for the next tests
+
+
 def test_one_figure_is_rebuilt_alone_by_naming_its_file(campaign):
     figure = campaign / "results/figures/per_class_ap.png"
     figure.unlink()
@@ -211,33 +232,6 @@ def report(campaign) -> Path:
 def test_report_is_built(report):
     html = report.read_text(errors="replace")
     assert "per_class_ap.png" in html and "metrics.csv" in html
-
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# Flags for a root user on a machine without network or display.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if CHROMIUM is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must open the report in Chromium: install Debian's chromium")
-        pytest.skip("chromium not found: install Debian's chromium to open the report")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def open_section(browser, report: Path, *section: str):

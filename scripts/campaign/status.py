@@ -64,7 +64,7 @@ def _last_sign_of_life(folder: TrainingFolder) -> float:
     return max((path.stat().st_mtime for path in candidates if path.exists()), default=0.0)
 
 
-def _epoch_times(results_csv: Path) -> list[float]:
+def epoch_times(results_csv: Path) -> list[float]:
     if not results_csv.is_file():
         return []
     with open(results_csv, newline="") as stream:
@@ -91,7 +91,7 @@ def config_status(
     from .summary import batch_note
 
     folder = TrainingFolder.of(name, root)
-    times = _epoch_times(folder.epochs)
+    times = epoch_times(folder.epochs)
     if folder.summary.is_file():
         summary = json.loads(folder.summary.read_text())
         note = batch_note(batch, summary) if batch else ""
@@ -120,7 +120,7 @@ def config_status(
     return ConfigStatus(name, "running", len(times), epochs, eta, device, note)
 
 
-def _format_eta(seconds: float | None) -> str:
+def format_eta(seconds: float | None) -> str:
     if seconds is None:
         return ""
     minutes, secs = divmod(int(seconds), 60)
@@ -134,7 +134,7 @@ def status_table(statuses: list[ConfigStatus]) -> str:
     for s in statuses:
         epochs = f"{s.epochs_done:>4}/{s.epochs:<4}"
         note = f"  ({s.note})" if s.note else ""
-        lines.append(f"{s.name:<{width}}  {s.state:<8} {epochs}  {_format_eta(s.eta_seconds):>7}  {s.device}{note}")
+        lines.append(f"{s.name:<{width}}  {s.state:<8} {epochs}  {format_eta(s.eta_seconds):>7}  {s.device}{note}")
     counts = {state: sum(1 for s in statuses if s.state == state) for state in COLOURS}
     lines.append(", ".join(f"{n} {state}" for state, n in counts.items()))
     return "\n".join(lines)
@@ -158,7 +158,7 @@ def status_figure(statuses: list[ConfigStatus], parameters: dict[str, dict], out
         p = parameters[s.name]
         x, y = columns.index((p["batch"], p["imgsz"], p["freeze"])), rows.index(p["model"])
         text = f"{s.state}{'*' if s.note else ''}\n{s.epochs_done}/{s.epochs}" + (
-            f"\nETA {_format_eta(s.eta_seconds)}" if s.eta_seconds else ""
+            f"\nETA {format_eta(s.eta_seconds)}" if s.eta_seconds else ""
         )
         axis.add_patch(plt.Rectangle((x, y), 0.95, 0.9, color=COLOURS[s.state]))
         axis.text(x + 0.475, y + 0.45, text, ha="center", va="center", fontsize=8)
@@ -179,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configfile", default="config.yaml")
     parser.add_argument("--results", default=RESULTS, type=Path)
     parser.add_argument("--figure", type=Path, help="also draw the colour matrix to this PNG")
+    parser.add_argument("--html", type=Path, help="also write the status page (one self-contained HTML file)")
+    parser.add_argument("--every", type=float, help="with --html: rewrite the page every this many seconds")
+    parser.add_argument("--slots", type=int, default=1, help="trainings at a time, for the campaign's end (GPUs)")
+    parser.add_argument("--logs", type=Path, default=Path("logs"), help="the workflow's logs (job benchmarks)")
     parser.add_argument(
         "--stale-minutes",
         type=float,
@@ -194,10 +198,26 @@ def main(argv: list[str] | None = None) -> int:
     config = yaml.safe_load(Path(args.configfile).read_text())
     configs = expand_campaign(config["campaign"])
     stale_after = args.stale_minutes * 60
-    statuses = [config_status(args.results, name, run.epochs, run.batch, stale_after) for name, run in configs.items()]
-    print(status_table(statuses))
+    while True:
+        statuses = [
+            config_status(args.results, name, run.epochs, run.batch, stale_after) for name, run in configs.items()
+        ]
+        print(status_table(statuses), flush=True)
+        if args.figure:
+            status_figure(statuses, {name: run.parameters() for name, run in configs.items()}, args.figure)
+        if args.html:
+            from .io import atomic_write_text
+            from .status_page import estimate_progress, render_page
+
+            costs = {name: run.expected_cost() for name, run in configs.items()}
+            progress = estimate_progress(statuses, costs, args.results, args.logs)
+            refresh = max(1, round(args.every)) if args.every else None
+            atomic_write_text(args.html, render_page(progress, args.slots, refresh=refresh))
+            print(f"status page: {args.html}", flush=True)
+        if not (args.html and args.every):
+            break
+        time.sleep(args.every)
     if args.figure:
-        status_figure(statuses, {name: run.parameters() for name, run in configs.items()}, args.figure)
         print(f"figure written to {args.figure}")
     return 0
 

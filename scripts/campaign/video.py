@@ -15,14 +15,42 @@ from PIL import Image, ImageDraw
 
 from .configurations import ConfigError
 
+# What OpenCV reads as video; other files of a folder are taken as its frames.
+VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def expand_sources(sources: list[str]) -> list[tuple[int, str]]:
+    """Each configured source as the sources it gives, with its index in detect.sources.
+
+    A folder of videos gives each video in it (copy one in and rerun: its
+    detections are made); a folder of images is one source, its frames in
+    name order; a folder with neither (the class has not filmed yet) gives
+    none. A file is itself.
+    """
+    expanded = []
+    for index, source in enumerate(sources):
+        path = Path(source)
+        if not path.is_dir():
+            expanded.append((index, source))
+            continue
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        videos = [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
+        if videos:
+            expanded += [(index, str(video)) for video in videos]
+        elif any(p.suffix.lower() in IMAGE_SUFFIXES for p in files):
+            expanded.append((index, source))
+    return expanded
+
 
 def detect_source_names(sources: list[str]) -> dict[str, str]:
     """Each detection source by the name its outputs take (the file or folder name without extension).
 
-    Two sources with one name would write the same outputs: an error naming both.
+    Folders of videos give one source per video (expand_sources). Two sources
+    with one name would write the same outputs: an error naming both.
     """
     names: dict[str, str] = {}
-    for index, source in enumerate(sources):
+    for index, source in expand_sources(sources):
         name = Path(source).stem
         if name in names:
             raise ConfigError(

@@ -1,0 +1,117 @@
+"""How right is the status page's "the campaign ends around ..."? Its error on the demo, at a quarter of the way.
+
+Runs the demo campaign (config.yaml) from scratch in a scratch folder with
+`snakemake --cores N` and, every few seconds while it runs, asks the status
+page's estimate (campaign/status_page.py: measured seconds per epoch, cost
+per configuration, the jobs after each training once any ran) when the
+campaign will end. A quarter, half and three quarters of the way are when
+that share of all the campaign's training epochs is written. The error of
+an estimate is (estimated end - real end) / (real end - when it was made):
+negative where it promised too early. Goal: within 20 % at a quarter.
+
+Run: `.venv/bin/python benchmarks/campaign_eta.py` (the demo's time: about
+20 minutes on 2 cores). Prints a table and writes
+results/benchmarks/campaign_eta.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+from common import ROOT, SNAKEMAKE, report, scratch_folder
+
+sys.path.insert(0, str(ROOT / "scripts"))
+
+MARKS = (0.25, 0.5, 0.75)
+
+
+def demo_config() -> dict:
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["dataset"]["raw"] = str(ROOT / config["dataset"]["raw"])
+    config["detect"]["sources"] = [str(ROOT / source) for source in config["detect"]["sources"]]
+    config["splits"]["lock"] = "splits.lock.csv"
+    return config
+
+
+def estimate(workdir: Path, configs, slots: int) -> tuple[float, float | None]:
+    """(share of training epochs written, seconds left by the status page's estimate)."""
+    from campaign.status import config_status
+    from campaign.status_page import campaign_seconds_left, estimate_progress
+
+    statuses = [config_status(workdir / "results", name, run.epochs, run.batch) for name, run in configs.items()]
+    total = sum(s.epochs for s in statuses)
+    written = sum(min(s.epochs_done, s.epochs) for s in statuses)
+    costs = {name: run.expected_cost() for name, run in configs.items()}
+    progress = estimate_progress(statuses, costs, workdir / "results", workdir / "logs")
+    return written / total, campaign_seconds_left(progress, slots)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--slots", type=int, default=1, help="trainings at a time, as the status page is told")
+    parser.add_argument("--every", type=float, default=5.0, help="seconds between estimates")
+    args = parser.parse_args()
+
+    from campaign.configurations import expand_campaign
+
+    config = demo_config()
+    configs = expand_campaign(config["campaign"])
+    samples = []
+    with scratch_folder() as scratch:
+        workdir = Path(scratch)
+        (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+        command = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", str(args.cores)]
+        started = time.time()
+        with open(workdir / "snakemake.log", "w") as log:
+            process = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+            while process.poll() is None:
+                share, left = estimate(workdir, configs, args.slots)
+                samples.append((time.time(), share, left))
+                time.sleep(args.every)
+        ended = time.time()
+        if process.returncode != 0:
+            raise SystemExit(f"the demo failed: see {workdir / 'snakemake.log'}")
+    rows = []
+    for mark in MARKS:
+        at = next(((t, s, left) for t, s, left in samples if s >= mark and left is not None), None)
+        if at is None:
+            rows.append(
+                {
+                    "progress": f"{mark:.0%} of the epochs",
+                    "after_s": "",
+                    "estimated_left_s": "",
+                    "real_left_s": "",
+                    "error": "no estimate",
+                }
+            )
+            continue
+        moment, share, left = at
+        real = ended - moment
+        rows.append(
+            {
+                "progress": f"{mark:.0%} of the epochs ({share:.0%} when estimated)",
+                "after_s": round(moment - started),
+                "estimated_left_s": round(left),
+                "real_left_s": round(real),
+                "error": f"{100 * (left - real) / real:+.0f} %",
+            }
+        )
+    report(
+        "campaign_eta",
+        rows,
+        [
+            f"the demo took {ended - started:.0f} s with --cores {args.cores}; {len(samples)} estimates",
+            "error = (estimated end - real end) / (real end - moment of the estimate); goal: within 20 % at 25 %",
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""The status page: every state and the campaign's end, on a phone's width, in a real browser."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+from campaign.configurations import expand_campaign
+from campaign.layout import TrainingFolder
+from campaign.status import config_status
+from campaign.status_page import campaign_seconds_left, estimate_progress, render_page
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CAMPAIGN = {
+    "defaults": {"model": "yolov8n", "batch": 16, "imgsz": 64, "freeze": 0, "epochs": 4},
+    "matrix": {"batch": [8, 16, 32, 64]},
+}
+
+
+def epochs(folder: TrainingFolder, count: int, seconds_each: float) -> None:
+    folder.run.mkdir(parents=True, exist_ok=True)
+    rows = [f"{e},{e * seconds_each},{0.1 * e:.2f}" for e in range(1, count + 1)]
+    folder.epochs.write_text("epoch,time,metrics/mAP50-95(B)\n" + "\n".join(rows) + "\n")
+
+
+def campaign_folder(root):
+    """Four configurations: one done, one running here, one whose process died, one to do."""
+    done, running, failed, todo = sorted(expand_campaign(CAMPAIGN))
+    host = socket.gethostname()
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    for name, pid, count in ((done, None, 4), (running, os.getpid(), 2), (failed, ended.pid, 1)):
+        folder = TrainingFolder.of(name, root)
+        epochs(folder, count, 30.0)
+        folder.job_record.write_text(json.dumps({"host": host, "pid": pid or 1, "since": 0, "device": "cuda:0"}))
+        if pid is None:
+            batch = expand_campaign(CAMPAIGN)[name].batch
+            summary = {"epochs_run": 4, "device": "cuda:0", "batch_used": batch, "batch_configured": batch}
+            folder.summary.write_text(json.dumps(summary))
+    return done, running, failed, todo
+
+
+def test_the_campaign_end_counts_every_remaining_epoch_on_the_gpus_there_are(tmp_path):
+    done, running, failed, todo = campaign_folder(tmp_path)
+    configs = expand_campaign(CAMPAIGN)
+    statuses = [config_status(tmp_path, name, run.epochs, run.batch) for name, run in configs.items()]
+    assert [s.state for s in statuses] == ["done", "running", "failed", "to do"]
+    costs = {name: run.expected_cost() for name, run in configs.items()}
+    progress = {p.status.name: p for p in estimate_progress(statuses, costs, tmp_path, tmp_path / "logs")}
+    # 30 s an epoch measured: 2 epochs left running, 3 for the failed one (resumes), 4 to do.
+    assert progress[running].remaining_seconds == 60 and progress[failed].remaining_seconds == 90
+    assert progress[todo].remaining_seconds == 120  # same cost per epoch as the others here
+    assert campaign_seconds_left(list(progress.values()), slots=1) == 270
+    assert campaign_seconds_left(list(progress.values()), slots=2) == 150  # 60 + 90 on one, 120 on the other
+
+
+def test_the_page_shows_every_state_and_when_the_campaign_ends_in_chromium(tmp_path, browser):
+    done, running, failed, todo = campaign_folder(tmp_path / "work" / "results")
+    config = tmp_path / "work" / "config.yaml"
+    config.write_text(json.dumps({"campaign": CAMPAIGN}))
+    page_file = tmp_path / "status.html"
+    command = [sys.executable, os.path.join(ROOT, "scripts", "campaign", "status.py"), "--configfile", str(config)]
+    command += ["--results", str(tmp_path / "work" / "results"), "--html", str(page_file), "--slots", "2"]
+    subprocess.run(command, check=True, capture_output=True, cwd=tmp_path / "work")
+    html = page_file.read_text()
+    assert "http" not in html.replace('http-equiv="refresh"', ""), "self-contained: nothing fetched"
+    page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+    page.goto(page_file.as_uri())
+    text = page.inner_text("body")
+    assert "The campaign ends around" in text and "2 training(s) at a time" in text
+    for name, state in ((done, "done"), (running, "running"), (failed, "failed"), (todo, "to do")):
+        row = page.locator("tr", has_text=name)
+        assert row.locator("td.state").inner_text() == state
+    assert page.locator("svg.curve").count() == 2  # the curves of the done and the running training
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390, "no sideways scrolling on a phone"
+    page.close()
+
+
+def test_a_page_before_any_epoch_says_it_cannot_tell_yet(tmp_path):
+    configs = expand_campaign(CAMPAIGN)
+    statuses = [config_status(tmp_path, name, run.epochs) for name, run in configs.items()]
+    progress = estimate_progress(statuses, {n: r.expected_cost() for n, r in configs.items()}, tmp_path, tmp_path)
+    assert "cannot be estimated yet" in render_page(progress, 1)
