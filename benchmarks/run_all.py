@@ -2,7 +2,7 @@
 
 Run: `.venv/bin/python benchmarks/run_all.py` (about 40 minutes on 2 cores
 after a complete demo run, plus the demo itself if it has not run yet).
-The GPU check runs too where PyTorch sees a CUDA GPU.
+The GPU check and the course's GPU rehearsal run too where PyTorch sees a CUDA GPU.
 """
 
 import subprocess
@@ -19,15 +19,17 @@ BENCHMARKS = [
     "detect_memory.py",
     "phone_photos.py",
     "resized_accuracy.py",
+    "campaign_eta.py",
 ]
 
 
 def main() -> int:
     import torch
 
-    scripts = BENCHMARKS + (["gpu_check.py"] if torch.cuda.is_available() else [])
-    if "gpu_check.py" not in scripts:
-        print("gpu_check.py skipped: no CUDA GPU here (see benchmarks/gpu_check.sh)")
+    gpu = ["gpu_check.py", "gpu_course.py"]
+    scripts = BENCHMARKS + (gpu if torch.cuda.is_available() else [])
+    if not torch.cuda.is_available():
+        print("gpu_check.py and gpu_course.py skipped: no CUDA GPU here (see benchmarks/on_gpu.sh)")
     failed = []
     for script in scripts:
         print(f"\n=== {script}", flush=True)

@@ -60,13 +60,6 @@ class GroupUpload:
     # What stops the plan: link loops, names that are not UTF-8, unreadable or clashing class lists.
     problems: list[str] = field(default_factory=list)
 
-    @property
-    def class_names(self) -> dict[int, str] | None:
-        """The class list most of the group's labels use (for messages); None where the group uploaded none."""
-        used = [image.class_source for image in self.images if image.class_source]
-        source = max(set(used), key=used.count) if used else next(iter(self.class_lists), None)
-        return self.class_lists.get(source) if source else None
-
 
 def _label_for(image: Path) -> Path:
     """YOLO convention: the last `images` folder in the path becomes `labels`."""
@@ -120,8 +113,8 @@ def _special_kind(mode: int) -> str | None:
     return "a device" if stat.S_ISBLK(mode) else None
 
 
-def _files_under(root: Path, upload: Path) -> tuple[list[Path], list[tuple[Path, str, str]]]:
-    """Every file below root, in path order, and the entries that are never read, with why.
+def _files_under(root: Path, upload: Path) -> tuple[list[Path], list[tuple[Path, str, str]], list[str]]:
+    """Every file below root, in path order; the entries that are never read, with why; what stops the plan.
 
     Links are followed only where they lead to a file inside the upload
     folder (`upload`, already resolved): a group's link must not pull a file of
@@ -194,7 +187,7 @@ def resolved_link(path: str) -> Path | None:
 
 def _label_index(files: list[Path]) -> dict[tuple[str, str], list[Path]]:
     """Text files by folder and name, both as a person reads them: case aside, spaces around the stem aside."""
-    index: dict[tuple[Path, str], list[Path]] = {}
+    index: dict[tuple[str, str], list[Path]] = {}
     for path in files:
         if path.suffix.lower() == ".txt":
             index.setdefault((str(path.parent).lower(), loose_name(path.name)), []).append(path)
