@@ -47,7 +47,7 @@ def main() -> None:
     with scratch_folder() as scratch:
         workdir = Path(scratch) / "demo"
         for part in ("results", "logs", ".snakemake"):
-            shutil.copytree(args.demo / part, workdir / part, symlinks=True, ignore=ignore_locks)
+            shutil.copytree(args.demo / part, workdir / part, symlinks=True, ignore=not_the_demos)
         # The uploads and videos by the same relative paths: Snakemake compares input sets by path.
         (workdir / "demo").symlink_to((args.demo / "demo").resolve())
         shutil.copyfile(args.demo / "config.yaml", workdir / "config.yaml")
@@ -73,9 +73,15 @@ def step(name: str, seconds: float, output: str, goal: str) -> dict:
     return {"step": name, "jobs": snakemake_jobs(output), "seconds": round(seconds, 1), "goal": goal}
 
 
-def ignore_locks(folder: str, names: list[str]) -> list[str]:
-    """A copied lock would make the copy look busy."""
-    return ["locks", "incomplete"] if folder.endswith(".snakemake") else []
+def not_the_demos(folder: str, names: list[str]) -> list[str]:
+    """What a copy of the demo leaves out: locks and run records (they would make the copy look busy), and
+    results/benchmarks, where this very copy is made (copying it would copy the copy into itself)."""
+    path = Path(folder)
+    if path.name == ".snakemake":
+        return ["locks", "incomplete", "campaign-runs"]
+    if path.name == "results" and path.parent.name != "results":
+        return ["benchmarks"]
+    return []
 
 
 if __name__ == "__main__":
