@@ -82,3 +82,20 @@ def test_a_page_before_any_epoch_says_it_cannot_tell_yet(tmp_path):
     statuses = [config_status(tmp_path, name, run.epochs) for name, run in configs.items()]
     progress = estimate_progress(statuses, {n: r.expected_cost() for n, r in configs.items()}, tmp_path, tmp_path)
     assert "cannot be estimated yet" in render_page(progress, 1)
+
+
+def test_the_jobs_after_a_training_are_its_own_not_a_longer_named_configurations(tmp_path):
+    from campaign.status_page import after_training_seconds
+
+    for rule, file, seconds in (
+        ("evaluate", "cfg_val", 10),
+        ("evaluate", "cfg_test", 12),
+        ("speed", "cfg", 5),
+        ("evaluate", "cfg_seed1_val", 100),
+        ("speed", "cfg_seed1", 100),
+    ):
+        (tmp_path / rule).mkdir(exist_ok=True)
+        (tmp_path / rule / f"{file}.benchmark.tsv").write_text(f"s\th:m:s\n{seconds}\t0:00:{seconds}\n")
+    assert after_training_seconds(tmp_path, "cfg") == 27
+    assert after_training_seconds(tmp_path, "cfg_seed1") == 200
+    assert after_training_seconds(tmp_path, "other") is None

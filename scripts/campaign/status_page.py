@@ -30,8 +30,9 @@ from pathlib import Path
 
 from .status import COLOURS, ConfigStatus, epoch_times, format_eta
 
-# Rules that run per configuration after its training (their logs name the configuration).
-AFTER_TRAINING = ("evaluate", "bootstrap", "export", "speed", "imgsz_study")
+# Rules that run per configuration after its training, and whether their benchmark file names add
+# a split or a format to the configuration's name (logs/evaluate/<cfg>_<split>.benchmark.tsv).
+AFTER_TRAINING = {"evaluate": True, "bootstrap": True, "export": True, "speed": False, "imgsz_study": False}
 
 
 @dataclass
@@ -52,8 +53,12 @@ def validation_curve(results_csv: Path) -> list[float]:
 def after_training_seconds(logs: Path, name: str) -> float | None:
     """Seconds of the jobs after one configuration's training, from their benchmark files; None if none ran."""
     seconds = []
-    for rule in AFTER_TRAINING:
+    for rule, suffixed in AFTER_TRAINING.items():
         for path in (logs / rule).glob(f"{name}*.benchmark.tsv"):
+            stem = path.name.removesuffix(".benchmark.tsv")
+            # Not another configuration whose name starts with this one's (`<cfg>_seed1`).
+            if (stem.rsplit("_", 1)[0] if suffixed else stem) != name:
+                continue
             with open(path, newline="") as stream:
                 seconds += [float(row["s"]) for row in csv.DictReader(stream, delimiter="\t")][-1:]
     return sum(seconds) if seconds else None
