@@ -102,8 +102,7 @@ def campaign_seconds_left(progress: list[Progress], slots: int) -> float | None:
     loads = [0.0] * max(slots, 1)
     running = sorted((p.remaining_seconds for p in progress if p.status.state == "running"), reverse=True)
     waiting = sorted(
-        (p.remaining_seconds for p in progress if p.status.state not in ("running",) and p.remaining_seconds),
-        reverse=True,
+        (p.remaining_seconds for p in progress if p.status.state != "running" and p.remaining_seconds), reverse=True
     )
     for seconds in [*running, *waiting]:
         heapq.heapreplace(loads, loads[0] + seconds)

@@ -140,7 +140,7 @@ def _files_under(root: Path, upload: Path) -> tuple[list[Path], list[tuple[Path,
                 elif entry.is_symlink():
                     target = resolved_link(entry.path)
                     if target is None:
-                        problems.append(f"{shown(entry.path)}: a link that leads back to itself: remove the link")
+                        problems.append(f"{entry.path}: a link that leads back to itself: remove the link")
                     elif not target.is_relative_to(upload):
                         skipped.append((Path(entry.path), "rejected", f"link to {target}, outside the upload folder"))
                     elif not target.exists():
@@ -162,13 +162,11 @@ def is_metadata(name: str) -> bool:
     return name in METADATA_FOLDERS or name in METADATA_FILES or name.startswith("._")
 
 
-def shown(path: str) -> str:
-    """A path as a message can print it, whatever bytes its name holds (`caf\\xe9.jpg`)."""
-    return ascii(os.fsencode(path))[2:-1] if unusable_name(path) else path
-
-
 def unusable_name(path: str) -> str:
-    """Why a file name cannot go through the workflow ('' where it can): it must be UTF-8."""
+    """Why a file name cannot go through the workflow ('' where it can): it must be UTF-8.
+
+    The path is shown with its undecodable bytes escaped (`caf\\xe9.jpg`).
+    """
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:
