@@ -4,13 +4,6 @@
 
 import re
 
-# config.yaml is the demo's campaign. A file given with --configfile is a
-# whole campaign of its own, not a patch on top of the demo: no key of
-# config.yaml leaks into it.
-if not workflow.overwrite_configfiles:
-
-    configfile: "config.yaml"
-
 
 report: "report/workflow.rst"
 

@@ -1,22 +1,28 @@
-"""Planning time: `snakemake -n` of the campaign at 128 and 512 configurations, against the floor.
+"""Planning time and memory: `snakemake -n` of the campaign at 128, 512 and 3,840 configurations, against the floor.
 
 The default campaign (config.yaml) is extended to 4 models x 4 batch sizes x
-4 image sizes x 2 freeze settings = 128 configurations, and x 4 seeds = 512.
-The floor is benchmarks/bare.smk: the same rules, wildcards and edges with
-plain file lists and no validation, i.e. what Snakemake itself needs to plan a
-DAG of this shape. Both plan the same jobs and job-to-job edges (counted in
-their `--dag` graphs, checked), in empty
-working folders, each timed as the median of --repeats runs of the whole
-command (interpreter start included).
+4 image sizes x 2 freeze settings = 128 configurations; x 4 seeds = 512; x 5
+seeds x 3 hyperparameter sets x 2 patience settings = 3,840 (a teacher's widest
+matrix). The floor is benchmarks/bare.smk: the same rules, wildcards and
+edges with plain file lists and no validation, i.e. what Snakemake itself
+needs to plan a DAG of this shape. Both plan the same jobs and job-to-job
+edges (counted in their `--dag` graphs, checked), in empty working folders,
+each timed as the median of --repeats runs of the whole command (interpreter
+start included); memory is the largest peak resident set of those runs (the
+kernel's count for that process, os.wait4).
 
-Run: `.venv/bin/python benchmarks/planning.py` (about 2 minutes on 2 cores).
-Prints a table and writes results/benchmarks/planning.csv.
+Run: `.venv/bin/python benchmarks/planning.py` (about 2 minutes on 2 cores;
+`--sizes 3840 --repeats 1` about 8 more). Prints a table and writes
+results/benchmarks/planning.csv.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -25,10 +31,11 @@ from common import ROOT, SNAKEMAKE, median, report, run_timed, scratch_folder, s
 sys.path.insert(0, str(ROOT / "scripts"))
 
 MODELS = ["yolov8n", "yolov8s", "yolov8m", "yolov8l"]
+GOALS = {128: "ratio <= 1.5", 512: "ratio <= 1.5, workflow < 5 s", 3840: "time and memory ratios <= 1.3"}
 
 
 def campaign_config(configurations: int) -> dict:
-    """config.yaml with its matrix widened to 128 or 512 configurations, paths made absolute."""
+    """config.yaml with its matrix widened to 128, 512 or 3,840 configurations, paths made absolute."""
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["dataset"]["raw"] = str(ROOT / config["dataset"]["raw"])
     config["detect"]["sources"] = [str(ROOT / source) for source in config["detect"]["sources"]]
@@ -36,8 +43,10 @@ def campaign_config(configurations: int) -> dict:
     matrix = {"model": MODELS, "batch": [8, 16, 32, 64], "imgsz": [64, 96, 128, 160], "freeze": [0, 10]}
     if configurations == 512:
         matrix["seed"] = [0, 1, 2, 3]
+    elif configurations == 3840:
+        matrix |= {"seed": [0, 1, 2, 3, 4], "hyp": ["default", "scratch-low", "scratch-med"], "patience": [100, 50]}
     elif configurations != 128:
-        raise ValueError("configurations: 128 or 512")
+        raise ValueError("configurations: 128, 512 or 3840")
     config["campaign"]["matrix"] = matrix
     return config
 
@@ -57,20 +66,35 @@ def bare_config(config: dict) -> dict:
     }
 
 
-def plan(snakefile: Path, config: dict, workdir: Path, repeats: int) -> tuple[float, int]:
+def run_measured(command: list[str], cwd: Path) -> tuple[float, float, str]:
+    """Wall seconds, peak resident memory (MB) and output of a command that must succeed."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, command))} failed ({process.returncode}):\n{output[-4000:]}")
+    return seconds, usage.ru_maxrss / 1024, output  # ru_maxrss is in KiB on Linux
+
+
+def plan(snakefile: Path, config: dict, workdir: Path, repeats: int) -> tuple[float, float, int]:
+    """Median seconds, peak MB and job count of `snakemake -n` of `snakefile` with `config`."""
     workdir.mkdir(parents=True)
     configfile = workdir / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))
     command = [*SNAKEMAKE, "-s", str(snakefile), "-d", str(workdir), "--configfile", str(configfile)]
     command += ["-n", "--quiet", "rules"]
-    times, jobs = [], set()
+    times, peaks, jobs = [], [], set()
     for _ in range(repeats):
-        seconds, output = run_timed(command, cwd=workdir)
+        seconds, peak_mb, output = run_measured(command, cwd=workdir)
         times.append(seconds)
+        peaks.append(peak_mb)
         jobs.add(snakemake_jobs(output))
     if len(jobs) != 1:
         raise RuntimeError(f"{snakefile}: the job count changed between runs: {jobs}")
-    return median(times), jobs.pop()
+    return median(times), max(peaks), jobs.pop()
 
 
 def dag_edges(snakefile: Path, workdir: Path) -> int:
@@ -90,8 +114,9 @@ def main() -> None:
     with scratch_folder() as scratch:
         for size in args.sizes:
             config = campaign_config(size)
-            workflow, jobs = plan(ROOT / "Snakefile", config, Path(scratch) / f"campaign{size}", args.repeats)
-            floor, bare_jobs = plan(
+            workdir = Path(scratch) / f"campaign{size}"
+            workflow, workflow_mb, jobs = plan(ROOT / "Snakefile", config, workdir, args.repeats)
+            floor, floor_mb, bare_jobs = plan(
                 ROOT / "benchmarks" / "bare.smk", bare_config(config), Path(scratch) / f"bare{size}", args.repeats
             )
             if bare_jobs != jobs:
@@ -108,7 +133,10 @@ def main() -> None:
                     "workflow_s": round(workflow, 2),
                     "bare_snakefile_s": round(floor, 2),
                     "ratio": round(workflow / floor, 2),
-                    "goal": "ratio <= 1.5" + (", workflow < 5 s" if size == 512 else ""),
+                    "workflow_peak_mb": round(workflow_mb),
+                    "bare_snakefile_peak_mb": round(floor_mb),
+                    "memory_ratio": round(workflow_mb / floor_mb, 2),
+                    "goal": GOALS.get(size, ""),
                 }
             )
     report("planning", rows, [f"median of {args.repeats} runs of `snakemake -n --quiet rules` each"])

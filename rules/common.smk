@@ -10,6 +10,12 @@ min_version("9.0")
 # Scripts import their logic from scripts/campaign; so does the Snakefile.
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
+from campaign.config_file import (
+    check_one_campaign,
+    read_config_file,
+    retype_command_line_values,
+)
+from campaign.config_schema import check_config
 from campaign.configurations import (
     ConfigError,
     canonical_order,
@@ -24,6 +30,30 @@ from campaign.shards import assign_shards, parse_shard
 from campaign.video import detect_source_names
 from campaign.weights import resolve_pretrained_weights
 
+# config.yaml is the demo's campaign. A file given with --configfile is a
+# whole campaign of its own, not a patch on top of the demo: no key of
+# config.yaml leaks into it, and a second file is refused rather than merged.
+# Each file is read strictly first (YAML 1.2 numbers, no repeated key), so that
+# what Snakemake reads is what was written (campaign/config_file.py).
+CONFIGFILES = [str(path) for path in workflow.overwrite_configfiles] or ["config.yaml"]
+try:
+    check_one_campaign(CONFIGFILES)
+    read_config_file(CONFIGFILES[0])
+except ConfigError as error:
+    raise WorkflowError(f"Invalid configuration: {error}") from None
+
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
+
+# One line per problem, key path first; then Snakemake's own validation fills
+# in the schema's defaults.
+retype_command_line_values(config, workflow.config_settings.config)
+try:
+    check_config(config)
+except ConfigError as error:
+    raise WorkflowError(f"Invalid configuration: {error}") from None
 validate(config, "../schemas/config.schema.yaml")
 
 # Key order in config.yaml means nothing; sorted, it cannot change any params.
@@ -32,7 +62,7 @@ config.clear()
 config.update(_ordered)
 
 # The campaign's config file, for messages that tell what command to run.
-CONFIGFILE = str((workflow.overwrite_configfiles or ["config.yaml"])[0])
+CONFIGFILE = CONFIGFILES[0]
 
 try:
     CONFIGS = expand_campaign(config["campaign"])

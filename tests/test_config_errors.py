@@ -3,16 +3,19 @@
 import copy
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
+import yaml
 
 from tiny_campaign import ROOT, TINY, snakemake
 
 pytestmark = pytest.mark.slow  # one Snakemake run per bad config
 
 
-def failing(tmp_path, config):
-    result = snakemake(tmp_path, "-n", config=config, check=False)
+def failing(tmp_path, config, *args):
+    result = snakemake(tmp_path, "-n", *args, config=config, check=False)
     assert result.returncode != 0
     assert not (tmp_path / "results").exists(), "a job ran despite the bad config"
     return result.stdout + result.stderr
@@ -39,17 +42,52 @@ def test_missing_raw_folder_is_named(tmp_path):
     assert "dataset.raw" in failing(tmp_path, config)
 
 
-@pytest.mark.parametrize("key,value", [("batch", 0), ("imgsz", 100), ("model", "yolov9n")])
-def test_out_of_range_values_are_rejected(tmp_path, key, value):
+@pytest.mark.parametrize(
+    "key,value,expected",
+    [
+        ("batch", 0, "campaign.defaults.batch: 0 is out of range (must be at least 1)"),
+        ("imgsz", 100, "campaign.defaults.imgsz: 100 is not a multiple of 32 (the nearest: 96 or 128)"),
+        ("model", "yolov9n", "campaign.defaults.model: 'yolov9n' is not allowed (did you mean yolov8n or yolov5n"),
+    ],
+)
+def test_out_of_range_values_are_rejected(tmp_path, key, value, expected):
     config = copy.deepcopy(TINY)
     config["campaign"]["defaults"][key] = value
-    assert key in failing(tmp_path, config)
+    assert f"Invalid configuration: {expected}" in failing(tmp_path, config)
+
+
+def test_one_config_file_is_one_campaign(tmp_path):
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump(TINY))
+    message = failing(tmp_path, TINY, "--configfile", str(tmp_path / "config.yaml"), str(tmp_path / "other.yaml"))
+    assert "Invalid configuration: --configfile was given 2 files" in message
+
+
+def test_nested_command_line_values_are_typed_and_checked(tmp_path):
+    typed = snakemake(
+        tmp_path, "-n", "--config", "campaign={defaults: {epochs: 2}, matrix: {freeze: [0]}}", config=TINY
+    )
+    assert "train                             1" in typed.stdout
+    message = failing(tmp_path, TINY, "--config", "campaign={defaults: {batch: 0.5}}")
+    assert "Invalid configuration: campaign.defaults.batch: 0.5 is a decimal number, not a whole number" in message
+
+
+def test_a_tab_in_the_default_config_file_is_named_with_its_line(tmp_path):
+    text = (ROOT / "config.yaml").read_text().replace("  defaults:\n    ", "  defaults:\n\t", 1)
+    (tmp_path / "config.yaml").write_text(text)
+    line = text[: text.index("\t")].count("\n") + 1
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "-n"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    message = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"Invalid configuration: config.yaml line {line}, column 1: found character '\\t'" in message
+    assert "indent with spaces, not tabs" in message
 
 
 def test_lint_is_clean_on_the_default_config():
-    import subprocess
-    import sys
-
     result = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=ROOT, capture_output=True, text=True)
     assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr, (
         result.stdout + result.stderr

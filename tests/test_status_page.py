@@ -10,6 +10,7 @@ from campaign.configurations import expand_campaign
 from campaign.layout import TrainingFolder
 from campaign.status import config_status
 from campaign.status_page import campaign_seconds_left, estimate_progress, render_page
+from tiny_campaign import TINY
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CAMPAIGN = {
@@ -58,7 +59,7 @@ def test_the_campaign_end_counts_every_remaining_epoch_on_the_gpus_there_are(tmp
 def test_the_page_shows_every_state_and_when_the_campaign_ends_in_chromium(tmp_path, browser):
     done, running, failed, todo = campaign_folder(tmp_path / "work" / "results")
     config = tmp_path / "work" / "config.yaml"
-    config.write_text(json.dumps({"campaign": CAMPAIGN}))
+    config.write_text(json.dumps({**TINY, "campaign": CAMPAIGN}))
     page_file = tmp_path / "status.html"
     command = [sys.executable, os.path.join(ROOT, "scripts", "campaign", "status.py"), "--configfile", str(config)]
     command += ["--results", str(tmp_path / "work" / "results"), "--html", str(page_file), "--slots", "2"]

@@ -149,16 +149,19 @@ def hyperparameter_sets() -> dict[str, dict[str, Any]]:
 
 
 @cache
-def ultralytics_arguments() -> frozenset[str]:
-    """Every argument Ultralytics' trainer knows, from its own defaults file (read without importing it)."""
+def ultralytics_arguments() -> dict[str, Any]:
+    """Every argument Ultralytics' trainer knows, with its default, from its own defaults file.
+
+    Read without importing Ultralytics, which is slow to import.
+    """
     import importlib.util
 
     spec = importlib.util.find_spec("ultralytics")
     if spec is None or not spec.submodule_search_locations:
-        return frozenset()  # not installed here: the training job reports it
+        return {}  # not installed here: the training job reports it
     defaults = Path(spec.submodule_search_locations[0]) / "cfg" / "default.yaml"
     with defaults.open() as handle:
-        return frozenset(yaml.safe_load(handle))
+        return yaml.safe_load(handle)
 
 
 def _closest(name: str, known: Any) -> str:
@@ -166,13 +169,36 @@ def _closest(name: str, known: Any) -> str:
     return f"did you mean {' or '.join(close)}?" if close else f"known: {', '.join(sorted(known))}"
 
 
-def _check_args(run: dict[str, Any], where: str) -> None:
+# Arguments `args` may not set: those a configuration's name shows (the name
+# would then say one thing while another trains) and those the workflow sets
+# for every training itself.
+CAMPAIGN_KEYS = ("model", "batch", "imgsz", "freeze", "epochs", "hyp", "pretrained", "patience", "seed", "workers")
+WORKFLOW_KEYS = ("data", "project", "name", "exist_ok", "device", "resume")
+
+
+def _check_args(run: dict[str, Any], origin: dict[str, str]) -> None:
     known = ultralytics_arguments()
-    for key in run.get("args") or {}:
+    for key, value in (run.get("args") or {}).items():
+        where = f"{origin['args']}.{key}"
+        if key in CAMPAIGN_KEYS:
+            raise ConfigError(
+                f"{where}: {key} is part of what a configuration's name says; set it as a campaign key "
+                f"(campaign.defaults.{key}, a campaign.matrix list, an override's `set` or an extra's {key}), "
+                "not in args"
+            )
+        if key in WORKFLOW_KEYS:
+            raise ConfigError(f"{where}: the workflow sets {key} for every training itself; remove it from args")
         if known and key not in known:
             raise ConfigError(
-                f"{where}: args.{key} is not an Ultralytics training argument ({_closest(key, known)}); "
+                f"{where} is not an Ultralytics training argument ({_closest(key, known)}); "
                 "every argument is listed in ultralytics/cfg/default.yaml"
+            )
+        default = known.get(key) if known else None
+        numeric_default = isinstance(default, (int, float)) and not isinstance(default, bool)
+        if numeric_default and (isinstance(value, (str, bool)) or value is None):
+            raise ConfigError(
+                f"{where}: {value!r} is not a number, and Ultralytics expects one (its default is {default!r}); "
+                "write it as a number without quotes, e.g. 0.001"
             )
 
 
@@ -205,17 +231,17 @@ def _name(run: dict[str, Any], defaults: dict[str, Any]) -> str:
     return "_".join(parts)
 
 
-def _check_run(run: dict[str, Any], where: str) -> None:
+def _check_run(run: dict[str, Any], where: str, origin: dict[str, str]) -> None:
     family = run["model"][:-1]
     if run["freeze"] and not run["pretrained"]:
         raise ConfigError(
-            f"{where}: freeze={run['freeze']} with pretrained=false would freeze random "
-            "weights; set pretrained: true or freeze: 0"
+            f"{origin['freeze']}: freeze={run['freeze']} with pretrained=false ({origin['pretrained']}) would "
+            f"freeze random weights in {where}; set pretrained: true or freeze: 0"
         )
     if run["freeze"] >= TOTAL_LAYERS[family]:
         raise ConfigError(
-            f"{where}: freeze={run['freeze']} would freeze all {TOTAL_LAYERS[family]} layers "
-            f"of {run['model']}, leaving nothing to train (its backbone is "
+            f"{origin['freeze']}: freeze={run['freeze']} would freeze all {TOTAL_LAYERS[family]} layers "
+            f"of {run['model']} ({origin['model']}) in {where}, leaving nothing to train (its backbone is "
             f"{BACKBONE_LAYERS[family]} layers)"
         )
 
@@ -280,16 +306,25 @@ def expand_campaign(campaign: dict[str, Any]) -> Campaign:
     """Expand defaults x matrix, apply overrides and exclusions, add extras.
 
     Returns configurations by name, sorted by name. Raises ConfigError naming
-    the config key when two configurations would share a name.
+    the config key a wrong value came from (campaign.matrix.freeze[1], ...),
+    when two configurations would share a name, and when two would train the
+    same arguments under two names.
     """
-    defaults = {**run_defaults(), **campaign["defaults"]}
+    given = campaign["defaults"]
+    defaults = {**run_defaults(), **given}
+    default_origin = {
+        key: f"campaign.defaults.{key}" if key in given else f"campaign.defaults.{key} (its default)"
+        for key in defaults
+    }
     matrix = campaign.get("matrix") or {}
     keys = sorted(matrix)
-    runs: list[tuple[str, dict[str, Any]]] = []
+    runs: list[tuple[str, dict[str, Any], dict[str, str]]] = []
     excludes, overrides = campaign.get("exclude") or [], campaign.get("overrides") or []
     excluded_by, overridden_by = [0] * len(excludes), [0] * len(overrides)  # matches of each entry
-    for values in itertools.product(*(matrix[k] for k in keys)):
+    for indices in itertools.product(*(range(len(matrix[key])) for key in keys)):
+        values = [matrix[key][index] for key, index in zip(keys, indices)]
         run = {**defaults, **dict(zip(keys, values))}
+        origin = {**default_origin, **{key: f"campaign.matrix.{key}[{i}]" for key, i in zip(keys, indices)}}
         excluded = [i for i, pattern in enumerate(excludes) if _matches(run, pattern)]
         for index in excluded:
             excluded_by[index] += 1
@@ -299,18 +334,26 @@ def expand_campaign(campaign: dict[str, Any]) -> Campaign:
             if _matches(run, override["match"]):
                 overridden_by[index] += 1
                 run.update(override["set"])
-        runs.append((f"campaign.matrix (combination {dict(zip(keys, values))})", run))
+                origin.update({key: f"campaign.overrides[{index}].set.{key}" for key in override["set"]})
+        runs.append((f"campaign.matrix (combination {dict(zip(keys, values))})", run, origin))
+    if excludes and not runs:
+        raise ConfigError(
+            "campaign.exclude removes every configuration of campaign.defaults x campaign.matrix, so nothing "
+            "would train; loosen an exclude pattern or add configurations"
+        )
     for index, pattern in enumerate(excludes):
         _check_pattern_matched(f"campaign.exclude[{index}]", pattern, excluded_by[index], defaults)
     for index, override in enumerate(overrides):
         _check_pattern_matched(f"campaign.overrides[{index}]", override["match"], overridden_by[index], defaults)
     for index, extra in enumerate(campaign.get("extra") or []):
-        runs.append((f"campaign.extra[{index}]", {**defaults, **extra}))
+        origin = {**default_origin, **{key: f"campaign.extra[{index}].{key}" for key in extra}}
+        runs.append((f"campaign.extra[{index}]", {**defaults, **extra}, origin))
 
     configs: dict[str, RunConfig] = {}
-    for where, run in runs:
-        _check_run(run, where)
-        _check_args(run, where)
+    trained_by: dict[str, tuple[str, str]] = {}  # what trains -> (name, where it was configured)
+    for where, run, origin in runs:
+        _check_run(run, where, origin)
+        _check_args(run, origin)
         explicit = run.pop("name", None)
         group = explicit or _name(run, defaults)
         for offset in range(run.pop("replicates")):
@@ -324,5 +367,14 @@ def expand_campaign(campaign: dict[str, Any]) -> Campaign:
                     "a distinct `name:` or remove the duplicate (seed replicates take the seeds "
                     "after the configuration's own)"
                 )
-            configs[name] = RunConfig(name=name, group=group, **seeded)
+            config = RunConfig(name=name, group=group, **seeded)
+            identity = stable_hash({"args": config.args_hash(), "gpus": config.gpus})
+            if identity in trained_by:
+                other, other_where = trained_by[identity]
+                raise ConfigError(
+                    f"{where}: configuration {name!r} trains exactly what {other!r} ({other_where}) trains, "
+                    "under a second name; remove one of them, or make them differ in an argument"
+                )
+            trained_by[identity] = (name, where)
+            configs[name] = config
     return Campaign(sorted(configs.items()))

@@ -20,8 +20,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from campaign.checkpoints import (  # noqa: E402
@@ -32,6 +30,8 @@ from campaign.checkpoints import (  # noqa: E402
     sha256_of,
     write_checksums,
 )
+from campaign.config_file import read_config_file  # noqa: E402
+from campaign.configurations import ConfigError  # noqa: E402
 
 DEFAULT_CHECKSUMS = "weights/SHA256SUMS"
 
@@ -53,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--record", action="store_true", help="only record the SHA-256 of files already there")
     args = parser.parse_args(argv)
 
-    config = yaml.safe_load(Path(args.configfile).read_text()) or {}
+    try:
+        config = read_config_file(args.configfile)
+    except ConfigError as error:
+        parser.error(f"invalid configuration: {error}")
     weights = config.get("weights") or {}
     checksum_file = Path(config.get("weights_checksums") or DEFAULT_CHECKSUMS)
     if not weights:

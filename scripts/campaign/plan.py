@@ -182,12 +182,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", action="store_true", help="list every job with its reason")
     args = parser.parse_args(argv)
 
-    import yaml
+    from .config_file import load_campaign
+    from .configurations import ConfigError
 
-    from .configurations import expand_campaign
-
-    config = yaml.safe_load(Path(args.configfile).read_text())
-    configs = expand_campaign(config["campaign"])
+    try:
+        config, configs = load_campaign(args.configfile)
+    except ConfigError as error:
+        parser.error(f"invalid configuration: {error}")
     if args.servers > 1:
         from .shards import shard_table
 

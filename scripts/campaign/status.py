@@ -191,12 +191,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    import yaml
+    from .config_file import load_campaign
+    from .configurations import ConfigError
 
-    from .configurations import expand_campaign
-
-    config = yaml.safe_load(Path(args.configfile).read_text())
-    configs = expand_campaign(config["campaign"])
+    try:
+        _, configs = load_campaign(args.configfile)
+    except ConfigError as error:
+        parser.error(f"invalid configuration: {error}")
     stale_after = args.stale_minutes * 60
     while True:
         statuses = [

@@ -98,15 +98,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.unlock_stale:
         return unlock_stale(stale_after)
 
-    import yaml
-
-    from .configurations import expand_campaign
+    from .config_file import load_campaign
+    from .configurations import ConfigError
     from .runs import read_runs
     from .shards import assign_shards, parse_shard
     from .status import config_status
 
-    config = yaml.safe_load(Path(args.configfile).read_text())
-    configs = expand_campaign(config["campaign"])
+    try:
+        _, configs = load_campaign(args.configfile)
+    except ConfigError as error:
+        parser.error(f"invalid configuration: {error}")
     statuses = {
         name: config_status(args.results, name, run.epochs, run.batch, stale_after) for name, run in configs.items()
     }

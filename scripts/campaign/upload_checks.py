@@ -7,6 +7,7 @@ each group's own class ids onto the campaign's classes, which cleaning uses.
 
 from __future__ import annotations
 
+import difflib
 from collections import Counter
 from pathlib import Path
 
@@ -129,6 +130,10 @@ def upload_errors(
         for index, name in enumerate(listed):
             if name not in names:
                 problems.append(f"dataset.{key}[{index}]: {name!r} is not a group of the upload ({names})")
+    for name in sorted(set(class_maps) - set(names)):
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"the groups are {names}"
+        problems.append(f"dataset.class_map.{name}: {name!r} is not a group of the upload ({hint})")
     return problems
 
 

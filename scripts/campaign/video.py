@@ -26,12 +26,19 @@ def expand_sources(sources: list[str]) -> list[tuple[int, str]]:
     A folder of videos gives each video in it (copy one in and rerun: its
     detections are made); a folder of images is one source, its frames in
     name order; a folder with neither (the class has not filmed yet) gives
-    none. A file is itself.
+    none. A file is itself. A file that is neither a video nor an image, and
+    a folder whose files are neither, are a ConfigError naming the source.
     """
     expanded = []
+    media = ", ".join(sorted(VIDEO_SUFFIXES | IMAGE_SUFFIXES))
     for index, source in enumerate(sources):
         path = Path(source)
         if not path.is_dir():
+            if path.is_file() and path.suffix.lower() not in VIDEO_SUFFIXES | IMAGE_SUFFIXES:
+                raise ConfigError(
+                    f"detect.sources[{index}]: {source!r} is neither a video nor an image ({media}); "
+                    "give a video file, a folder of videos or a folder of images"
+                )
             expanded.append((index, source))
             continue
         files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
@@ -40,6 +47,11 @@ def expand_sources(sources: list[str]) -> list[tuple[int, str]]:
             expanded += [(index, str(video)) for video in videos]
         elif any(p.suffix.lower() in IMAGE_SUFFIXES for p in files):
             expanded.append((index, source))
+        elif files:
+            raise ConfigError(
+                f"detect.sources[{index}]: folder {source!r} holds {len(files)} file(s) but no video or image "
+                f"({media}); put the videos or frames there, or remove the source"
+            )
     return expanded
 
 
