@@ -61,11 +61,11 @@ onstart:
 
 
 onsuccess:
-    end_run()
+    end_campaign_run(failed=False)
 
 
 onerror:
-    end_run()
+    end_campaign_run(failed=True)
 
 
 rule all:

@@ -23,9 +23,18 @@ from campaign.configurations import (
     stable_hash,
 )
 from campaign.checkpoints import verify_checkpoints
+from campaign.clock import FutureDatedError, check_no_future_files
 from campaign.upload_checks import CleaningError, check_upload
+from campaign.layout import probes_table
+from campaign.packing import shares_per_gpu, training_needs_mb
 from campaign.probe import probe_settings
-from campaign.runs import end_run, start_run
+from campaign.runs import (
+    end_run,
+    explain_stop,
+    notice_stop_requests,
+    other_live_runs_notice,
+    start_run,
+)
 from campaign.shards import assign_shards, parse_shard
 from campaign.video import detect_source_names
 from campaign.weights import resolve_pretrained_weights
@@ -122,6 +131,33 @@ try:
 except (CleaningError, ValueError) as error:
     raise WorkflowError(f"Invalid upload: {error}") from None
 
+# Files dated in the future would make Snakemake delete finished outputs
+# ("clock skew"): stop first, naming them (campaign/clock.py). Job processes
+# skip the look: their main process has made it.
+if workflow.is_main_process:
+    try:
+        check_no_future_files(
+            [
+                config["dataset"]["raw"],
+                "results",
+                CONFIGFILE,
+                config["weights_checksums"],
+                *config["weights"].values(),
+                *config["detect"]["sources"],
+                *filter(None, [config["splits"]["lock"]]),
+            ]
+        )
+    except FutureDatedError as error:
+        raise WorkflowError(f"Clock: {error}") from None
+
+# Packing (gpu.pack): each training's memory need, and Snakemake's `gpu`
+# resource counted in shares of a GPU (campaign/packing.py).
+SHARES_PER_GPU = shares_per_gpu(config["gpu"])
+try:
+    TRAINING_NEEDS = training_needs_mb(CONFIGS, config["gpu"], probes_table())
+except ConfigError as error:
+    raise WorkflowError(f"Invalid configuration: {error}") from None
+
 SPLITS = config["evaluation"]["splits"]
 # The split configurations are compared on (findings, per-class AP, exported models): test where evaluated.
 COMPARISON_SPLIT = next(split for split in ("test", "val", "train") if split in SPLITS)
@@ -152,6 +188,14 @@ if ONLY:
     SHARD_CONFIGS = [name for name in SHARD_CONFIGS if name in ONLY]
 
 
+# Before Snakemake locks the folder: where another live run holds it, the
+# advice to `--unlock` that Snakemake gives on refusing this one would break it.
+if workflow.is_main_process and not workflow.dryrun:
+    _notice = other_live_runs_notice()
+    if _notice:
+        print(_notice, file=sys.stderr, flush=True)
+
+
 def record_campaign_run():
     """onstart: say who runs what here, with the locks it holds (campaign/runs.py)."""
     locks = getattr(workflow.persistence, "_lockfile", {}).values()
@@ -162,6 +206,15 @@ def record_campaign_run():
     else:
         what = "the whole campaign"
     start_run([os.path.relpath(lock) for lock in locks], SHARD_CONFIGS, what)
+    notice_stop_requests()
+
+
+def end_campaign_run(failed):
+    """onsuccess and onerror: this run's record goes; a run stopped on request says so."""
+    end_run()
+    explained = explain_stop() if failed else None
+    if explained:
+        print(explained, file=sys.stderr, flush=True)
 
 
 def raw_upload_files():
@@ -281,7 +334,19 @@ def training_priority(name):
 
 def evaluation_gpus(wildcards):
     """Evaluating and timing a configuration takes one GPU, or none if it trained on the CPU."""
-    return min(CONFIGS[wildcards.cfg].gpus, 1)
+    return min(CONFIGS[wildcards.cfg].gpus, 1) * SHARES_PER_GPU
+
+
+def training_gpus(wildcards):
+    """A training's `gpu` resource: one share where it packs, else its GPUs (in shares, with packing)."""
+    if wildcards.cfg in TRAINING_NEEDS:
+        return 1
+    return CONFIGS[wildcards.cfg].gpus * SHARES_PER_GPU
+
+
+def training_gpu_mb(wildcards):
+    """A training's `gpu_mb` resource: the memory it packs with (0: unknown or not packing, a whole GPU)."""
+    return TRAINING_NEEDS.get(wildcards.cfg, 0)
 
 
 def config_labels(name):

@@ -11,7 +11,7 @@ rule probe:
         "../envs/train.yaml"
     threads: lambda wc: probe_threads(wc.probe)
     resources:
-        gpu=lambda wc: min(PROBES[wc.probe]["gpus"], 1),
+        gpu=lambda wc: min(PROBES[wc.probe]["gpus"], 1) * SHARES_PER_GPU,
     params:
         args=lambda wc: PROBES[wc.probe],
         iterations=config["plan"]["iterations"],

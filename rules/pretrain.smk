@@ -32,7 +32,7 @@ rule pretrain:
         "../envs/train.yaml"
     threads: 1
     resources:
-        gpu=1,
+        gpu=SHARES_PER_GPU,
     params:
         model=lambda wc: wc.model,
         run_dir=lambda wc: f"results/pretrain/{wc.model}_run",

@@ -21,7 +21,8 @@ rule train:
         "../envs/train.yaml"
     threads: training_threads
     resources:
-        gpu=lambda wc: CONFIGS[wc.cfg].gpus,
+        gpu=training_gpus,
+        gpu_mb=training_gpu_mb,
     params:
         model=lambda wc: CONFIGS[wc.cfg].model,
         args=lambda wc: CONFIGS[wc.cfg].train_args(),

@@ -1,6 +1,7 @@
 """The course's campaign (configs/course.yaml) plans as a whole campaign of its own, before any training."""
 
 import csv
+import math
 import re
 import shutil
 import subprocess
@@ -20,7 +21,8 @@ pytestmark = pytest.mark.slow  # the course campaign planned and probed
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_the_course_campaign_dry_runs_with_its_own_keys_only(tmp_path):
+def course_folder(tmp_path: Path) -> None:
+    """The course's campaign in tmp_path: the demo's uploads and video in its folders, its checkpoints recorded."""
     shutil.copytree(ROOT / "demo" / "raw", tmp_path / "uploads", ignore=shutil.ignore_patterns("delta"))
     (tmp_path / "videos").mkdir()
     shutil.copyfile(ROOT / "demo" / "videos" / "table.mp4", tmp_path / "videos" / "course.mp4")
@@ -32,6 +34,9 @@ def test_the_course_campaign_dry_runs_with_its_own_keys_only(tmp_path):
     record = [sys.executable, str(ROOT / "scripts/campaign/fetch_weights.py"), "--configfile", "configs/course.yaml"]
     subprocess.run([*record, "--record"], cwd=tmp_path, check=True, capture_output=True)
 
+
+def test_the_course_campaign_dry_runs_with_its_own_keys_only(tmp_path):
+    course_folder(tmp_path)
     jobs = dry_run_jobs(["-d", str(tmp_path), "--configfile", str(tmp_path / "configs" / "course.yaml")])
     counts = Counter(job["rule"] for job in jobs)
     # 4 sizes x 2 batches x 2 freeze values; val + test; speed each; the study on 4; 2 configs x 1 video.
@@ -78,3 +83,40 @@ def test_plan_probes_every_distinct_training_step_before_any_training(tmp_path):
     assert "To train: 2 configuration(s)" in out and "CPU-h" in out and "Makespan on 2 server(s) x 1 GPU(s)" in out
     assert out.count(" NO ") == 2 and "does not fit in 600 MB" in out
     assert len(re.findall(r" ~\d+ ", out)) == 2 and "~ extrapolated from the smaller batches probed" in out
+
+
+H200_PROBES = ROOT / "benchmarks" / "gpu" / "2026-12-04_NVIDIA-H200_course" / "1-probes-and-trainings" / "probes.csv"
+
+
+def test_with_packing_a_dry_run_shows_what_each_training_asks_for(tmp_path):
+    """The course's probes measured on a GPU: each probed training asks for one share and its need, the rest a GPU."""
+    course_folder(tmp_path)
+    config = yaml.safe_load((tmp_path / "configs" / "course.yaml").read_text())
+    config["gpu"].update(pack=True, max_share=2)
+    (tmp_path / "configs" / "course.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "results" / "plan").mkdir(parents=True)
+    shutil.copyfile(H200_PROBES, tmp_path / "results" / "plan" / "probes.csv")
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "-n"]
+    result = subprocess.run(
+        [*command, "--configfile", "configs/course.yaml"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    asks = dict(
+        re.findall(r"wildcards: cfg=(\S+)\n\s+priority: \d+\n\s+resources: tmpdir=\S+, (gpu=.*)", result.stdout)
+    )
+    trainings = [name for name, ask in asks.items() if "gpu_mb" in ask]
+    assert len(trainings) == 16, asks
+    peaks = {
+        row["probe"]: float(row["peak_memory_mb"])
+        for row in csv.DictReader(open(H200_PROBES))
+        if row["configured_batch"] == row["batch"]
+    }
+    for name in trainings:
+        need = int(re.search(r"gpu_mb=(\d+)", asks[name])[1])
+        if name in peaks:  # probed: one share, its peak and the headroom
+            assert asks[name].startswith("gpu=1,") and need == math.ceil(peaks[name] + 1000), (name, asks[name])
+        else:  # not probed: a whole GPU, both its shares
+            assert asks[name] == "gpu=2, gpu_mb=0", (name, asks[name])
+    assert 0 < len(peaks) < 16
+    # Evaluations take a whole GPU: both shares.
+    assert "resources: tmpdir=/tmp, gpu=2" in result.stdout

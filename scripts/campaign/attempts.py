@@ -50,6 +50,21 @@ class Interrupted(BaseException):
     """The job was told to stop: scancel, a preemption, a closed SSH session."""
 
 
+def how_it_ended(error: BaseException, stderr_says: str | None, run_dir: Path) -> dict[str, Any]:
+    """How a failed attempt ended, for its record: a signal, no space, out of memory, or an exception."""
+    from .disk_space import ran_out_of_space, space_needed
+
+    if isinstance(error, Interrupted):
+        return {"ended": f"signal {error}"}
+    if isinstance(error, KeyboardInterrupt):
+        return {"ended": "signal SIGINT"}
+    if ran_out_of_space(error, run_dir):
+        return {"ended": "no space", **space_needed(run_dir)}
+    if memory_failure(error, stderr_says):
+        return {"ended": "out of memory"}
+    return {"ended": "exception"}
+
+
 @contextmanager
 def interrupts_raised() -> Iterator[None]:
     """Turn SIGTERM and SIGHUP into Interrupted, so that the attempt is recorded before the job ends.
@@ -140,10 +155,31 @@ def begin_attempt(run_dir: Path, attempt: dict[str, Any], stderr_offset: int = 0
     atomic_write_json(_attempt_under_way(run_dir), {**attempt, **evidence})
 
 
+# Blank lines kept at the end of the attempt history while an attempt runs:
+# its record is written over them, into space the file already holds, so
+# that even a disk that filled up meanwhile takes it.
+RECORD_ROOM = 64 * 1024
+
+
+def make_room_for_record(run_dir: Path) -> None:
+    """Add RECORD_ROOM blank bytes at the end of the history (readers skip blank lines)."""
+    history = _attempts_file(run_dir)
+    history.parent.mkdir(parents=True, exist_ok=True)
+    with open(history, "ab") as stream:
+        stream.write(b"\n" * RECORD_ROOM)
+        stream.flush()
+        os.fsync(stream.fileno())
+
+
 def record_attempt(run_dir: Path, attempt: dict[str, Any]) -> list[dict[str, Any]]:
-    """Append an attempt to the run's history; return its attempts, for the training summary."""
-    with open(_attempts_file(run_dir), "a") as stream:
-        stream.write(json.dumps(attempt, sort_keys=True) + "\n")
+    """Add an attempt to the run's history, over the room made for it; return its attempts, for the summary."""
+    line = (json.dumps(attempt, sort_keys=True) + "\n").encode()
+    history = _attempts_file(run_dir)
+    with open(history, "r+b" if history.exists() else "w+b") as stream:
+        records = stream.read().rstrip(b"\n")
+        stream.seek(len(records) + 1 if records else 0)
+        stream.write(line)
+        stream.truncate()
     _attempt_under_way(run_dir).unlink(missing_ok=True)
     return earlier_attempts(run_dir, attempt["args_hash"])
 

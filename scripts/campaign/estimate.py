@@ -86,6 +86,21 @@ def largest_batch(rows: list[dict[str, Any]], device_mb: float) -> int | None:
     return max(0, math.floor((device_mb - intercept) / slope)) or None
 
 
+def probed_memory_mb(rows: list[dict[str, Any]]) -> tuple[float | None, bool]:
+    """A probe's peak memory at its configured batch: measured there, or extrapolated on the memory line.
+
+    Returns (MB or None where neither is possible, whether it was extrapolated).
+    """
+    batch = int(rows[0].get("configured_batch") or rows[0]["batch"])
+    measured = next(
+        (_number(r["peak_memory_mb"]) for r in rows if r["fits"] == "True" and int(r["batch"]) == batch), None
+    )
+    if measured is not None:
+        return measured, False
+    line = memory_line(rows)
+    return (line[0] + line[1] * batch, True) if line else (None, False)
+
+
 def estimate(
     config: str,
     parameters: dict[str, Any],
@@ -100,9 +115,7 @@ def estimate(
     timed = next((r for r in ran if int(r["batch"]) == batch), ran[0] if ran else None)
     if timed is None:
         raise ValueError(f"{config}: no probed batch ran, down to batch 1")
-    measured = _number(timed["peak_memory_mb"]) if int(timed["batch"]) == batch else None
-    line = memory_line(rows)
-    memory = measured if measured is not None else (line[0] + line[1] * batch if line else None)
+    memory, extrapolated = probed_memory_mb(rows)
     # A batch that was tried must have run; one left untried (a CPU probe) fits where its extrapolation does.
     tried = [r["fits"] == "True" for r in rows if int(r["batch"]) == batch]
     fits = memory is not None and memory <= device_mb and (not tried or any(tried))
@@ -120,7 +133,7 @@ def estimate(
         hours=seconds / 3600,
         device=timed["device_name"],
         on_gpu=timed.get("device", "cpu") != "cpu",
-        extrapolated=measured is None and memory is not None,
+        extrapolated=extrapolated,
     )
 
 

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .epoch_table import read_epoch_table  # noqa: E402
 from .io import atomic_write_bytes  # noqa: E402
 
 SIZE_ORDER = "nsmlx"
@@ -138,8 +139,7 @@ def training_curves(results_csvs: dict[str, Path], out: Path) -> None:
     ]
     figure, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
     for name, path in results_csvs.items():
-        table = pd.read_csv(path)
-        table.columns = table.columns.str.strip()
+        table = pd.DataFrame(read_epoch_table(path))  # a damaged table stops the figure, naming its line
         for axis, (column, title) in zip(axes.flat, panels):
             axis.plot(table["epoch"], table[column], label=name, lw=1.4)
             axis.set_title(title)

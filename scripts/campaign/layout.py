@@ -93,6 +93,16 @@ class TrainingFolder:
         """One JSON line per attempt: batch, device, epochs, how it ended."""
         return self.path / f"{self.run_name}.attempts.jsonl"
 
+    @property
+    def trainer_lock(self) -> Path:
+        """Held by the one job that trains the run: a second job for it waits (training_lock.py)."""
+        return self.path / f"{self.run_name}.lock"
+
+    @property
+    def space_reserve(self) -> Path:
+        """A little disk space set aside while an attempt runs, freed to record how it ended on a full disk."""
+        return self.path / f"{self.run_name}.reserve"
+
 
 def by_config(files: list[str], names: list[str]) -> dict[str, Path]:
     """A rule's input list of one file per configuration (in `names` order), keyed by configuration.

@@ -99,6 +99,11 @@ class LeaseOptions:
     poll_seconds: float = 10.0
     require_gpu: bool = False
     declared: list[dict[str, Any]] | None = None  # devices named in the config (tests, no NVML)
+    # Packing: a one-GPU job whose memory need is known shares a device with
+    # at most max_share holders in all, while their needs fit its memory.
+    pack: bool = False
+    max_share: int = 1
+    capacity_mb: float | None = None  # memory a device counts as (gpu.emulate_memory_mb), else its own
 
     @classmethod
     def from_config(cls, gpu: dict[str, Any]) -> LeaseOptions:
@@ -114,6 +119,9 @@ class LeaseOptions:
             poll_seconds=gpu["poll_seconds"],
             require_gpu=gpu["require"],
             declared=None if declared in (None, "auto") else list(declared),
+            pack=gpu["pack"],
+            max_share=gpu["max_share"],
+            capacity_mb=gpu["emulate_memory_mb"],
         )
 
 
@@ -121,6 +129,7 @@ class LeaseOptions:
 class Lease:
     devices: list[Device] = field(default_factory=list)
     source: str = "cpu"  # "nvml", "declared", "slurm" or "cpu"
+    share_mb: float | None = None  # a shared device: the memory this job was admitted with, its cap
 
     def ultralytics_device(self) -> str:
         """Ultralytics' device argument: leased devices are renumbered from 0 inside the job.
@@ -209,8 +218,9 @@ def open_lock_file(path: Path) -> int:
     return descriptor
 
 
-def _try_lock(lock_dir: Path, device: Device) -> int | None:
-    descriptor = open_lock_file(lock_dir / f"gpu{device.index}.lock")
+def _try_lock_file(path: Path) -> int | None:
+    """An exclusive lock on `path` if nobody holds it now: its descriptor, else None."""
+    descriptor = open_lock_file(path)
     try:
         os.fchmod(descriptor, 0o666)  # despite the umask: other users lease the same devices
     except PermissionError:
@@ -223,7 +233,70 @@ def _try_lock(lock_dir: Path, device: Device) -> int | None:
     return descriptor
 
 
-def _record(descriptor: int, device: Device, job: str) -> None:
+def _share_files(lock_dir: Path, device: Device) -> list[Path]:
+    """The device's share files that exist: one per holder a packing campaign ever admitted at once."""
+    return sorted(lock_dir.glob(f"gpu{device.index}.share*.lock"))
+
+
+def _try_lock(lock_dir: Path, device: Device) -> list[int] | None:
+    """The whole device: its lock file, held for the job, and every share file (no sharer may hold one)."""
+    descriptor = _try_lock_file(lock_dir / f"gpu{device.index}.lock")
+    if descriptor is None:
+        return None
+    held = [descriptor]
+    for path in _share_files(lock_dir, device):
+        share = _try_lock_file(path)
+        if share is None:  # a sharer is on it
+            _release(held)
+            return None
+        held.append(share)
+    return held
+
+
+def _try_share(lock_dir: Path, device: Device, need_mb: float, options: LeaseOptions) -> int | None:
+    """A share of the device for a job needing `need_mb`, if its holders' needs and this one fit and a share is free.
+
+    The device's lock file serves as the admission's mutex, held only while
+    deciding: a whole-device holder keeps it for its job, so no sharer is
+    admitted beside it. Each share file holds its holder's record (need
+    included); the kernel frees the share of a holder that dies.
+    """
+    mutex = _try_lock_file(lock_dir / f"gpu{device.index}.lock")
+    if mutex is None:
+        return None
+    try:
+        needs, free_share = [], None
+        for index in range(max(options.max_share, len(_share_files(lock_dir, device)))):
+            path = lock_dir / f"gpu{device.index}.share{index}.lock"
+            share = _try_lock_file(path)
+            if share is None:
+                needs.append(_recorded_need(path, device))
+            elif free_share is None and index < options.max_share:
+                free_share = share
+            else:
+                _release([share])
+        capacity = min(device.total_mb, options.capacity_mb or device.total_mb)
+        # Memory others use beyond what the holders here were admitted with (NVML's view; 0 when declared).
+        foreign = max(0.0, (device.total_mb - device.free_mb) - sum(needs))
+        fits = sum(needs) + need_mb + foreign <= capacity
+        if free_share is None or not fits or len(needs) >= options.max_share:
+            if free_share is not None:
+                _release([free_share])
+            return None
+        return free_share
+    finally:
+        _release([mutex])
+
+
+def _recorded_need(path: Path, device: Device) -> float:
+    """What a share's holder was admitted with; a record that cannot be read counts as the whole device."""
+    try:
+        return float(json.loads(path.read_text())["need_mb"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return float(device.total_mb)
+
+
+def _record(descriptor: int, device: Device, job: str, need_mb: float | None = None) -> None:
     """Write who holds the lease into its lock file, for people and the status command."""
     record = {
         "pid": os.getpid(),
@@ -232,6 +305,8 @@ def _record(descriptor: int, device: Device, job: str) -> None:
         "since": time.time(),
         "device": device.index,
     }
+    if need_mb is not None:
+        record["need_mb"] = need_mb
     os.ftruncate(descriptor, 0)
     os.pwrite(descriptor, (json.dumps(record) + "\n").encode(), 0)
 
@@ -245,13 +320,20 @@ def _release(descriptors: list[int]) -> None:
 
 @contextmanager
 def lease_devices(
-    count: int, options: LeaseOptions, job: str = "", log: logging.Logger | None = None
+    count: int,
+    options: LeaseOptions,
+    job: str = "",
+    log: logging.Logger | None = None,
+    need_mb: float | None = None,
 ) -> Iterator[Lease]:
-    """Hold `count` whole devices for the duration of the block.
+    """Hold `count` whole devices for the duration of the block, or a share of one.
 
-    Sets CUDA_VISIBLE_DEVICES to the leased devices, numbered as NVML numbers
-    them (CUDA_DEVICE_ORDER=PCI_BUS_ID). Yields a CPU lease when
-    count is 0 or the machine has no GPU (an error if a GPU is required).
+    With packing on (options.pack), a one-GPU job whose memory need is known
+    (`need_mb`) takes a share of a device instead (see _try_share); any other
+    job takes whole devices, which no sharer holds. Sets CUDA_VISIBLE_DEVICES
+    to the leased devices, numbered as NVML numbers them
+    (CUDA_DEVICE_ORDER=PCI_BUS_ID). Yields a CPU lease when count is 0 or the
+    machine has no GPU (an error if a GPU is required).
     """
     log = log or logging.getLogger(__name__)
     if count == 0:
@@ -283,40 +365,32 @@ def lease_devices(
             f"gpu.min_free_mb={options.min_free_mb} MB of memory; lower `gpus` or gpu.min_free_mb"
         )
 
+    shared = options.pack and need_mb is not None and count == 1
+    if shared and need_mb > min(d.total_mb for d in large_enough):
+        raise NoDeviceError(f"the job needs {need_mb:.0f} MB, more than any device here has; it cannot share one")
     prepare_lease_folder(options.lock_dir)
     last_message = 0.0
     while True:
-        usable = [
-            d for d in devices_now if d.free_mb >= options.min_free_mb and d.utilization <= options.max_utilization
-        ]
-        usable.sort(key=lambda d: (-d.free_mb, d.index))
-        held: list[tuple[Device, int]] = []
-        for device in usable:
-            descriptor = _try_lock(options.lock_dir, device)
-            if descriptor is not None:
-                held.append((device, descriptor))
-                if len(held) == count:
-                    break
-        if len(held) == count:
+        held = _take(devices_now, count, options, need_mb if shared else None)
+        if held is not None:
             break
-        _release([d for _, d in held])
         if time.monotonic() - last_message > 60:
+            what = f"a share of {need_mb:.0f} MB of a GPU" if shared else f"{count} GPU(s)"
             log.info(
-                "waiting for %d GPU(s): of %d, %d have >= %d MB free and <= %d%% load, %d of those not leased",
-                count,
+                "waiting for %s: of %d, none free enough (>= %d MB free and <= %d%% load, not leased%s)",
+                what,
                 len(devices_now),
-                len(usable),
                 options.min_free_mb,
                 options.max_utilization,
-                len(held),
+                f", at most {options.max_share} jobs a device" if shared else "",
             )
             last_message = time.monotonic()
         time.sleep(options.poll_seconds)
         devices_now = candidates()
 
     devices = [device for device, _ in held]
-    for device, descriptor in held:
-        _record(descriptor, device, job)
+    for device, descriptors in held:
+        _record(descriptors[0], device, job, need_mb if shared else None)
     previous = {name: os.environ.get(name) for name in ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")}
     if source == "nvml":
         # NVML numbers devices by PCI bus; CUDA, by default, fastest first. On a
@@ -324,15 +398,46 @@ def lease_devices(
         os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(d.index) for d in devices)
     log.info(
-        "leased GPU(s) %s: %s", [d.index for d in devices], ", ".join(f"{d.name} {d.free_mb} MB free" for d in devices)
+        "leased GPU(s) %s%s: %s",
+        [d.index for d in devices],
+        f" (a share: {need_mb:.0f} MB)" if shared else "",
+        ", ".join(f"{d.name} {d.free_mb} MB free" for d in devices),
     )
     try:
-        yield Lease(devices=devices, source=source)
+        yield Lease(devices=devices, source=source, share_mb=need_mb if shared else None)
     finally:
-        _release([descriptor for _, descriptor in held])
+        _release([descriptor for _, descriptors in held for descriptor in descriptors])
         if source == "nvml":
             for name, value in previous.items():
                 if value is None:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
+
+
+def _take(
+    devices: list[Device], count: int, options: LeaseOptions, need_mb: float | None
+) -> list[tuple[Device, list[int]]] | None:
+    """One try: `count` whole devices, or a share of one where need_mb is given; None where they are not free now.
+
+    Whole devices: those with the most free memory first, skipping devices
+    that others load. A share: the device where it fits with the least
+    memory left over, so that larger needs still find room elsewhere.
+    """
+    if need_mb is not None:
+        for device in sorted(devices, key=lambda d: (d.free_mb, d.index)):
+            share = _try_share(options.lock_dir, device, need_mb, options)
+            if share is not None:
+                return [(device, [share])]
+        return None
+    usable = [d for d in devices if d.free_mb >= options.min_free_mb and d.utilization <= options.max_utilization]
+    usable.sort(key=lambda d: (-d.free_mb, d.index))
+    held: list[tuple[Device, list[int]]] = []
+    for device in usable:
+        descriptors = _try_lock(options.lock_dir, device)
+        if descriptors is not None:
+            held.append((device, descriptors))
+            if len(held) == count:
+                return held
+    _release([descriptor for _, descriptors in held for descriptor in descriptors])
+    return None

@@ -80,6 +80,12 @@ class Monitor:
             return None
 
     def _run(self) -> None:
+        try:
+            self._sample_until_stopped()
+        except OSError as error:  # a full disk: the training goes on, and says why it has no more samples
+            logging.getLogger("campaign").warning("device monitor: no more samples, the disk refused them (%s)", error)
+
+    def _sample_until_stopped(self) -> None:
         self.csv_path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.csv_path.exists()
         started = time.time()

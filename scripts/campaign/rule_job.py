@@ -67,6 +67,7 @@ def model_job(
         monitor_csv=monitor_csv,
         tensorboard_dir=tensorboard_dir,
         cpu_allowed=cpu_allowed,
+        need_mb=snakemake.resources.get("gpu_mb") or None,
     ) as lease:
         yield ModelJob(log, lease.ultralytics_device(), started)
 
@@ -105,6 +106,7 @@ def monitor_header() -> bytes:
 def run_training(snakemake) -> None:
     """Rules train and pretrain: train (resuming what an interrupted attempt left), then write the outputs."""
     from .training import TrainingRequest, export_outputs, train_with_attempts
+    from .training_lock import one_trainer
 
     given, params = snakemake.input, snakemake.params
     weights = Path(given.weights) if given.get("weights") else None
@@ -129,22 +131,29 @@ def run_training(snakemake) -> None:
         announce=snakemake.rule == "train",
     )
     folder = TrainingFolder.around(request.run_dir)
-    # The monitor writes beside the run, not in it: a fresh attempt replaces the run folder.
-    with model_job(
-        snakemake,
-        folder.path / f".ultralytics_{folder.run_name}",
-        monitor_csv=folder.live_monitor,
-        tensorboard_dir=folder.monitor_tensorboard,
-        tensorboard=True,
-    ) as job:
-        summary = train_with_attempts(request, job.device, job.started, job.log)
-    output = snakemake.output
-    if output.get("monitor"):  # every attempt's samples, now that they are complete
-        samples = folder.live_monitor
-        atomic_write_bytes(output.monitor, samples.read_bytes() if samples.exists() else monitor_header())
-    results_csv = output.get("results")
-    export_outputs(
-        request.run_dir, Path(output.weights), Path(results_csv) if results_csv else None, Path(output.summary), summary
-    )
-    record_provenance(snakemake, job, weights)
-    job.log.info("finished: %s", summary)
+    # One trainer per run: the lock is held before anything in the folder is
+    # read or written, through the export of the outputs (training_lock.py).
+    with one_trainer(folder, job_name(snakemake), job_logger(snakemake.log[0])):
+        # The monitor writes beside the run, not in it: a fresh attempt replaces the run folder.
+        with model_job(
+            snakemake,
+            folder.path / f".ultralytics_{folder.run_name}",
+            monitor_csv=folder.live_monitor,
+            tensorboard_dir=folder.monitor_tensorboard,
+            tensorboard=True,
+        ) as job:
+            summary = train_with_attempts(request, job.device, job.started, job.log)
+        output = snakemake.output
+        if output.get("monitor"):  # every attempt's samples, now that they are complete
+            samples = folder.live_monitor
+            atomic_write_bytes(output.monitor, samples.read_bytes() if samples.exists() else monitor_header())
+        results_csv = output.get("results")
+        export_outputs(
+            request.run_dir,
+            Path(output.weights),
+            Path(results_csv) if results_csv else None,
+            Path(output.summary),
+            summary,
+        )
+        record_provenance(snakemake, job, weights)
+        job.log.info("finished: %s", summary)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import threading
 import time
@@ -89,6 +90,64 @@ def start_run(locks: list[str], configs: list[str], what: str, interval: float =
 
 def end_run() -> None:
     record_path().unlink(missing_ok=True)
+
+
+def other_live_runs_notice(stale_after: float = 600) -> str | None:
+    """A word on the other live runs of this folder, before this one tries to lock it; None if there are none.
+
+    Snakemake refuses a run whose files another run has locked, and suggests
+    `--unlock`, which would remove the live run's locks too.
+    """
+    me = (socket.gethostname(), os.getpid())
+    live = [run for run in read_runs() if (run.host, run.pid) != me and run.alive(stale_after)]
+    if not live:
+        return None
+    listed = "; ".join(run.describe() for run in live)
+    return (
+        f"Another run of the workflow is live in this folder: {listed}. If Snakemake refuses to lock the folder "
+        "for this run, do not use `snakemake --unlock` (it removes that run's locks too): wait for it, run "
+        "other configurations (`--config shard=I/N` or `only=[...]`), or see `scripts/campaign/status.py`; "
+        "`scripts/campaign/takeover.py --unlock-stale` removes only the locks of runs that are gone."
+    )
+
+
+# A stop asked of this run (SIGTERM, Ctrl-C), for the message at its end.
+_stop_requested: list[str] = []
+
+
+def notice_stop_requests() -> None:
+    """Note SIGTERM and Ctrl-C before Snakemake's own handling of them (called from onstart, after it set hers).
+
+    Snakemake ends a run it was asked to stop with "At least one job did not
+    complete successfully" even where every job it ran succeeded; the note
+    lets the run's end say what really happened (explain_stop).
+    """
+    for number in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(number)
+
+        def noted(signum, frame, previous=previous):
+            _stop_requested.append(signal.Signals(signum).name)
+            if callable(previous):
+                previous(signum, frame)
+            elif signum == signal.SIGINT:
+                raise KeyboardInterrupt
+
+        signal.signal(number, noted)
+
+
+def explain_stop() -> str | None:
+    """What a stopped run did, where a stop was asked; None where it was not."""
+    if not _stop_requested:
+        return None
+    if _stop_requested[0] == "SIGTERM":
+        return (
+            "Stopped on request (SIGTERM): the jobs running then were let finish and no job failed; Snakemake "
+            "says below that some did not complete because it did not start them. Run the same command to go on."
+        )
+    return (
+        "Stopped on request (Ctrl-C): the running jobs were stopped; each training recorded the interruption "
+        "and resumes from its last saved epoch when the same command runs again."
+    )
 
 
 def read_runs(root: Path = Path(".")) -> list[RunRecord]:

@@ -17,7 +17,6 @@ Run it as `python scripts/campaign/status.py` from the workflow folder.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import socket
@@ -65,10 +64,12 @@ def _last_sign_of_life(folder: TrainingFolder) -> float:
 
 
 def epoch_times(results_csv: Path) -> list[float]:
+    """Each epoch's time so far (DamagedEpochTable where a line is not a row of numbers)."""
+    from .epoch_table import read_epoch_table
+
     if not results_csv.is_file():
         return []
-    with open(results_csv, newline="") as stream:
-        return [float(row["time"]) for row in csv.DictReader(stream)]
+    return [row["time"] for row in read_epoch_table(results_csv)]
 
 
 def _attempted_batches(folder: TrainingFolder) -> list[int]:
@@ -87,20 +88,25 @@ def config_status(
     now: float | None = None,
 ) -> ConfigStatus:
     """The state of one training, from its files; a job on another host without recent writes is stale."""
+    from .epoch_table import DamagedEpochTable
     from .layout import TrainingFolder
     from .summary import batch_note
 
     folder = TrainingFolder.of(name, root)
-    times = epoch_times(folder.epochs)
+    try:
+        times, damage = epoch_times(folder.epochs), ""
+    except DamagedEpochTable as error:  # this configuration says so; the others are shown as ever
+        times, damage = [], str(error)
     if folder.summary.is_file():
         summary = json.loads(folder.summary.read_text())
-        note = batch_note(batch, summary) if batch else ""
+        note = "; ".join(filter(None, [batch_note(batch, summary) if batch else "", damage]))
         return ConfigStatus(name, "done", summary["epochs_run"], epochs, device=summary.get("device", ""), note=note)
     smaller = [b for b in _attempted_batches(folder) if batch and b < batch]
     note = f"batch reduced from {batch} to {min(smaller)} after running out of memory" if smaller else ""
+    note = "; ".join(filter(None, [note, damage]))
     job_file = folder.job_record
     if not job_file.is_file():
-        return ConfigStatus(name, "to do", len(times), epochs)
+        return ConfigStatus(name, "to do", len(times), epochs, note=note)
     record = json.loads(job_file.read_text())
     device = record.get("device", "")
     if record.get("host") != socket.gethostname():
@@ -109,7 +115,7 @@ def config_status(
         last = _last_sign_of_life(folder)
         if (now if now is not None else time.time()) - last > stale_after:
             since = time.strftime("%Y-%m-%d %H:%M", time.localtime(last))
-            note = f"no write from {record.get('host')} since {since}"
+            note = "; ".join(filter(None, [f"no write from {record.get('host')} since {since}", note]))
             return ConfigStatus(name, "stale", len(times), epochs, device=device, note=note)
     elif not _alive(record):
         return ConfigStatus(name, "failed", len(times), epochs, device=device, note=note)

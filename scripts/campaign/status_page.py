@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .epoch_table import DamagedEpochTable, read_epoch_table
 from .status import COLOURS, ConfigStatus, epoch_times, format_eta
 
 # Rules that run per configuration after its training, and whether their benchmark file names add
@@ -43,11 +44,14 @@ class Progress:
 
 
 def validation_curve(results_csv: Path) -> list[float]:
+    """Validation mAP50-95 per epoch so far; none where the table is damaged (the status note names it)."""
     if not results_csv.is_file():
         return []
-    with open(results_csv, newline="") as stream:
-        rows = [{key.strip(): value for key, value in row.items()} for row in csv.DictReader(stream)]
-    return [float(row["metrics/mAP50-95(B)"]) for row in rows if row.get("metrics/mAP50-95(B)")]
+    try:
+        rows = read_epoch_table(results_csv)
+    except DamagedEpochTable:
+        return []
+    return [row["metrics/mAP50-95(B)"] for row in rows if "metrics/mAP50-95(B)" in row]
 
 
 def after_training_seconds(logs: Path, name: str) -> float | None:

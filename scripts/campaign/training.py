@@ -9,9 +9,9 @@ finished.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
+import os
 import shutil
 import socket
 import time
@@ -28,7 +28,9 @@ from .attempts import (
     checkpoint_progress,
     earlier_attempts,
     epochs_by_batch,
+    how_it_ended,
     interrupts_raised,
+    make_room_for_record,
     memory_failure,
     read_checkpoint,
     record_attempt,
@@ -36,6 +38,8 @@ from .attempts import (
     stderr_copy,
     write_job_record,
 )
+from .disk_space import NoSpaceError, free_reserve, space_reserved, stop_if_still_no_space
+from .epoch_table import read_epoch_table
 from .io import atomic_write_bytes, atomic_write_json
 from .layout import TrainingFolder
 from .memory_evidence import out_of_memory_in, stderr_copied_to
@@ -99,8 +103,13 @@ def _drop_epochs_after(results_csv: Path, last_epoch: int, log: logging.Logger) 
     """
     if not results_csv.is_file():
         return
+    text = results_csv.read_text()
+    if text and not text.endswith("\n"):  # a row cut short (a kill, a full disk): that epoch is trained again
+        log.info("dropping the last result row of %s, cut short: %r", results_csv, text.rsplit("\n", 1)[-1])
+        atomic_write_bytes(results_csv, text[: text.rfind("\n") + 1].encode())
+    read_epoch_table(results_csv)  # a damaged table is named here, not misread below
     lines = results_csv.read_text().splitlines(keepends=True)
-    kept = lines[:1] + [line for line in lines[1:] if int(float(line.split(",", 1)[0])) <= last_epoch]
+    kept = lines[:1] + [line for line in lines[1:] if line.strip() and int(float(line.split(",", 1)[0])) <= last_epoch]
     if len(kept) != len(lines):
         log.info("dropping %d result row(s) after epoch %d, trained again now", len(lines) - len(kept), last_epoch)
         atomic_write_bytes(results_csv, "".join(kept).encode())
@@ -114,6 +123,21 @@ def _set_aside(run_dir: Path, label: str, reason: str, log: logging.Logger) -> N
     log.info("%s: kept the interrupted attempt aside as %s and starting afresh", reason, target)
 
 
+def start_state(run_dir: Path, args_hash: str, log: logging.Logger) -> tuple[str, int]:
+    """How the next attempt starts ('fresh' | 'resume' | 'finished', last epoch done).
+
+    A run trained with other arguments, data or weights, or whose checkpoints
+    are both cut short, is set aside first (kept for a person to look at).
+    """
+    state, last_epoch = _run_state(run_dir, args_hash)
+    if state == "stale":
+        _set_aside(run_dir, "stale", "arguments, data or weights changed since the interrupted attempt", log)
+        return "fresh", 0
+    if state == "damaged":
+        return _recover_damaged_run(run_dir, log)
+    return state, last_epoch
+
+
 def train_model(
     model: str,
     data: Path,
@@ -123,17 +147,16 @@ def train_model(
     device: str,
     weights: Path | None,
     log: logging.Logger,
+    start: tuple[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Train (or resume) into run_dir; return a summary of the finished run."""
+    """Train (or resume) into run_dir; return a summary of the finished run.
+
+    `start` is start_state's answer where the caller has asked already.
+    """
     from ultralytics import YOLO
 
     run_dir = run_dir.resolve()
-    state, last_epoch = _run_state(run_dir, args_hash)
-    if state == "stale":
-        _set_aside(run_dir, "stale", "arguments, data or weights changed since the interrupted attempt", log)
-        state = "fresh"
-    elif state == "damaged":
-        state, last_epoch = _recover_damaged_run(run_dir, log)
+    state, last_epoch = start or start_state(run_dir, args_hash, log)
     started = time.time()
     if state == "resume":
         log.info("resuming the interrupted run in %s after epoch %d", run_dir, last_epoch)
@@ -147,7 +170,7 @@ def train_model(
         run_dir.mkdir(parents=True)
         atomic_write_json(_args_file(run_dir), {"args_hash": args_hash, "model": model, "args": train_args})
         yolo = YOLO(f"{model}.yaml")
-        start: dict[str, Any] = {}
+        from_weights: dict[str, Any] = {}
         if weights is not None:
             log.info("starting from pretrained weights %s", weights)
             yolo.load(str(weights))
@@ -155,27 +178,59 @@ def train_model(
             # named, that is the checkpoint itself, so a head trained on the same classes carries over
             # (left out, it is the YAML model above, whose class convolutions are fresh where the
             # checkpoint's class count differs from the YAML's 80).
-            start["pretrained"] = str(weights)
+            from_weights["pretrained"] = str(weights)
         yolo.train(
             data=str(data),
             project=str(run_dir.parent),
             name=run_dir.name,
             exist_ok=True,
             device=device,
-            **start,
+            **from_weights,
             **train_args,
         )
     else:
         log.info("run in %s had already finished; collecting its outputs", run_dir)
+        end_of_training_plots(run_dir, data, train_args, device, log)
     return summarise_run(run_dir, time.time() - started, device, state)
+
+
+def end_of_training_plots(run_dir: Path, data: Path, train_args: dict[str, Any], device: str, log) -> None:
+    """Make the plots Ultralytics makes as a training ends, where a run finished without them.
+
+    A job that ends between the last epoch and the plots (killed, a full disk)
+    leaves a finished run that the next job only collects: its curves of every
+    epoch (results.png) and its final validation's plots (confusion matrix,
+    precision-recall curves) are made here, as Ultralytics would have.
+    """
+    if train_args.get("plots") is False:  # asked for no plots
+        return
+    if not (run_dir / "results.png").is_file():
+        from ultralytics.utils.plotting import plot_results
+
+        log.info("drawing the run's epoch curves, which its training did not get to")
+        plot_results(file=run_dir / "results.csv")
+    if not (run_dir / "confusion_matrix.png").is_file():
+        from ultralytics import YOLO
+
+        log.info("validating best.pt with plots, as the end of its training would have")
+        YOLO(str(run_dir / "weights" / "best.pt")).val(
+            data=str(data),
+            imgsz=train_args["imgsz"],
+            batch=train_args["batch"],
+            device=device.split(",")[0],  # one device for a validation, also after a DDP training
+            plots=True,
+            project=str(run_dir.parent),
+            name=run_dir.name,
+            exist_ok=True,
+            workers=0,
+        )
 
 
 def summarise_run(run_dir: Path, seconds: float, device: str, state: str) -> dict[str, Any]:
     """Epochs run, best epoch and effective batch, read from the run's own files."""
-    with open(run_dir / "results.csv", newline="") as stream:
-        rows = [{k.strip(): v for k, v in row.items()} for row in csv.DictReader(stream)]
+    rows = read_epoch_table(run_dir / "results.csv")
     # Ultralytics 8.4 keeps the epoch with the best mAP50-95 as best.pt.
-    fitness = [float(r["metrics/mAP50-95(B)"]) for r in rows]
+    fitness = [r["metrics/mAP50-95(B)"] for r in rows]
     best = max(range(len(rows)), key=fitness.__getitem__)
     args = yaml.safe_load((run_dir / "args.yaml").read_text())
     return {
@@ -183,7 +238,7 @@ def summarise_run(run_dir: Path, seconds: float, device: str, state: str) -> dic
         "best_epoch": int(float(rows[best]["epoch"])),
         "best_fitness": fitness[best],
         "batch_used": args["batch"],
-        "train_seconds": training_seconds([float(r["time"]) for r in rows]),
+        "train_seconds": training_seconds([r["time"] for r in rows]),
         "job_seconds": seconds,
         "device": device,
         "start": state,
@@ -264,11 +319,13 @@ class TrainingRequest:
 def train_with_attempts(request: TrainingRequest, device: str, started: str, log: logging.Logger) -> dict[str, Any]:
     """Train on a leased device, resuming or retrying earlier attempts; every attempt recorded beside the run.
 
-    Returns the training's summary (train.json), its attempts included.
+    Returns the training's summary (train.json), its attempts included. A run
+    that had already finished is only collected: that is no attempt.
     """
     run_dir = request.run_dir
+    folder = TrainingFolder.around(run_dir)
     if request.announce:
-        write_job_record(TrainingFolder.around(run_dir), device)
+        write_job_record(folder, device)
     train_args = dict(request.args)
     if train_args.get("workers") is None:  # the cores this job was given, per GPU process
         train_args["workers"] = max(1, request.threads // request.gpus)
@@ -277,6 +334,7 @@ def train_with_attempts(request: TrainingRequest, device: str, started: str, log
         log.info("the previous attempt %s", silent["error"])
     configured = train_args["batch"]
     earlier = earlier_attempts(run_dir, request.attempt_key)
+    stop_if_still_no_space(earlier, run_dir)
     train_args["batch"] = batch_for_attempt(
         configured, earlier, request.gpus, request.out_of_memory_policy, run_dir, log
     )
@@ -284,39 +342,24 @@ def train_with_attempts(request: TrainingRequest, device: str, started: str, log
     if request.out_of_memory_policy == "restart" and run_dir.exists() and trained_at != train_args["batch"]:
         reason = f"restarting at batch {train_args['batch']} (on_out_of_memory: restart)"
         _set_aside(run_dir, f"batch{trained_at}", reason, log)
-    log.info("training %s on %s with %s", request.model, device, train_args)
-    attempt = {
-        "args_hash": request.attempt_key,
-        "batch": train_args["batch"],
-        "device": device,
-        "started": started,
-        "epochs_before": checkpoint_progress(run_dir)["epochs_done"],
-    }
-    with stderr_copied_to(stderr_copy(run_dir)) as stderr_offset:
-        begin_attempt(run_dir, attempt, stderr_offset)
-        try:
-            with interrupts_raised():
-                summary = train_model(
-                    model=request.model,
-                    data=request.data,
-                    run_dir=run_dir,
-                    train_args=train_args,
-                    args_hash=request.attempt_key,
-                    device=device,
-                    weights=request.weights,
-                    log=log,
-                )
-        except BaseException as error:
-            said = out_of_memory_in(stderr_copy(run_dir), stderr_offset)
-            failure = {
-                "error": f"{type(error).__name__}: {error}"[:1000],
-                "out_of_memory": memory_failure(error, said),
-                **checkpoint_progress(run_dir),
-            }
-            record_attempt(run_dir, {**attempt, **failure})
-            raise
+    state, last_epoch = start_state(run_dir.resolve(), request.attempt_key, log)
+    training = dict(
+        model=request.model,
+        data=request.data,
+        run_dir=run_dir,
+        train_args=train_args,
+        args_hash=request.attempt_key,
+        device=device,
+        weights=request.weights,
+        log=log,
+        start=(state, last_epoch),
+    )
+    if state == "finished":
+        summary = train_model(**training)
+        attempts = earlier
+    else:
+        summary, attempts = _attempt(training, state, last_epoch, device, started, folder, log)
     progress = checkpoint_progress(run_dir)
-    attempts = record_attempt(run_dir, {**attempt, "error": None, "out_of_memory": False, **progress})
     summary.update(
         attempts=attempts,
         batch_configured=configured,
@@ -330,3 +373,42 @@ def train_with_attempts(request: TrainingRequest, device: str, started: str, log
         summary["batch_used"] < configured
     )
     return summary
+
+
+def _attempt(
+    training: dict[str, Any], state: str, last_epoch: int, device: str, started: str, folder: TrainingFolder, log
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One attempt at training (fresh or resumed), recorded however it ends; the summary and the attempts."""
+    run_dir = training["run_dir"]
+    log.info("training %s on %s with %s", training["model"], device, training["train_args"])
+    attempt = {
+        "args_hash": training["args_hash"],
+        "batch": training["train_args"]["batch"],
+        "device": device,
+        "started": started,
+        # Epochs this attempt starts from: 0 for a fresh run, whatever an earlier run had.
+        "epochs_before": last_epoch if state == "resume" else 0,
+    }
+    with stderr_copied_to(stderr_copy(run_dir)) as stderr_offset, space_reserved(folder.space_reserve):
+        log.info("attempt started on %s (process %d): %s", socket.gethostname(), os.getpid(), attempt)
+        make_room_for_record(run_dir)
+        begin_attempt(run_dir, attempt, stderr_offset)
+        try:
+            with interrupts_raised():
+                summary = train_model(**training)
+        except BaseException as error:
+            free_reserve(folder.space_reserve)  # room for the record and the log lines below
+            said = out_of_memory_in(stderr_copy(run_dir), stderr_offset)
+            failure = {
+                "error": f"{type(error).__name__}: {error}"[:1000],
+                "out_of_memory": memory_failure(error, said),
+                **how_it_ended(error, said, run_dir),
+                **checkpoint_progress(run_dir),
+            }
+            log.error("the attempt ended: %s (%s)", failure["ended"], failure.get("space") or failure["error"])
+            record_attempt(run_dir, {**attempt, **failure})
+            if failure["ended"] == "no space":
+                raise NoSpaceError(failure["space"]) from error
+            raise
+    finished = {"error": None, "out_of_memory": False, "ended": "finished", **checkpoint_progress(run_dir)}
+    return summary, record_attempt(run_dir, {**attempt, **finished})
