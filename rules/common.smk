@@ -35,7 +35,7 @@ from campaign.runs import (
     other_live_runs_notice,
     start_run,
 )
-from campaign.shards import assign_shards, parse_shard
+from campaign.shards import campaign_shards, parse_shard
 from campaign.video import detect_source_names
 from campaign.weights import resolve_pretrained_weights
 
@@ -167,10 +167,17 @@ try:
     SHARD = parse_shard(config["shard"])
 except ConfigError as error:
     raise WorkflowError(f"Invalid configuration: {error}") from None
+# The split is recorded by the first run of a shard, so that every server and
+# takeover uses the same one, however the probes and timings change later.
 SHARD_CONFIGS = (
     [
         name
-        for name, shard in assign_shards(CONFIGS, SHARD[1]).items()
+        for name, shard in campaign_shards(
+            CONFIGS,
+            SHARD[1],
+            config,
+            record=workflow.is_main_process and not workflow.dryrun,
+        )[0].items()
         if shard == SHARD[0]
     ]
     if SHARD

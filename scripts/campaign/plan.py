@@ -119,6 +119,7 @@ def print_probe_plan(configs, to_train: list[str], probes_csv: Path, args, confi
     from .estimate import calibration, estimate, makespan, read_probes
     from .layout import split_list
     from .probe import probe_settings
+    from .workload import planned_work
 
     probes = read_probes(probes_csv)
     images = {split: len(split_list(split, args.results).read_text().split()) for split in ("train", "val")}
@@ -152,9 +153,18 @@ def print_probe_plan(configs, to_train: list[str], probes_csv: Path, args, confi
     remaining = [estimates[n] for n in to_train if n in estimates]
     missing = [n for n in to_train if n not in estimates]
     gpu_hours = sum(e.gpu_hours * scale for e in remaining)
-    span = makespan([(e.hours * scale, e.gpus) for e in remaining], args.servers, args.gpus)
+    # The jobs after each training (evaluations, bootstrap, export, speed and image-size studies), one GPU each.
+    work = planned_work(configs, config, args.results)
+    after = {e.config: work[1][e.config] for e in remaining} if work else {}
+    jobs = [(e.hours * scale, e.gpus) for e in remaining] + [(hours, 1) for hours in after.values()]
+    span = makespan(jobs, args.servers, args.gpus)
     print()
     print(f"To train: {len(remaining)} configuration(s), {gpu_hours:.2f} {unit} on {device}")
+    if after:
+        print(
+            f"After the trainings: {sum(after.values()):.2f} {unit} of evaluations, bootstrap, exports, speed and "
+            "image-size studies (from their benchmark files where any ran, else estimated from the probes)"
+        )
     print(f"Makespan on {args.servers} server(s) x {args.gpus} GPU(s), longest first: {_duration(span)}")
     if missing:
         print(f"Not probed yet: {', '.join(missing)} (run with --probe)")
@@ -193,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         from .shards import shard_table
 
         print(f"The campaign in {args.servers} shards, one per server sharing this folder:")
-        print(shard_table(configs, args.servers))
+        print(shard_table(configs, args.servers, config, args.results))
         print(
             f"  first `snakemake --cores N --configfile {args.configfile} prepare` once; then on server I "
             f"`snakemake --cores N --resources gpu={args.gpus} --configfile {args.configfile} --config "

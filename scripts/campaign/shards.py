@@ -8,16 +8,25 @@ data they all read (the cleaned dataset, the workflow's own pretrained
 checkpoints) exists: `snakemake prepare` makes it. A final plain run then
 finds every training done and builds the tables, figures and report.
 
-Shards are balanced by each configuration's expected training cost
-(longest first, each to the least loaded shard), computed from the config
-alone, so that every server, and plan.py, derive the same split.
+Shards are balanced longest first, each configuration to the least loaded
+shard, by its planned GPU-hours (training and the jobs after it,
+workload.py) where the probes of `plan.py --probe` give them, else by its
+expected training cost from the config alone. The first run of a shard
+records the split in results/plan/shards.json, and every server, takeover
+and later run uses that record, so that measurements made meanwhile never
+move a configuration between servers; a configuration added later joins the
+least loaded shard.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
+from typing import Any
 
 from .configurations import ConfigError, RunConfig
+from .io import atomic_write_json
 
 SHARD_PATTERN = re.compile(r"^([1-9][0-9]*)/([1-9][0-9]*)$")
 
@@ -39,25 +48,81 @@ def _gpu_cost(run: RunConfig) -> float:
     return run.expected_cost() * max(run.gpus, 1)
 
 
-def assign_shards(configs: dict[str, RunConfig], count: int) -> dict[str, int]:
-    """Shard (1..count) of every configuration, balancing expected cost; ties broken by name."""
+def assign_shards(
+    configs: dict[str, RunConfig],
+    count: int,
+    hours: dict[str, float] | None = None,
+    kept: dict[str, int] | None = None,
+) -> dict[str, int]:
+    """Shard (1..count) of every configuration, balancing `hours` (else expected cost); ties broken by name.
+
+    `kept` configurations stay in their shard; the others join, longest first, the least loaded one.
+    """
+    weight = {
+        name: (hours or {}).get(name, _gpu_cost(run)) if hours else _gpu_cost(run) for name, run in configs.items()
+    }
+    kept = {name: shard for name, shard in (kept or {}).items() if name in configs and 1 <= shard <= count}
     loads = [0.0] * count
-    shard_of = {}
-    for name, run in sorted(configs.items(), key=lambda item: (-_gpu_cost(item[1]), item[0])):
+    for name, shard in kept.items():
+        loads[shard - 1] += weight[name]
+    shard_of = dict(kept)
+    for name in sorted((n for n in configs if n not in kept), key=lambda n: (-weight[n], n)):
         lightest = min(range(count), key=lambda index: (loads[index], index))
-        loads[lightest] += _gpu_cost(run)
+        loads[lightest] += weight[name]
         shard_of[name] = lightest + 1
     return shard_of
 
 
-def shard_table(configs: dict[str, RunConfig], count: int) -> str:
-    """The split as plan.py prints it: per shard, its configurations and share of the expected cost."""
-    shard_of = assign_shards(configs, count)
-    total = sum(map(_gpu_cost, configs.values())) or 1.0
-    lines = []
+def split_record(results: Path = Path("results")) -> Path:
+    return results / "plan" / "shards.json"
+
+
+def campaign_shards(
+    configs: dict[str, RunConfig],
+    count: int,
+    config: dict[str, Any],
+    results: Path = Path("results"),
+    logs: Path = Path("logs"),
+    record: bool = False,
+) -> tuple[dict[str, int], str]:
+    """The campaign's split into `count` shards, and what it was balanced by.
+
+    The recorded split (results/plan/shards.json) where there is one for
+    `count` shards; `record` writes the split made here (a shard's run does,
+    a dry-run or plan.py does not).
+    """
+    from .workload import planned_hours
+
+    path = split_record(results)
+    recorded = json.loads(path.read_text()) if path.is_file() else {}
+    if recorded.get("count") == count and set(recorded.get("configs", {})) == set(configs):
+        return recorded["configs"], recorded["basis"]
+    hours = planned_hours(configs, config, results, logs)
+    basis = "planned GPU-hours from the probes" if hours else "expected training cost from the config"
+    kept = recorded.get("configs") if recorded.get("count") == count else None
+    shard_of = assign_shards(configs, count, hours, kept)
+    if kept:
+        basis = recorded["basis"] + " (configurations added since joined the least loaded shard)"
+    if record:
+        atomic_write_json(path, {"count": count, "basis": basis, "configs": shard_of})
+    return shard_of, basis
+
+
+def shard_table(
+    configs: dict[str, RunConfig], count: int, config: dict[str, Any], results: Path = Path("results")
+) -> str:
+    """The split as plan.py prints it: per shard, its configurations and share of the work."""
+    from .workload import planned_hours
+
+    shard_of, basis = campaign_shards(configs, count, config, results)
+    hours = planned_hours(configs, config, results) or {}
+    weight = {name: hours[name] if hours else _gpu_cost(run) for name, run in configs.items()}
+    total = sum(weight.values()) or 1.0
+    lines = [f"  balanced by {basis}"]
     for shard in range(1, count + 1):
         names = [name for name in configs if shard_of[name] == shard]
-        cost = sum(_gpu_cost(configs[name]) for name in names)
-        lines.append(f"  shard={shard}/{count}: {len(names)} configuration(s), {cost / total:.0%} of the expected cost")
+        share = sum(weight[name] for name in names) / total
+        planned = f", {sum(hours[n] for n in names):.2f} GPU-h" if hours else ""
+        lines.append(f"  shard={shard}/{count}: {len(names)} configuration(s), {share:.0%} of the work{planned}")
         lines += [f"      {name}" for name in names]
     return "\n".join(lines)

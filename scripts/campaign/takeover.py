@@ -101,11 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     from .config_file import load_campaign
     from .configurations import ConfigError
     from .runs import read_runs
-    from .shards import assign_shards, parse_shard
+    from .shards import campaign_shards, parse_shard
     from .status import config_status
 
     try:
-        _, configs = load_campaign(args.configfile)
+        config, configs = load_campaign(args.configfile)
     except ConfigError as error:
         parser.error(f"invalid configuration: {error}")
     statuses = {
@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     claimed = {name for run in runs if run.alive(stale_after) for name in run.configs}
     if args.shard:
         shard = parse_shard(args.shard)
-        names = [name for name, index in assign_shards(configs, shard[1]).items() if index == shard[0]]
+        shard_of, _ = campaign_shards(configs, shard[1], config, args.results)
+        names = [name for name, index in shard_of.items() if index == shard[0]]
         selection = ["--config", f"shard={args.shard}"]
     else:  # what no live run has finished, runs now, or will run
         names = [n for n, status in statuses.items() if status.state not in ("done", "running") and n not in claimed]
