@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -139,8 +140,6 @@ def test_a_second_trainer_of_one_run_waits_for_the_first_and_a_killed_one_frees_
             waited.append(True)
             os.kill(holder.pid, signal.SIGKILL)  # the kernel frees the lock of a holder that dies
 
-        import threading
-
         threading.Thread(target=kill_holder_soon).start()
         with caplog.at_level(logging.INFO), one_trainer(TrainingFolder.around(run), "train cfg=a", logging.getLogger()):
             assert waited, "the second trainer did not wait for the first"
@@ -225,22 +224,36 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
+def keep_full(disk: Path, campaign: subprocess.Popen, filling: threading.Event) -> None:
+    """Another process filling the disk: whatever space comes free (a checkpoint rewritten) is taken at once."""
+    index = 0
+    while filling.is_set() and campaign.poll() is None:
+        free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+        if free:
+            subprocess.run(["fallocate", "-l", str(free), str(disk / f"filler{index}")], capture_output=True)
+            index += 1
+        time.sleep(0.005)
+
+
 @pytest.mark.slow
 def test_a_disk_that_fills_during_training_is_said_and_the_rerun_finishes_every_epoch_once(tmp_path, small_disk):
     config = json.loads(json.dumps(ONE))
     config["campaign"]["defaults"]["epochs"] = 5  # room to fill the disk in the middle
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     campaign = start_campaign(tmp_path)
-    filler = small_disk / "filler"
+    filling = threading.Event()
+    filler = threading.Thread(target=keep_full, args=(small_disk, campaign, filling))
     try:
         wait_for_epochs(tmp_path, 2, campaign)  # epoch 1's checkpoints are whole
-        # Take what is left at once: the next checkpoint (or epoch row) no longer fits.
-        disk = os.statvfs(small_disk)
-        subprocess.run(["fallocate", "-l", str(disk.f_bavail * disk.f_frsize), str(filler)], check=True)
+        filling.set()
+        filler.start()
         output, _ = campaign.communicate(timeout=600)
     finally:
         if campaign.poll() is None:
             os.killpg(campaign.pid, signal.SIGKILL)
+        filling.clear()
+        if filler.is_alive():
+            filler.join()
     assert campaign.returncode != 0, output[-3000:]
     attempts = [json.loads(line) for line in (small_disk / "run.attempts.jsonl").read_text().splitlines()]
     assert attempts[-1]["ended"] == "no space", attempts[-1]
@@ -250,7 +263,8 @@ def test_a_disk_that_fills_during_training_is_said_and_the_rerun_finishes_every_
     assert "no space left on the disk of" in log and "(the last attempt ran out of space; not retrying)" in log
     assert "attempt started" not in log
 
-    filler.unlink()  # the disk given back
+    for taken in small_disk.glob("filler*"):  # the disk given back
+        taken.unlink()
     snakemake(tmp_path, "--cores", "1", TARGET)
     assert run_epochs(tmp_path) == [1, 2, 3, 4, 5]
     summary = json.loads((tmp_path / TARGET).read_text())

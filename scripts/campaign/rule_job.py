@@ -105,6 +105,8 @@ def monitor_header() -> bytes:
 
 def run_training(snakemake) -> None:
     """Rules train and pretrain: train (resuming what an interrupted attempt left), then write the outputs."""
+    from .attempts import earlier_attempts
+    from .disk_space import stop_if_still_no_space
     from .training import TrainingRequest, export_outputs, train_with_attempts
     from .training_lock import one_trainer
 
@@ -134,6 +136,8 @@ def run_training(snakemake) -> None:
     # One trainer per run: the lock is held before anything in the folder is
     # read or written, through the export of the outputs (training_lock.py).
     with one_trainer(folder, job_name(snakemake), job_logger(snakemake.log[0])):
+        # Before anything is written: a disk still too full for the last attempt is said at once.
+        stop_if_still_no_space(earlier_attempts(request.run_dir, request.attempt_key), request.run_dir)
         # The monitor writes beside the run, not in it: a fresh attempt replaces the run folder.
         with model_job(
             snakemake,

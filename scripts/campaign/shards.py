@@ -27,6 +27,7 @@ from typing import Any
 
 from .configurations import ConfigError, RunConfig
 from .io import atomic_write_json
+from .layout import split_list
 
 SHARD_PATTERN = re.compile(r"^([1-9][0-9]*)/([1-9][0-9]*)$")
 
@@ -103,7 +104,8 @@ def campaign_shards(
     shard_of = assign_shards(configs, count, hours, kept)
     if kept:
         basis = recorded["basis"] + " (configurations added since joined the least loaded shard)"
-    if record:
+    # Recorded once the shared data exists (`prepare`): a shard started before stops, and leaves nothing.
+    if record and split_list("train", results).is_file():
         atomic_write_json(path, {"count": count, "basis": basis, "configs": shard_of})
     return shard_of, basis
 

@@ -38,7 +38,7 @@ from .attempts import (
     stderr_copy,
     write_job_record,
 )
-from .disk_space import NoSpaceError, free_reserve, space_reserved, stop_if_still_no_space
+from .disk_space import NoSpaceError, free_reserve, space_reserved
 from .epoch_table import read_epoch_table
 from .io import atomic_write_bytes, atomic_write_json
 from .layout import TrainingFolder
@@ -334,7 +334,6 @@ def train_with_attempts(request: TrainingRequest, device: str, started: str, log
         log.info("the previous attempt %s", silent["error"])
     configured = train_args["batch"]
     earlier = earlier_attempts(run_dir, request.attempt_key)
-    stop_if_still_no_space(earlier, run_dir)
     train_args["batch"] = batch_for_attempt(
         configured, earlier, request.gpus, request.out_of_memory_policy, run_dir, log
     )

@@ -47,7 +47,7 @@ def planned_work(
         rows = probes.get(probe_settings(run)[0])
         if rows:
             try:
-                found = estimate(name, run.parameters(), rows, images["train"], images["val"], float("inf"))
+                found = estimate(name, run.parameters(), rows, images["train"], images["val"], 1e12)
             except ValueError:  # no probed batch ran
                 continue
             training[name] = found.gpu_hours
