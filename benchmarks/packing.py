@@ -53,16 +53,21 @@ def on_gpu() -> bool:
 
 
 def campaign(count: int, imgsz: int, epochs: int, gpu: bool) -> dict:
-    """The demo's dataset with `count` small trainings: yolov5n and yolov8n in turn, seeds 0, 1, ..."""
+    """The demo's dataset with `count` (even) small trainings: yolov5n and yolov8n, seeds 0, 1, ..."""
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["dataset"]["raw"] = str(ROOT / config["dataset"]["raw"])
     models = ["yolov5n", "yolov8n"]
     config["campaign"] = {
-        "defaults": {"model": "yolov8n", "batch": 16, "imgsz": imgsz, "freeze": 0, "epochs": epochs},
-        "extra": [
-            {"model": models[index % 2], "seed": index // 2, "pretrained": False, "workers": 1}
-            for index in range(count)
-        ],
+        "defaults": {
+            "model": "yolov8n",
+            "batch": 16,
+            "imgsz": imgsz,
+            "freeze": 0,
+            "epochs": epochs,
+            "pretrained": False,
+            "workers": 1,
+        },
+        "matrix": {"model": models, "seed": list(range(max(1, count // 2)))},
     }
     config["pretrain"] = {"models": []}
     config["weights"] = {}

@@ -20,6 +20,7 @@ BENCHMARKS = [
     "phone_photos.py",
     "resized_accuracy.py",
     "campaign_eta.py",
+    "packing.py",
 ]
 
 

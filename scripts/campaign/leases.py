@@ -253,7 +253,7 @@ def _try_lock(lock_dir: Path, device: Device) -> list[int] | None:
     return held
 
 
-def _try_share(lock_dir: Path, device: Device, need_mb: float, options: LeaseOptions) -> int | None:
+def _try_share(lock_dir: Path, device: Device, need_mb: float, options: LeaseOptions, job: str) -> int | None:
     """A share of the device for a job needing `need_mb`, if its holders' needs and this one fit and a share is free.
 
     The device's lock file serves as the admission's mutex, held only while
@@ -283,6 +283,7 @@ def _try_share(lock_dir: Path, device: Device, need_mb: float, options: LeaseOpt
             if free_share is not None:
                 _release([free_share])
             return None
+        _record(free_share, device, job, need_mb)  # before the next admission reads it
         return free_share
     finally:
         _release([mutex])
@@ -371,7 +372,7 @@ def lease_devices(
     prepare_lease_folder(options.lock_dir)
     last_message = 0.0
     while True:
-        held = _take(devices_now, count, options, need_mb if shared else None)
+        held = _take(devices_now, count, options, need_mb if shared else None, job)
         if held is not None:
             break
         if time.monotonic() - last_message > 60:
@@ -389,8 +390,9 @@ def lease_devices(
         devices_now = candidates()
 
     devices = [device for device, _ in held]
-    for device, descriptors in held:
-        _record(descriptors[0], device, job, need_mb if shared else None)
+    if not shared:  # a share was recorded as it was admitted
+        for device, descriptors in held:
+            _record(descriptors[0], device, job)
     previous = {name: os.environ.get(name) for name in ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")}
     if source == "nvml":
         # NVML numbers devices by PCI bus; CUDA, by default, fastest first. On a
@@ -416,17 +418,17 @@ def lease_devices(
 
 
 def _take(
-    devices: list[Device], count: int, options: LeaseOptions, need_mb: float | None
+    devices: list[Device], count: int, options: LeaseOptions, need_mb: float | None, job: str
 ) -> list[tuple[Device, list[int]]] | None:
     """One try: `count` whole devices, or a share of one where need_mb is given; None where they are not free now.
 
     Whole devices: those with the most free memory first, skipping devices
-    that others load. A share: the device where it fits with the least
-    memory left over, so that larger needs still find room elsewhere.
+    that others load. A share: the device with the least free memory first
+    where it fits, so that the emptiest stay free for larger needs.
     """
     if need_mb is not None:
         for device in sorted(devices, key=lambda d: (d.free_mb, d.index)):
-            share = _try_share(options.lock_dir, device, need_mb, options)
+            share = _try_share(options.lock_dir, device, need_mb, options, job)
             if share is not None:
                 return [(device, [share])]
         return None
