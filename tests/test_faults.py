@@ -61,6 +61,18 @@ def test_status_shows_every_configuration_and_names_the_damaged_table(tmp_path):
     assert "b " in table and "2 to do" in table
 
 
+def test_the_status_page_shows_the_others_beside_a_damaged_table(tmp_path):
+    from campaign.status_page import estimate_progress
+
+    damaged, sound = TrainingFolder.of("a", tmp_path), TrainingFolder.of("b", tmp_path)
+    epoch_table(damaged.epochs, ["1,3.0,0.1,2.5", "2,6.0,garbage,2.4"])
+    epoch_table(sound.epochs, ["1,3.0,0.1,2.5", "2,6.0,0.2,2.4"])
+    statuses = [config_status(tmp_path, "a", 4), config_status(tmp_path, "b", 4)]
+    progress = estimate_progress(statuses, {"a": 1.0, "b": 1.0}, tmp_path, tmp_path / "logs")
+    assert [p.curve for p in progress] == [[], [0.1, 0.2]]
+    assert "line 3: metrics/mAP50-95(B) is 'garbage'" in progress[0].status.note
+
+
 def test_the_training_curves_refuse_a_damaged_table(tmp_path):
     table = epoch_table(tmp_path / "results.csv", ["1,3.0,0.1,2.5", "2,6.0,0.2,oops"])
     with pytest.raises(DamagedEpochTable, match=r"line 3: train/box_loss is 'oops', not a number"):

@@ -59,9 +59,7 @@ def assign_shards(
 
     `kept` configurations stay in their shard; the others join, longest first, the least loaded one.
     """
-    weight = {
-        name: (hours or {}).get(name, _gpu_cost(run)) if hours else _gpu_cost(run) for name, run in configs.items()
-    }
+    weight = {name: hours[name] if hours else _gpu_cost(run) for name, run in configs.items()}
     kept = {name: shard for name, shard in (kept or {}).items() if name in configs and 1 <= shard <= count}
     loads = [0.0] * count
     for name, shard in kept.items():
@@ -85,12 +83,13 @@ def campaign_shards(
     results: Path = Path("results"),
     logs: Path = Path("logs"),
     record: bool = False,
+    hours: dict[str, float] | None = None,
 ) -> tuple[dict[str, int], str]:
     """The campaign's split into `count` shards, and what it was balanced by.
 
     The recorded split (results/plan/shards.json) where there is one for
     `count` shards; `record` writes the split made here (a shard's run does,
-    a dry-run or plan.py does not).
+    a dry-run or plan.py does not). `hours`: workload.planned_hours, where the caller has them.
     """
     from .workload import planned_hours
 
@@ -98,7 +97,7 @@ def campaign_shards(
     recorded = json.loads(path.read_text()) if path.is_file() else {}
     if recorded.get("count") == count and set(recorded.get("configs", {})) == set(configs):
         return recorded["configs"], recorded["basis"]
-    hours = planned_hours(configs, config, results, logs)
+    hours = hours or planned_hours(configs, config, results, logs)
     basis = "planned GPU-hours from the probes" if hours else "expected training cost from the config"
     kept = recorded.get("configs") if recorded.get("count") == count else None
     shard_of = assign_shards(configs, count, hours, kept)
@@ -116,8 +115,8 @@ def shard_table(
     """The split as plan.py prints it: per shard, its configurations and share of the work."""
     from .workload import planned_hours
 
-    shard_of, basis = campaign_shards(configs, count, config, results)
     hours = planned_hours(configs, config, results) or {}
+    shard_of, basis = campaign_shards(configs, count, config, results, hours=hours)
     weight = {name: hours[name] if hours else _gpu_cost(run) for name, run in configs.items()}
     total = sum(weight.values()) or 1.0
     lines = [f"  balanced by {basis}"]

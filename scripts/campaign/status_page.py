@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .epoch_table import DamagedEpochTable, read_epoch_table
-from .status import COLOURS, ConfigStatus, epoch_times, format_eta
+from .status import COLOURS, ConfigStatus, format_eta
 
 # Rules that run per configuration after its training, and whether their benchmark file names add
 # a split or a format to the configuration's name (logs/evaluate/<cfg>_<split>.benchmark.tsv).
@@ -43,15 +43,14 @@ class Progress:
     remaining_seconds: float | None  # training and the jobs after it; None: nothing to estimate from
 
 
-def validation_curve(results_csv: Path) -> list[float]:
-    """Validation mAP50-95 per epoch so far; none where the table is damaged (the status note names it)."""
+def epoch_rows(results_csv: Path) -> list[dict[str, float]]:
+    """The epochs written so far; none where the table is missing or damaged (the status note names it)."""
     if not results_csv.is_file():
         return []
     try:
-        rows = read_epoch_table(results_csv)
+        return read_epoch_table(results_csv)
     except DamagedEpochTable:
         return []
-    return [row["metrics/mAP50-95(B)"] for row in rows if "metrics/mAP50-95(B)" in row]
 
 
 def after_training_seconds(logs: Path, name: str) -> float | None:
@@ -74,11 +73,8 @@ def estimate_progress(
     """Each configuration's progress and remaining seconds (see the module's docstring)."""
     from .layout import TrainingFolder
 
-    per_epoch: dict[str, float] = {}
-    for status in statuses:
-        times = epoch_times(TrainingFolder.of(status.name, results).epochs)
-        if times:
-            per_epoch[status.name] = times[-1] / len(times)
+    rows = {status.name: epoch_rows(TrainingFolder.of(status.name, results).epochs) for status in statuses}
+    per_epoch = {name: epochs[-1]["time"] / len(epochs) for name, epochs in rows.items() if epochs}
     # Seconds per unit of expected cost, as the trainings measured so far ran.
     rates = [per_epoch[s.name] * s.epochs / costs[s.name] for s in statuses if s.name in per_epoch]
     rate = statistics.median(rates) if rates else None
@@ -86,7 +82,6 @@ def estimate_progress(
     after_each = statistics.median(after) if after else 0.0
     found = []
     for status in statuses:
-        folder = TrainingFolder.of(status.name, results)
         if status.state == "done":
             remaining = 0.0 if after_training_seconds(logs, status.name) is not None else after_each
         elif status.name in per_epoch:
@@ -95,7 +90,8 @@ def estimate_progress(
             remaining = rate * costs[status.name] + after_each
         else:
             remaining = None
-        found.append(Progress(status, validation_curve(folder.epochs), remaining))
+        curve = [row["metrics/mAP50-95(B)"] for row in rows[status.name] if "metrics/mAP50-95(B)" in row]
+        found.append(Progress(status, curve, remaining))
     return found
 
 
