@@ -139,6 +139,7 @@ def test_excluding_every_configuration_is_said_as_such():
         ),
         ("campaign", {"defaults": {}, "matrx": {}}, "campaign.matrx: not a key here (did you mean matrix?"),
         ("evaluation", {"conf": 2}, "evaluation.conf: 2 is out of range (must be at most 1)"),
+        ("gpu", {"pack": True, "max_share": 0}, "gpu.max_share: 0 is out of range (must be at least 1)"),
     ],
 )
 def test_other_sections_say_key_value_and_what_is_allowed(section, value, expected):
