@@ -39,23 +39,26 @@ def demo_config() -> dict:
     return config
 
 
-def estimate(workdir: Path, configs, slots: int) -> tuple[float, float | None]:
-    """(share of training epochs written, seconds left by the status page's estimate)."""
+def estimate(workdir: Path, config: dict, configs) -> tuple[float, float | None]:
+    """(share of training epochs written, seconds left by the status page's estimate), as `status.py --html`."""
+    from campaign.runs import jobs_at_a_time, read_runs
     from campaign.status import config_status
-    from campaign.status_page import campaign_seconds_left, estimate_progress
+    from campaign.status_page import campaign_seconds_left, estimate_progress, jobs_after_training
 
     statuses = [config_status(workdir / "results", name, run.epochs, run.batch) for name, run in configs.items()]
     total = sum(s.epochs for s in statuses)
     written = sum(min(s.epochs_done, s.epochs) for s in statuses)
     costs = {name: run.expected_cost() for name, run in configs.items()}
-    progress = estimate_progress(statuses, costs, workdir / "results", workdir / "logs")
-    return written / total, campaign_seconds_left(progress, slots)
+    after_jobs = jobs_after_training(list(configs), config)
+    progress = estimate_progress(statuses, costs, workdir / "results", workdir / "logs", after_jobs)
+    # The trainings and jobs at a time the live run records (Snakemake's --cores and gpu resource).
+    slots, after_slots = jobs_at_a_time(read_runs(workdir), stale_after=600) or (1, 1)
+    return written / total, campaign_seconds_left(progress, slots, after_slots)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--slots", type=int, default=1, help="trainings at a time, as the status page is told")
     parser.add_argument("--every", type=float, default=5.0, help="seconds between estimates")
     args = parser.parse_args()
 
@@ -72,7 +75,7 @@ def main() -> None:
         with open(workdir / "snakemake.log", "w") as log:
             process = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
             while process.poll() is None:
-                share, left = estimate(workdir, configs, args.slots)
+                share, left = estimate(workdir, config, configs)
                 samples.append((time.time(), share, left))
                 time.sleep(args.every)
         ended = time.time()

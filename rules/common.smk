@@ -212,7 +212,9 @@ def record_campaign_run():
         what = f"configurations {', '.join(ONLY)}"
     else:
         what = "the whole campaign"
-    start_run([os.path.relpath(lock) for lock in locks], SHARD_CONFIGS, what)
+    gpu_slots = workflow.global_resources.get("gpu")
+    gpus = int(getattr(gpu_slots, "value", gpu_slots) or 0) // SHARES_PER_GPU
+    start_run([os.path.relpath(lock) for lock in locks], SHARD_CONFIGS, what, all_cores(), gpus)
     notice_stop_requests()
 
 

@@ -120,3 +120,31 @@ def test_with_packing_a_dry_run_shows_what_each_training_asks_for(tmp_path):
     assert 0 < len(peaks) < 16
     # Evaluations take a whole GPU: both shares.
     assert "resources: tmpdir=/tmp, gpu=2" in result.stdout
+
+    # plan.py then puts the trainings that fit together side by side and says which share a GPU.
+    lists = [f"results/dataset/{split}.txt" for split in ("train", "val", "test")]
+    prepared = subprocess.run(
+        [*command[:-1], *lists, "--cores", "2", "--configfile", "configs/course.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+    )
+    assert prepared.returncode == 0, prepared.stderr[-3000:]
+    plan = [sys.executable, str(ROOT / "scripts/campaign/plan.py"), "--configfile", "configs/course.yaml"]
+    planned = subprocess.run(
+        [*plan, "--servers", "2", "--gpus", "4", "--device-memory-mb", "8192"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert planned.returncode == 0, planned.stdout[-3000:] + planned.stderr[-3000:]
+    out = planned.stdout
+    assert "With gpu.pack (at most 2 per GPU, needs within 8192 MB)" in out, out
+    groups = re.findall(r"^  server \d GPU \d: (.*)$", out, flags=re.MULTILINE)
+    assert groups, out
+    for line in groups:
+        for group in line.split("; then "):
+            names = group.split(" + ")
+            assert len(names) == 2 and sum(math.ceil(peaks[n] + 1000) for n in names) <= 8192, group
+    spans = re.findall(r"(?:longest first|gpu\.pack .*\)): ([\d.]+) (h|min)", out)
+    hours = [float(value) / (60 if unit == "min" else 1) for value, unit in spans]
+    assert len(hours) == 2 and hours[1] <= hours[0], out

@@ -64,3 +64,27 @@ def test_makespan_places_multi_gpu_jobs_on_one_server():
     assert makespan([(3.0, 4), (3.0, 4)], servers=2, gpus_per_server=4) == 3.0
     # Longest first: the 5 h job starts at once, the short ones fill the other GPUs.
     assert makespan([(1.0, 1), (1.0, 1), (5.0, 1)], servers=1, gpus_per_server=2) == 5.0
+
+
+def test_packed_trainings_run_side_by_side_while_their_needs_fit():
+    from campaign.estimate import PlannedJob, packed_makespan
+
+    small = [PlannedJob(f"small{i}", 2.0, need_mb=3000) for i in range(4)]
+    plan = packed_makespan(small, servers=1, gpus_per_server=1, device_mb=8192, max_share=2)
+    assert plan.hours == 4.0  # two at a time on the one GPU, not 8 h one after another
+    assert plan.together == {"server 1 GPU 0": [["small0", "small1"], ["small2", "small3"]]}
+    # Three would fit in memory (9,000 MB > 8,192 MB does not): the share count and memory both bound it.
+    assert packed_makespan(small, 1, 1, device_mb=8192, max_share=3).hours == 4.0
+    assert packed_makespan(small, 1, 1, device_mb=12000, max_share=4).hours == 2.0
+
+
+def test_a_job_without_a_known_need_holds_its_gpu_alone():
+    from campaign.estimate import PlannedJob, packed_makespan
+
+    jobs = [PlannedJob("whole", 3.0), PlannedJob("a", 1.0, need_mb=1000), PlannedJob("b", 1.0, need_mb=1000)]
+    plan = packed_makespan(jobs, servers=1, gpus_per_server=1, device_mb=8192, max_share=4)
+    assert plan.hours == 4.0 and plan.together == {"server 1 GPU 0": [["a", "b"]]}
+    on_two = packed_makespan(jobs, servers=1, gpus_per_server=2, device_mb=8192, max_share=4)
+    assert on_two.hours == 3.0  # a and b together on the second GPU while the whole job holds the first
+    with pytest.raises(ValueError, match="big fits no GPU of 8192 MB"):
+        packed_makespan([PlannedJob("big", 1.0, need_mb=9000)], 1, 1, device_mb=8192, max_share=2)

@@ -129,6 +129,22 @@ def test_running_out_of_memory_is_retried_with_a_smaller_batch(tmp_path):
         assert later["batch"] == (earlier["batch"] // 2 if halved else earlier["batch"])
 
 
+def test_a_shared_training_over_its_share_runs_out_of_memory_and_is_halved(tmp_path):
+    """With gpu.pack, a training shares an 8 GB declared device with a 3000 MB need: its share is its budget."""
+    config = out_of_memory_config(tmp_path, "halve")
+    name = "yolov8n_b64_img320_freeze0"
+    config["gpu"].update(devices=[{"index": 0, "memory_mb": 8192}], pack=True, max_share=2, needs_mb={name: 3000})
+    target = f"results/train/{name}/train.json"
+    snakemake(tmp_path, "--cores", "2", target, config=config)
+    summary = json.loads((tmp_path / target).read_text())
+    first, *retries = summary["attempts"]
+    assert first["batch"] == 64 and first["out_of_memory"] is not False, first["error"]
+    assert summary["batch_used"] < 64 and summary["batch_used"] in {attempt["batch"] for attempt in retries}
+    log = (tmp_path / f"logs/train/{name}.log").read_text()
+    assert "memory limited to 3000 MB" in log  # its share, not the device's 8192 MB
+    assert f"batch reduced from 64 to {retries[-1]['batch']}: an earlier attempt ran out of memory" in log
+
+
 def test_on_out_of_memory_fail_stops_with_the_plan_s_advice(tmp_path):
     target = "results/train/yolov8n_b64_img320_freeze0/train.json"
     result = snakemake(tmp_path, "--cores", "2", target, config=out_of_memory_config(tmp_path, "fail"), check=False)

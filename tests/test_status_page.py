@@ -9,7 +9,7 @@ import sys
 from campaign.configurations import expand_campaign
 from campaign.layout import TrainingFolder
 from campaign.status import config_status
-from campaign.status_page import campaign_seconds_left, estimate_progress, render_page
+from campaign.status_page import campaign_seconds_left, estimate_progress, jobs_after_training, render_page
 from tiny_campaign import TINY
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -100,3 +100,57 @@ def test_the_jobs_after_a_training_are_its_own_not_a_longer_named_configurations
     assert after_training_seconds(tmp_path, "cfg") == 27
     assert after_training_seconds(tmp_path, "cfg_seed1") == 200
     assert after_training_seconds(tmp_path, "other") is None
+
+
+def benchmark_file(logs, rule: str, stem: str, seconds: float) -> None:
+    (logs / rule).mkdir(parents=True, exist_ok=True)
+    (logs / rule / f"{stem}.benchmark.tsv").write_text(f"s\th:m:s\n{seconds}\t0:00:00\n")
+
+
+def test_the_campaign_end_counts_the_jobs_after_the_trainings_before_any_ran(tmp_path):
+    """What a training costs besides its epochs prices each job after it until they have run; then their own."""
+    done, running, failed, todo = campaign_folder(tmp_path)
+    configs = expand_campaign(CAMPAIGN)
+    logs = tmp_path / "logs"
+    benchmark_file(logs, "train", done, 130)  # 4 epochs of 30 s: 10 s besides them
+    statuses = [config_status(tmp_path, name, run.epochs, run.batch) for name, run in configs.items()]
+    costs = {name: run.expected_cost() for name, run in configs.items()}
+    config = {"evaluation": {"splits": ["val", "test"]}, "speed": {"formats": ["pytorch", "onnx"]}}
+    jobs = jobs_after_training(list(configs), config)
+    assert jobs[done] == {
+        "evaluate": [f"{done}_val", f"{done}_test"],
+        "bootstrap": [f"{done}_val", f"{done}_test"],
+        "export": [f"{done}_onnx"],
+        "speed": [done],
+        "imgsz_study": [done],
+        "detect": [],
+    }
+    progress = {p.status.name: p for p in estimate_progress(statuses, costs, tmp_path, logs, jobs)}
+    # 7 jobs after each training at 10 s; one of them (speed) needs the machine alone.
+    assert progress[done].remaining_seconds == 70 and progress[done].alone_seconds == 10
+    assert progress[running].training_seconds == 60 + 10 and progress[running].remaining_seconds == 70 + 70
+    # Two trainings at a time: running (70) then failed (100) on one slot, to do (130) on the other: they end
+    # at 170, leaving 40 s of a slot; the jobs beside others (4 x 60 s) fill it, then run 2 at a time, then
+    # the 4 speed studies one by one.
+    assert campaign_seconds_left(list(progress.values()), slots=2, after_slots=2) == 170 + (240 - 40) / 2 + 40
+
+    for stem in (f"{done}_val", f"{done}_test"):
+        benchmark_file(logs, "evaluate", stem, 4)
+    progress = {p.status.name: p for p in estimate_progress(statuses, costs, tmp_path, logs, jobs)}
+    assert progress[done].remaining_seconds == 50  # its evaluations ran
+    assert progress[todo].remaining_seconds == 130 + 2 * 4 + 50  # the others' at what the evaluations took
+
+
+def test_the_page_takes_the_trainings_at_a_time_from_the_live_runs(tmp_path):
+    from campaign.runs import jobs_at_a_time, read_runs
+
+    runs = tmp_path / ".snakemake" / "campaign-runs"
+    runs.mkdir(parents=True)
+    me = {"host": socket.gethostname(), "pid": os.getpid(), "started": 0, "heartbeat": 0}
+    (runs / "gpu.json").write_text(json.dumps({**me, "cores": 16, "gpus": 4}))
+    assert jobs_at_a_time(read_runs(tmp_path), stale_after=60) == (4, 4)
+    (runs / "cpu.json").write_text(json.dumps({**me, "cores": 8, "gpus": 0}))
+    assert jobs_at_a_time(read_runs(tmp_path), stale_after=60) == (5, 12)  # a CPU run: 1 training, 8 jobs after
+    for path in runs.iterdir():
+        path.write_text(json.dumps({**json.loads(path.read_text()), "pid": 2**22 + 1}))  # no such process
+    assert jobs_at_a_time(read_runs(tmp_path), stale_after=60) is None

@@ -157,11 +157,18 @@ def check_one_campaign(configfiles: list[str]) -> None:
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    """A campaign's config file read strictly and checked against the schema, for the command-line tools."""
+    """A campaign's config file read strictly, checked against the schema and completed with its defaults.
+
+    The command-line tools thus see the config the workflow sees (Snakemake's `validate` fills the same defaults).
+    """
+    from snakemake.utils import validate
+
     from .config_schema import check_config
+    from .configurations import SCHEMA
 
     config = read_config_file(path)
     check_config(config)
+    validate(config, str(SCHEMA), set_default=True)
     return config
 
 

@@ -158,6 +158,9 @@ def print_probe_plan(configs, to_train: list[str], probes_csv: Path, args, confi
     after = {e.config: work[1][e.config] for e in remaining} if work else {}
     jobs = [(e.hours * scale, e.gpus) for e in remaining] + [(hours, 1) for hours in after.values()]
     span = makespan(jobs, args.servers, args.gpus)
+    packed = None
+    if config["gpu"]["pack"]:
+        packed = _packed_plan(configs, remaining, scale, after, probes_csv, args, config, device_mb)
     print()
     print(f"To train: {len(remaining)} configuration(s), {gpu_hours:.2f} {unit} on {device}")
     if after:
@@ -166,8 +169,30 @@ def print_probe_plan(configs, to_train: list[str], probes_csv: Path, args, confi
             "image-size studies (from their benchmark files where any ran, else estimated from the probes)"
         )
     print(f"Makespan on {args.servers} server(s) x {args.gpus} GPU(s), longest first: {_duration(span)}")
+    if packed:
+        print(
+            f"With gpu.pack (at most {config['gpu']['max_share']} per GPU, needs within {device_mb:.0f} MB): "
+            f"{_duration(packed.hours)}, each training at its speed probed alone"
+        )
+        for device, groups in packed.together.items():
+            print(f"  {device}: " + "; then ".join(" + ".join(group) for group in groups))
+        if not packed.together:
+            print("  no two trainings share a GPU: their needs do not fit together (or are not known)")
     if missing:
         print(f"Not probed yet: {', '.join(missing)} (run with --probe)")
+
+
+def _packed_plan(configs, remaining, scale, after: dict[str, float], probes_csv: Path, args, config, device_mb: float):
+    """The makespan with shared GPUs (estimate.packed_makespan), each training's need as the leases know it."""
+    from .estimate import PlannedJob, packed_makespan
+    from .packing import training_needs_mb
+
+    needs = training_needs_mb(configs, config["gpu"], probes_csv)
+    # One that does not fit (said above, with the batch that does) is planned on a whole GPU.
+    fitting = {name: need for name, need in needs.items() if need <= device_mb}
+    jobs = [PlannedJob(e.config, e.hours * scale, e.gpus, fitting.get(e.config)) for e in remaining]
+    jobs += [PlannedJob(f"after {name}", hours) for name, hours in after.items()]
+    return packed_makespan(jobs, args.servers, args.gpus, device_mb, config["gpu"]["max_share"])
 
 
 def makespan(durations: list[float], workers: int) -> float:

@@ -187,7 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--figure", type=Path, help="also draw the colour matrix to this PNG")
     parser.add_argument("--html", type=Path, help="also write the status page (one self-contained HTML file)")
     parser.add_argument("--every", type=float, help="with --html: rewrite the page every this many seconds")
-    parser.add_argument("--slots", type=int, default=1, help="trainings at a time, for the campaign's end (GPUs)")
+    parser.add_argument(
+        "--slots",
+        type=int,
+        help="trainings at a time, for the campaign's end (default: the GPUs the live runs were given, else 1)",
+    )
     parser.add_argument("--logs", type=Path, default=Path("logs"), help="the workflow's logs (job benchmarks)")
     parser.add_argument(
         "--stale-minutes",
@@ -201,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     from .configurations import ConfigError
 
     try:
-        _, configs = load_campaign(args.configfile)
+        config, configs = load_campaign(args.configfile)
     except ConfigError as error:
         parser.error(f"invalid configuration: {error}")
     stale_after = args.stale_minutes * 60
@@ -214,12 +218,17 @@ def main(argv: list[str] | None = None) -> int:
             status_figure(statuses, {name: run.parameters() for name, run in configs.items()}, args.figure)
         if args.html:
             from .io import atomic_write_text
-            from .status_page import estimate_progress, render_page
+            from .runs import jobs_at_a_time, read_runs
+            from .status_page import estimate_progress, jobs_after_training, render_page
 
             costs = {name: run.expected_cost() for name, run in configs.items()}
-            progress = estimate_progress(statuses, costs, args.results, args.logs)
+            after_jobs = jobs_after_training(list(configs), config)
+            progress = estimate_progress(statuses, costs, args.results, args.logs, after_jobs)
+            at_a_time = (args.slots, args.slots) if args.slots else jobs_at_a_time(read_runs(), stale_after)
+            slots, after_slots = at_a_time or (1, 1)
             refresh = max(1, round(args.every)) if args.every else None
-            atomic_write_text(args.html, render_page(progress, args.slots, refresh=refresh))
+            page = render_page(progress, slots, refresh=refresh, after_slots=after_slots)
+            atomic_write_text(args.html, page)
             print(f"status page: {args.html}", flush=True)
         if not (args.html and args.every):
             break

@@ -40,6 +40,8 @@ class RunRecord:
     locks: list[str] = field(default_factory=list)  # lock files, relative to the workflow folder
     configs: list[str] = field(default_factory=list)
     what: str = ""  # the run as a person would name it: "shard 1/2", "the whole campaign"
+    cores: int = 0  # Snakemake's --cores
+    gpus: int = 0  # GPUs its `--resources gpu=` gives it (0: a CPU-only run)
     path: Path | None = None
 
     def alive(self, stale_after: float, now: float | None = None) -> bool:
@@ -68,12 +70,19 @@ def record_path(root: Path = Path(".")) -> Path:
     return root / RUNS_DIR / f"{socket.gethostname()}-{os.getpid()}.json"
 
 
-def start_run(locks: list[str], configs: list[str], what: str, interval: float = HEARTBEAT_SECONDS) -> Path:
+def start_run(
+    locks: list[str],
+    configs: list[str],
+    what: str,
+    cores: int = 0,
+    gpus: int = 0,
+    interval: float = HEARTBEAT_SECONDS,
+) -> Path:
     """Record this run and keep its heartbeat going from a daemon thread until the process ends."""
     path = record_path()
     started = time.time()
     record = {"host": socket.gethostname(), "pid": os.getpid(), "started": started, "heartbeat": started}
-    record.update(locks=sorted(locks), configs=sorted(configs), what=what)
+    record.update(locks=sorted(locks), configs=sorted(configs), what=what, cores=cores, gpus=gpus)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, record)
 
@@ -159,6 +168,19 @@ def read_runs(root: Path = Path(".")) -> list[RunRecord]:
             continue  # being replaced this instant, or gone
         runs.append(RunRecord(**data, path=path))
     return runs
+
+
+def jobs_at_a_time(runs: list[RunRecord], stale_after: float) -> tuple[int, int] | None:
+    """(trainings, jobs after them) the live runs of this folder run at a time; None where none is live.
+
+    A training takes a GPU (on a CPU-only run: every core, so one at a time); the jobs after the
+    trainings take a GPU each too, or a core each on a CPU-only run.
+    """
+    live = [run for run in runs if run.alive(stale_after) and run.cores]
+    if not live:
+        return None
+    trainings = sum(run.gpus or 1 for run in live)
+    return trainings, sum(min(run.gpus, run.cores) if run.gpus else run.cores for run in live)
 
 
 @dataclass

@@ -10,12 +10,23 @@ host and device, and when it ends. For the campaign: when it ends, from
   gets the measured seconds per unit of expected cost (model size, image
   area, frozen layers: RunConfig.expected_cost) times its own cost, the
   median over those measured;
-- the jobs after each training (evaluations, bootstrap, export, speed and
-  image-size studies), from their Snakemake benchmark files once any ran;
+- what a training costs besides its epochs (start-up, the final validation,
+  plots), measured on the finished ones: their job's benchmark file against
+  their last epoch's time;
+- the jobs after each training (evaluations, bootstraps, export, speed and
+  image-size studies, detections: `jobs_after_training`), each rule's jobs
+  at the median its benchmark files show once any ran, before that at what a
+  training costs besides its epochs (most of them are the same start-up,
+  checkpoint load and validation pass);
 
-placed on `slots` trainings at a time (the GPUs), running ones first, then
-the longest first on the slot that frees first. Before any training has
-run an epoch there is nothing to measure from, and the page says so.
+placed as Snakemake runs them: the trainings first (they have priority),
+`slots` at a time (the GPUs), running ones first, then the longest first on
+the slot that frees first; then the jobs after them, `after_slots` at a time
+(one per GPU, or one per core on a CPU-only campaign) where the trainings
+leave room, the speed studies one at a time (each holds every core). The
+summary and figures at the end take seconds and are not counted. Before any
+training has run an epoch there is nothing to measure from, and the page
+says so.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .epoch_table import DamagedEpochTable, read_epoch_table
 from .status import COLOURS, ConfigStatus, format_eta
@@ -34,6 +46,8 @@ from .status import COLOURS, ConfigStatus, format_eta
 # Rules that run per configuration after its training, and whether their benchmark file names add
 # a split or a format to the configuration's name (logs/evaluate/<cfg>_<split>.benchmark.tsv).
 AFTER_TRAINING = {"evaluate": True, "bootstrap": True, "export": True, "speed": False, "imgsz_study": False}
+# Jobs that take every core (a timing needs the machine to itself): they run one at a time.
+ALONE = {"speed"}
 
 
 @dataclass
@@ -41,6 +55,8 @@ class Progress:
     status: ConfigStatus
     curve: list[float]  # validation mAP50-95 per epoch
     remaining_seconds: float | None  # training and the jobs after it; None: nothing to estimate from
+    training_seconds: float = 0.0  # of remaining_seconds: the training's
+    alone_seconds: float = 0.0  # of remaining_seconds: jobs that run alone (speed studies)
 
 
 def epoch_rows(results_csv: Path) -> list[dict[str, float]]:
@@ -53,6 +69,15 @@ def epoch_rows(results_csv: Path) -> list[dict[str, float]]:
         return []
 
 
+def benchmark_seconds(path: Path) -> float | None:
+    """The wall-clock seconds of a Snakemake benchmark file's last run; None where there is none."""
+    if not path.is_file():
+        return None
+    with open(path, newline="") as stream:
+        rows = [row for row in csv.DictReader(stream, delimiter="\t") if row.get("s")]
+    return float(rows[-1]["s"]) if rows else None
+
+
 def after_training_seconds(logs: Path, name: str) -> float | None:
     """Seconds of the jobs after one configuration's training, from their benchmark files; None if none ran."""
     seconds = []
@@ -62,15 +87,45 @@ def after_training_seconds(logs: Path, name: str) -> float | None:
             # Not another configuration whose name starts with this one's (`<cfg>_seed1`).
             if (stem.rsplit("_", 1)[0] if suffixed else stem) != name:
                 continue
-            with open(path, newline="") as stream:
-                seconds += [float(row["s"]) for row in csv.DictReader(stream, delimiter="\t")][-1:]
+            found = benchmark_seconds(path)
+            seconds += [found] if found is not None else []
     return sum(seconds) if seconds else None
 
 
+def jobs_after_training(names: list[str], config: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
+    """Each configuration's jobs after its training, by rule, as their benchmark files name them (no suffix)."""
+    from .video import detect_source_names
+
+    splits = (config.get("evaluation") or {}).get("splits", ["val", "test"])
+    formats = [fmt for fmt in (config.get("speed") or {}).get("formats", []) if fmt != "pytorch"]
+    studied = (config.get("study") or {}).get("configs") or names
+    detect = config.get("detect") or {}
+    sources = detect_source_names(detect.get("sources") or [])
+    jobs = {}
+    for name in names:
+        jobs[name] = {
+            "evaluate": [f"{name}_{split}" for split in splits],
+            "bootstrap": [f"{name}_{split}" for split in splits],
+            "export": [f"{name}_{fmt}" for fmt in formats],
+            "speed": [name],
+            "imgsz_study": [name] if name in studied else [],
+            "detect": [f"{name}_{source}" for source in sources] if name in (detect.get("configs") or []) else [],
+        }
+    return jobs
+
+
 def estimate_progress(
-    statuses: list[ConfigStatus], costs: dict[str, float], results: Path, logs: Path
+    statuses: list[ConfigStatus],
+    costs: dict[str, float],
+    results: Path,
+    logs: Path,
+    after_jobs: dict[str, dict[str, list[str]]] | None = None,
 ) -> list[Progress]:
-    """Each configuration's progress and remaining seconds (see the module's docstring)."""
+    """Each configuration's progress and remaining seconds (see the module's docstring).
+
+    `after_jobs` (jobs_after_training) counts the jobs after each training that have not run;
+    without it, the jobs after a finished training count at their median over those that ran.
+    """
     from .layout import TrainingFolder
 
     rows = {status.name: epoch_rows(TrainingFolder.of(status.name, results).epochs) for status in statuses}
@@ -78,35 +133,85 @@ def estimate_progress(
     # Seconds per unit of expected cost, as the trainings measured so far ran.
     rates = [per_epoch[s.name] * s.epochs / costs[s.name] for s in statuses if s.name in per_epoch]
     rate = statistics.median(rates) if rates else None
+    overhead = _training_overhead(statuses, rows, logs)
+    job_seconds = _seconds_per_job(after_jobs, logs, fallback=overhead) if after_jobs else {}
     after = [a for a in (after_training_seconds(logs, s.name) for s in statuses if s.state == "done") if a is not None]
     after_each = statistics.median(after) if after else 0.0
     found = []
     for status in statuses:
-        if status.state == "done":
-            remaining = 0.0 if after_training_seconds(logs, status.name) is not None else after_each
-        elif status.name in per_epoch:
-            remaining = per_epoch[status.name] * (status.epochs - status.epochs_done) + after_each
-        elif rate is not None:
-            remaining = rate * costs[status.name] + after_each
-        else:
-            remaining = None
         curve = [row["metrics/mAP50-95(B)"] for row in rows[status.name] if "metrics/mAP50-95(B)" in row]
-        found.append(Progress(status, curve, remaining))
+        if status.state == "done":
+            training = 0.0
+        elif status.name in per_epoch:
+            training = per_epoch[status.name] * (status.epochs - status.epochs_done) + overhead
+        elif rate is not None:
+            training = rate * costs[status.name] + overhead
+        else:
+            found.append(Progress(status, curve, None))
+            continue
+        if after_jobs:
+            together, alone = _jobs_left(after_jobs[status.name], job_seconds, logs)
+        else:
+            ran = status.state == "done" and after_training_seconds(logs, status.name) is not None
+            together, alone = (0.0 if ran else after_each), 0.0
+        found.append(Progress(status, curve, training + together + alone, training, alone))
     return found
 
 
-def campaign_seconds_left(progress: list[Progress], slots: int) -> float | None:
-    """Until the last configuration is done, `slots` trainings at a time; None where some cannot be estimated."""
+def _training_overhead(statuses: list[ConfigStatus], rows: dict[str, list], logs: Path) -> float:
+    """Median seconds a finished training took besides its epochs; 0 before any finished."""
+    extra = []
+    for status in statuses:
+        job = benchmark_seconds(logs / "train" / f"{status.name}.benchmark.tsv")
+        if status.state == "done" and job is not None and rows[status.name]:
+            extra.append(max(0.0, job - rows[status.name][-1]["time"]))
+    return statistics.median(extra) if extra else 0.0
+
+
+def _seconds_per_job(after_jobs: dict[str, dict[str, list[str]]], logs: Path, fallback: float) -> dict[str, float]:
+    """Each rule's median seconds per job over the jobs that ran; `fallback` for a rule none of whose jobs did."""
+    per_rule = {}
+    for rule in {rule for jobs in after_jobs.values() for rule in jobs}:
+        stems = {stem for jobs in after_jobs.values() for stem in jobs[rule]}
+        ran = [s for s in (benchmark_seconds(logs / rule / f"{stem}.benchmark.tsv") for stem in stems) if s is not None]
+        per_rule[rule] = statistics.median(ran) if ran else fallback
+    return per_rule
+
+
+def _jobs_left(jobs: dict[str, list[str]], job_seconds: dict[str, float], logs: Path) -> tuple[float, float]:
+    """(seconds of the jobs that can run beside others, seconds of those that run alone) not run yet."""
+    together = alone = 0.0
+    for rule, stems in jobs.items():
+        left = sum(not (logs / rule / f"{stem}.benchmark.tsv").is_file() for stem in stems) * job_seconds[rule]
+        if rule in ALONE:
+            alone += left
+        else:
+            together += left
+    return together, alone
+
+
+def campaign_seconds_left(progress: list[Progress], slots: int, after_slots: int | None = None) -> float | None:
+    """Until the last configuration is done; None where some cannot be estimated.
+
+    The trainings run `slots` at a time, running ones first, then the longest first on the slot that
+    frees first. The jobs after them fill what the trainings leave of the slots, then run
+    `after_slots` at a time (default: `slots`); the jobs that need the machine alone run one by one.
+    """
     if any(p.remaining_seconds is None for p in progress if p.status.state != "done"):
         return None
-    loads = [0.0] * max(slots, 1)
-    running = sorted((p.remaining_seconds for p in progress if p.status.state == "running"), reverse=True)
+    slots = max(slots, 1)
+    loads = [0.0] * slots
+    running = sorted((p.training_seconds for p in progress if p.status.state == "running"), reverse=True)
     waiting = sorted(
-        (p.remaining_seconds for p in progress if p.status.state != "running" and p.remaining_seconds), reverse=True
+        (p.training_seconds for p in progress if p.status.state != "running" and p.training_seconds), reverse=True
     )
     for seconds in [*running, *waiting]:
         heapq.heapreplace(loads, loads[0] + seconds)
-    return max(loads)
+    trainings_end = max(loads)
+    left_room = sum(trainings_end - load for load in loads)
+    alone = sum(p.alone_seconds for p in progress)
+    together = sum((p.remaining_seconds or 0.0) - p.training_seconds - p.alone_seconds for p in progress)
+    return trainings_end + max(0.0, together - left_room) / max(after_slots or slots, 1) + alone
 
 
 def sparkline(values: list[float], width: int = 120, height: int = 28) -> str:
@@ -143,10 +248,16 @@ td.state { font-weight: 600; border-left: .5rem solid; }
 """
 
 
-def render_page(progress: list[Progress], slots: int, now: float | None = None, refresh: int | None = None) -> str:
+def render_page(
+    progress: list[Progress],
+    slots: int,
+    now: float | None = None,
+    refresh: int | None = None,
+    after_slots: int | None = None,
+) -> str:
     """The whole page as one string of HTML: no script, no file or network access of its own."""
     now = now if now is not None else time.time()
-    left = campaign_seconds_left(progress, slots)
+    left = campaign_seconds_left(progress, slots, after_slots)
     if left is None:
         end = "The campaign's end cannot be estimated yet: no training has finished an epoch."
     elif left == 0:
