@@ -12,7 +12,7 @@ include: "rules/common.smk"
 
 
 # Ultralytics must never reach the network: each job sets YOLO_OFFLINE and its
-# own settings folder itself (scripts/campaign/yolo_env.py).
+# own settings folder itself (scripts/campaign/core/yolo_env.py).
 
 
 # A configuration is one path component; an unknown name fails with a clear
@@ -55,7 +55,7 @@ localrules:
 
 
 # Who runs here, with which locks, and a heartbeat: a lost server's locks can
-# then be told from a live one's (scripts/campaign/takeover.py).
+# then be told from a live one's (campaign takeover).
 onstart:
     record_campaign_run()
 

@@ -2,7 +2,7 @@
 
 Runs the demo campaign (config.yaml) from scratch in a scratch folder with
 `snakemake --cores N` and, every few seconds while it runs, asks the status
-page's estimate (campaign/status_page.py: measured seconds per epoch, cost
+page's estimate (campaign/reporting/status_page.py: measured seconds per epoch, cost
 per configuration, the jobs after each training once any ran) when the
 campaign will end. A quarter, half and three quarters of the way are when
 that share of all the campaign's training epochs is written. The error of
@@ -19,14 +19,11 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import yaml
 from common import ROOT, SNAKEMAKE, report, scratch_folder
-
-sys.path.insert(0, str(ROOT / "scripts"))
 
 MARKS = (0.25, 0.5, 0.75)
 
@@ -41,9 +38,9 @@ def demo_config() -> dict:
 
 def estimate(workdir: Path, config: dict, configs) -> tuple[float, float | None]:
     """(share of training epochs written, seconds left by the status page's estimate), as `status.py --html`."""
-    from campaign.runs import jobs_at_a_time, read_runs
-    from campaign.status import config_status
-    from campaign.status_page import campaign_seconds_left, estimate_progress, jobs_after_training
+    from campaign.planning.runs import jobs_at_a_time, read_runs
+    from campaign.reporting.status import config_status
+    from campaign.reporting.status_page import campaign_seconds_left, estimate_progress, jobs_after_training
 
     statuses = [config_status(workdir / "results", name, run.epochs, run.batch) for name, run in configs.items()]
     total = sum(s.epochs for s in statuses)
@@ -62,7 +59,7 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=5.0, help="seconds between estimates")
     args = parser.parse_args()
 
-    from campaign.configurations import expand_campaign
+    from campaign.core.configurations import expand_campaign
 
     config = demo_config()
     configs = expand_campaign(config["campaign"])

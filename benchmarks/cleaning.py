@@ -23,13 +23,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
 from common import ROOT, median, report, scratch_folder
-
-sys.path.insert(0, str(ROOT / "scripts"))
 
 
 def with_comment(jpeg: bytes, text: str) -> bytes:
@@ -61,7 +58,7 @@ def build(coco: Path, raw: Path, copies: int) -> tuple[int, list[str]]:
 
 
 def time_cleaning(raw: Path, out: Path, names: list[str], workers: int) -> float:
-    from campaign.cleaning import clean_upload
+    from campaign.dataset.cleaning import clean_upload
 
     started = time.perf_counter()
     result = clean_upload(raw, out, names, {}, workers=workers)
@@ -83,7 +80,7 @@ def time_copying(raw: Path, out: Path) -> float:
 
 
 def time_ultralytics(raw: Path, names: list[str], settings: Path, layout: Path) -> float:
-    from campaign.yolo_env import prepare_ultralytics
+    from campaign.core.yolo_env import prepare_ultralytics
 
     prepare_ultralytics(settings, tensorboard=False)
     from ultralytics.data.dataset import YOLODataset

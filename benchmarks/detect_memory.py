@@ -2,7 +2,7 @@
 
 Writes synthetic 1920x1080 videos at 30 fps (the demo's objects gliding over
 a table, `synthetic.write_table_video`) of each --seconds length, then runs the detect rule's own
-function (`campaign.video.annotate_video`: predict, draw, stream the mp4,
+function (`campaign.evaluation.video.annotate_video`: predict, draw, stream the mp4,
 sample the contact sheet) in a fresh process per video, with a yolov8n built
 from its YAML at 320 px on the CPU, and reports that process's peak RSS.
 Kept in memory, every annotated 1080p frame would cost 6.2 MB (a minute at
@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import ROOT, report, scratch_folder
+from common import report, scratch_folder
 
 WIDTH, HEIGHT, FPS = 1920, 1080, 30
 
@@ -29,11 +29,10 @@ WIDTH, HEIGHT, FPS = 1920, 1080, 30
 MEASURE = """
 import json, sys, time
 from pathlib import Path
-sys.path.insert(0, sys.argv[1])
-from campaign.video import annotate_video, contact_sheet
+from campaign.evaluation.video import annotate_video, contact_sheet
 started = time.perf_counter()
-count, picks = annotate_video(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]), 320, "cpu", 0.25)
-contact_sheet(picks).save(Path(sys.argv[4]).with_suffix(".png"))
+count, picks = annotate_video(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), 320, "cpu", 0.25)
+contact_sheet(picks).save(Path(sys.argv[3]).with_suffix(".png"))
 seconds = time.perf_counter() - started
 # VmHWM, not ru_maxrss: a process's ru_maxrss counts its parent's memory at the fork that started it.
 with open("/proc/self/status") as status:
@@ -43,7 +42,7 @@ print("MEASURED " + json.dumps({"frames": count, "seconds": seconds, "peak_rss_m
 
 
 def measure(weights: Path, video: Path, out: Path) -> dict:
-    command = [sys.executable, "-c", MEASURE, str(ROOT / "scripts"), str(weights), str(video), str(out)]
+    command = [sys.executable, "-c", MEASURE, str(weights), str(video), str(out)]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     line = next(line for line in result.stdout.splitlines() if line.startswith("MEASURED "))
     return json.loads(line.removeprefix("MEASURED "))
@@ -54,9 +53,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, nargs="+", default=[30, 120])
     args = parser.parse_args()
 
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from campaign.synthetic import write_table_video
-    from campaign.yolo_env import prepare_ultralytics
+    from campaign.core.yolo_env import prepare_ultralytics
+    from campaign.dataset.synthetic import write_table_video
 
     rows = []
     with scratch_folder() as scratch:

@@ -35,8 +35,6 @@ from pathlib import Path
 import yaml
 from common import ROOT, SNAKEMAKE, run_timed, scratch_folder
 
-sys.path.insert(0, str(ROOT / "scripts"))
-
 QUICK = {
     "pretrain": {"models": ["yolov8n"], "images": 24, "epochs": 1, "imgsz": 64, "batch": 8},
     "campaign": {
@@ -201,7 +199,7 @@ def main() -> None:
             command += ["--scheduler", "greedy"]
         seconds, _ = run_timed(command, cwd=workdir)
 
-        from campaign.yolo_env import prepare_ultralytics
+        from campaign.core.yolo_env import prepare_ultralytics
 
         prepare_ultralytics(workdir / ".ultralytics-check", tensorboard=False)
         metrics = read_csv(workdir / "results" / "summary" / "metrics.csv")

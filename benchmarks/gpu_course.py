@@ -56,8 +56,6 @@ from typing import Any
 import yaml
 from common import ROOT, SNAKEMAKE, machine
 
-sys.path.insert(0, str(ROOT / "scripts"))
-
 CLASSES = ["glasses", "lentils", "ring"]
 GROUPS = ["groupA", "groupB", "groupC"]
 CARD_MB = 8192  # the course's GPUs
@@ -97,7 +95,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def _write_photo(raw: str, index: int, size: tuple[int, int]) -> int:
-    from campaign.synthetic import PORTRAIT, phone_photo
+    from campaign.dataset.synthetic import PORTRAIT, phone_photo
 
     data, annotations = phone_photo(seed=index, size=size, orientation=PORTRAIT if index % 4 == 3 else 1)
     group = Path(raw) / GROUPS[index % len(GROUPS)]
@@ -109,7 +107,7 @@ def _write_photo(raw: str, index: int, size: tuple[int, int]) -> int:
 
 
 def _write_video(path: str, seconds: int, size: tuple[int, int], fps: int) -> float:
-    from campaign.synthetic import write_table_video
+    from campaign.dataset.synthetic import write_table_video
 
     started = time.perf_counter()
     write_table_video(Path(path), frames=seconds * fps, size=size, fps=fps)
@@ -263,9 +261,9 @@ class Rehearsal:
 
     def estimates(self) -> dict[str, Any]:
         """The plan's estimate of every configuration against an 8 GB card, from the probes."""
-        from campaign.configurations import expand_campaign
-        from campaign.estimate import estimate, read_probes
-        from campaign.probe import probe_settings
+        from campaign.core.configurations import expand_campaign
+        from campaign.planning.estimate import estimate, read_probes
+        from campaign.planning.probe import probe_settings
 
         config = yaml.safe_load((self.copy / "config.yaml").read_text())
         probes = read_probes(self.copy / "results" / "plan" / "probes.csv")
@@ -374,7 +372,7 @@ class Rehearsal:
         return {"snakemake_seconds": round(seconds, 1), "rows": rows}
 
     def detect(self) -> dict:
-        from campaign.video import detect_source_names
+        from campaign.evaluation.video import detect_source_names
 
         name = config_name(self.preset, "yolov5s", self.preset["batches"][0])
         config = yaml.safe_load((self.copy / "config.yaml").read_text())

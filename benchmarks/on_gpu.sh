@@ -13,7 +13,8 @@ script=$2
 shift 2
 site=${TMPDIR:-/tmp}/detection-campaign-site
 mkdir -p "$site"
-export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+# The workflow's library is not installed there: it is found in scripts/.
+export PYTHONPATH="$site:$PWD/scripts${PYTHONPATH:+:$PYTHONPATH}"
 missing=$(python3 benchmarks/missing_wheels.py "$wheels")
 if [ -n "$missing" ]; then
     # shellcheck disable=SC2086 # one word per wheel file

@@ -34,20 +34,17 @@ import json
 import os
 import shutil
 import statistics
-import sys
 from pathlib import Path
 
 import yaml
 from common import ROOT, SNAKEMAKE, report, run_timed, scratch_folder
-
-sys.path.insert(0, str(ROOT / "scripts"))
 
 # On the CPU a training's memory is its process's: the share each packed training is held to there.
 CPU_NEED_MB = 3000
 
 
 def on_gpu() -> bool:
-    from campaign.leases import nvml_devices
+    from campaign.gpus.leases import nvml_devices
 
     return bool(nvml_devices())
 
@@ -103,7 +100,7 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
 
-    from campaign.configurations import expand_campaign
+    from campaign.core.configurations import expand_campaign
 
     gpu = on_gpu()
     imgsz, epochs = (320, 3) if gpu else (64, 2)

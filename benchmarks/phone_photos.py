@@ -40,19 +40,16 @@ import sys
 import time
 from pathlib import Path
 
-from common import ROOT, report, scratch_folder
-
-sys.path.insert(0, str(ROOT / "scripts"))
+from common import report, scratch_folder
 
 CLASSES = ["glasses", "lentils", "ring"]
 
 CLEAN = """
 import json, resource, sys, time
 from pathlib import Path
-sys.path.insert(0, sys.argv[1])
-from campaign.cleaning import clean_upload
+from campaign.dataset.cleaning import clean_upload
 started = time.perf_counter()
-result = clean_upload(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[5].split(","), {}, workers=int(sys.argv[4]))
+result = clean_upload(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[4].split(","), {}, workers=int(sys.argv[3]))
 seconds = time.perf_counter() - started
 # VmHWM, not ru_maxrss: a process's ru_maxrss counts its parent's memory at the fork that started it.
 with open("/proc/self/status") as status:
@@ -68,7 +65,7 @@ print("MEASURED " + json.dumps({
 
 def write_upload(raw: Path, count: int) -> int:
     """`count` phone photos with labels in one group folder; returns the bytes written."""
-    from campaign.synthetic import PORTRAIT, phone_photo
+    from campaign.dataset.synthetic import PORTRAIT, phone_photo
 
     group = raw / "phones"
     group.mkdir(parents=True)
@@ -88,8 +85,8 @@ def write_largest(raw: Path, fmt: str) -> tuple[int, int]:
     """One photo at the schema's pixel limit, with a label, as one group's upload; its size."""
     from PIL import Image
 
-    from campaign.configurations import section_defaults
-    from campaign.synthetic import DEMO_OBJECTS, draw_scene
+    from campaign.core.configurations import section_defaults
+    from campaign.dataset.synthetic import DEMO_OBJECTS, draw_scene
 
     limit = section_defaults("dataset")["max_pixels"]
     width = int((limit * 4 / 3) ** 0.5) // 4 * 4
@@ -106,7 +103,7 @@ def write_largest(raw: Path, fmt: str) -> tuple[int, int]:
 
 
 def clean(raw: Path, out: Path, workers: int) -> dict:
-    command = [sys.executable, "-c", CLEAN, str(ROOT / "scripts"), str(raw), str(out), str(workers), ",".join(CLASSES)]
+    command = [sys.executable, "-c", CLEAN, str(raw), str(out), str(workers), ",".join(CLASSES)]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     line = next(line for line in result.stdout.splitlines() if line.startswith("MEASURED "))
     return json.loads(line.removeprefix("MEASURED "))
@@ -159,8 +156,8 @@ def main() -> None:
     args = parser.parse_args()
     cores = os.cpu_count() or 1
 
-    from campaign.resizing import write_resized_copy
-    from campaign.yolo_env import prepare_ultralytics
+    from campaign.core.yolo_env import prepare_ultralytics
+    from campaign.dataset.resizing import write_resized_copy
 
     rows = []
     with scratch_folder() as scratch:

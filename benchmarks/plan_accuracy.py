@@ -17,13 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 import yaml
 from common import ROOT, SNAKEMAKE, report, run_timed, scratch_folder
-
-sys.path.insert(0, str(ROOT / "scripts"))
 
 
 def main() -> None:
@@ -31,9 +28,9 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
 
-    from campaign.configurations import expand_campaign
-    from campaign.estimate import estimate, read_probes
-    from campaign.probe import probe_settings
+    from campaign.core.configurations import expand_campaign
+    from campaign.planning.estimate import estimate, read_probes
+    from campaign.planning.probe import probe_settings
 
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["dataset"]["raw"] = str(ROOT / config["dataset"]["raw"])

@@ -21,14 +21,11 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import yaml
 from common import ROOT, SNAKEMAKE, median, report, run_timed, scratch_folder, snakemake_jobs
-
-sys.path.insert(0, str(ROOT / "scripts"))
 
 MODELS = ["yolov8n", "yolov8s", "yolov8m", "yolov8l"]
 GOALS = {128: "ratio <= 1.5", 512: "ratio <= 1.5, workflow < 5 s", 3840: "time and memory ratios <= 1.3"}
@@ -52,7 +49,7 @@ def campaign_config(configurations: int) -> dict:
 
 
 def bare_config(config: dict) -> dict:
-    from campaign.configurations import expand_campaign
+    from campaign.core.configurations import expand_campaign
 
     configs = expand_campaign(config["campaign"])
     raw = Path(config["dataset"]["raw"])

@@ -27,8 +27,6 @@ from pathlib import Path
 import yaml
 from common import ROOT, SNAKEMAKE, median, report, run_timed, scratch_folder
 
-sys.path.insert(0, str(ROOT / "scripts"))
-
 
 def single_configuration(epochs: int) -> dict:
     """The demo config with one configuration (the demo's default one, from scratch) and nothing else."""
@@ -50,7 +48,7 @@ def yolo_command(model: str, dataset: Path, args: dict, device: str, project: Pa
 
 def yolo_environment(settings: Path) -> dict[str, str]:
     """The settings the workflow's jobs use (offline, fonts, TensorBoard), for `yolo` too."""
-    from campaign.yolo_env import prepare_ultralytics
+    from campaign.core.yolo_env import prepare_ultralytics
 
     saved = dict(os.environ)
     prepare_ultralytics(settings)  # writes settings.json and the fonts; sets the variables
@@ -67,7 +65,7 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
 
-    from campaign.configurations import expand_campaign
+    from campaign.core.configurations import expand_campaign
 
     config = single_configuration(args.epochs)
     (name, run), *_ = expand_campaign(config["campaign"]).items()

@@ -7,43 +7,43 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-# Scripts import their logic from scripts/campaign; so does the Snakefile.
-sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
-
-from campaign.config_file import (
+# Scripts import their logic from the library in scripts/campaign, installed
+# with the workflow (README: setup); so does the Snakefile.
+from campaign.core import layout
+from campaign.core.clock import FutureDatedError, check_no_future_files
+from campaign.core.config_file import (
     check_one_campaign,
     read_config_file,
     retype_command_line_values,
 )
-from campaign.config_schema import check_config
-from campaign.configurations import (
+from campaign.core.config_schema import check_config
+from campaign.core.configurations import (
     ConfigError,
     canonical_order,
     expand_campaign,
     stable_hash,
 )
-from campaign.checkpoints import verify_checkpoints
-from campaign.clock import FutureDatedError, check_no_future_files
-from campaign.upload_checks import CleaningError, check_upload
-from campaign.layout import probes_table
-from campaign.packing import shares_per_gpu, training_needs_mb
-from campaign.probe import probe_settings
-from campaign.runs import (
+from campaign.core.layout import probes_table
+from campaign.dataset.upload_checks import CleaningError, check_upload
+from campaign.evaluation.video import detect_source_names
+from campaign.gpus.packing import shares_per_gpu, training_needs_mb
+from campaign.planning.probe import probe_settings
+from campaign.planning.runs import (
     end_run,
     explain_stop,
     notice_stop_requests,
     other_live_runs_notice,
     start_run,
 )
-from campaign.shards import campaign_shards, parse_shard
-from campaign.video import detect_source_names
-from campaign.weights import resolve_pretrained_weights
+from campaign.planning.shards import campaign_shards, parse_shard
+from campaign.training.checkpoints import verify_checkpoints
+from campaign.training.weights import resolve_pretrained_weights
 
 # config.yaml is the demo's campaign. A file given with --configfile is a
 # whole campaign of its own, not a patch on top of the demo: no key of
 # config.yaml leaks into it, and a second file is refused rather than merged.
 # Each file is read strictly first (YAML 1.2 numbers, no repeated key), so that
-# what Snakemake reads is what was written (campaign/config_file.py).
+# what Snakemake reads is what was written (campaign/core/config_file.py).
 CONFIGFILES = [str(path) for path in workflow.overwrite_configfiles] or ["config.yaml"]
 try:
     check_one_campaign(CONFIGFILES)
@@ -132,7 +132,7 @@ except (CleaningError, ValueError) as error:
     raise WorkflowError(f"Invalid upload: {error}") from None
 
 # Files dated in the future would make Snakemake delete finished outputs
-# ("clock skew"): stop first, naming them (campaign/clock.py). Job processes
+# ("clock skew"): stop first, naming them (campaign/core/clock.py). Job processes
 # skip the look: their main process has made it.
 if workflow.is_main_process:
     try:
@@ -151,7 +151,7 @@ if workflow.is_main_process:
         raise WorkflowError(f"Clock: {error}") from None
 
 # Packing (gpu.pack): each training's memory need, and Snakemake's `gpu`
-# resource counted in shares of a GPU (campaign/packing.py).
+# resource counted in shares of a GPU (campaign/gpus/packing.py).
 SHARES_PER_GPU = shares_per_gpu(config["gpu"])
 try:
     TRAINING_NEEDS = training_needs_mb(CONFIGS, config["gpu"], probes_table())
@@ -183,14 +183,14 @@ SHARD_CONFIGS = (
     if SHARD
     else list(CONFIGS)
 )
-# Named configurations only (a takeover of unfinished trainings, takeover.py).
+# Named configurations only (a takeover of unfinished trainings, campaign takeover).
 ONLY = config["only"]
 if ONLY:
     _unknown = [name for name in ONLY if name not in CONFIGS]
     if _unknown:
         raise WorkflowError(
             f"Invalid configuration: only: {', '.join(_unknown)} are not configurations "
-            f"of this campaign (scripts/campaign/status.py lists them)"
+            f"of this campaign (campaign status lists them)"
         )
     SHARD_CONFIGS = [name for name in SHARD_CONFIGS if name in ONLY]
 
@@ -204,7 +204,7 @@ if workflow.is_main_process and not workflow.dryrun:
 
 
 def record_campaign_run():
-    """onstart: say who runs what here, with the locks it holds (campaign/runs.py)."""
+    """onstart: say who runs what here, with the locks it holds (campaign/planning/runs.py)."""
     locks = getattr(workflow.persistence, "_lockfile", {}).values()
     if SHARD:
         what = f"shard {SHARD[0]}/{SHARD[1]}"
@@ -214,7 +214,13 @@ def record_campaign_run():
         what = "the whole campaign"
     gpu_slots = workflow.global_resources.get("gpu")
     gpus = int(getattr(gpu_slots, "value", gpu_slots) or 0) // SHARES_PER_GPU
-    start_run([os.path.relpath(lock) for lock in locks], SHARD_CONFIGS, what, all_cores(), gpus)
+    start_run(
+        [os.path.relpath(lock) for lock in locks],
+        SHARD_CONFIGS,
+        what,
+        all_cores(),
+        gpus,
+    )
     notice_stop_requests()
 
 
@@ -232,18 +238,28 @@ def raw_upload_files():
     return sorted(str(p) for p in root.rglob("*") if p.is_file())
 
 
+# How every validation pass is made (evaluations, speed and image-size studies).
+VALIDATION_ARGS = {key: config["evaluation"][key] for key in ("batch", "conf", "iou")}
+
 # Deployment formats the speed study times besides PyTorch (each exported once per configuration).
 EXPORT_FORMATS = [fmt for fmt in config["speed"]["formats"] if fmt != "pytorch"]
+
 
 # The cleaned dataset as the trainer sees it. The split lists and the manifest
 # (content hashes of every image and label) are inputs too, so that any change
 # of data reaches the trainings even when dataset.yaml itself stays the same.
+def split_lists():
+    """The cleaned dataset's split lists, by split."""
+    return {
+        split: layout.SPLIT_LIST.format(split=split)
+        for split in ("train", "val", "test")
+    }
+
+
 DATASET = {
-    "dataset": "results/dataset/dataset.yaml",
-    "manifest": "results/dataset/manifest.csv",
-    "train": "results/dataset/train.txt",
-    "val": "results/dataset/val.txt",
-    "test": "results/dataset/test.txt",
+    "dataset": layout.DATASET_YAML,
+    "manifest": layout.MANIFEST,
+    **split_lists(),
 }
 
 
@@ -264,7 +280,7 @@ def dataset_at(imgsz):
     """
     inputs = dict(DATASET)
     if imgsz in RESIZED_SIZES:
-        inputs["dataset"] = f"results/dataset/resized/{imgsz}/dataset.yaml"
+        inputs["dataset"] = layout.RESIZED_DATASET_YAML.format(imgsz=imgsz)
     return inputs
 
 
@@ -278,7 +294,7 @@ def study_input(wildcards):
     return {
         **config_dataset(wildcards),
         "full_size": DATASET["dataset"],
-        "weights": f"results/train/{wildcards.cfg}/best.pt",
+        "weights": layout.TRAINED_WEIGHTS.format(cfg=wildcards.cfg),
     }
 
 
@@ -327,7 +343,7 @@ def training_threads(wildcards):
     return cores_per_gpu() * max(CONFIGS[wildcards.cfg].gpus, 1)
 
 
-# The distinct training steps of the campaign, each probed once (plan.py --probe).
+# The distinct training steps of the campaign, each probed once (campaign plan --probe).
 PROBES = dict(probe_settings(run) for run in CONFIGS.values())
 
 
@@ -385,7 +401,7 @@ def detect_source_files(wildcards):
 def shared_inputs():
     """What every training reads: the cleaned dataset and the workflow's own pretrained checkpoints."""
     pretrained = sorted(
-        {path for path in PRETRAINED.values() if path.startswith("results/")}
+        {path for path in PRETRAINED.values() if path.startswith(f"{layout.RESULTS}/")}
     )
     copies = [dataset_at(size)["dataset"] for size in RESIZED_SIZES]
     return list(DATASET.values()) + copies + pretrained
@@ -395,24 +411,37 @@ def configuration_outputs(names):
     """Everything made per configuration: training, evaluations with intervals, speed, study, videos."""
     outputs = []
     for name in names:
-        outputs.append(f"results/train/{name}/best.pt")
+        outputs.append(layout.TRAINED_WEIGHTS.format(cfg=name))
         outputs += expand(
-            "results/eval/{cfg}/{split}/{file}",
+            layout.EVALUATION_FILE,
             cfg=name,
             split=SPLITS,
             file=["metrics.json", "intervals.json"],
         )
-        outputs.append(f"results/speed/{name}.csv")
+        outputs.append(layout.SPEED_TABLE.format(cfg=name))
         if name in STUDY_CONFIGS:
-            outputs.append(f"results/study/{name}.csv")
+            outputs.append(layout.STUDY_TABLE.format(cfg=name))
         if name in config["detect"]["configs"]:
             outputs += expand(
-                "results/detect/{cfg}/{source}.{ending}",
+                layout.DETECTION,
                 cfg=name,
                 source=DETECT_SOURCES,
                 ending=["mp4", "png"],
             )
     return outputs
+
+
+# The figures of the default run (results/figures/<name>.png), each made by its own rule.
+FIGURES = [
+    "dataset_overview",
+    "label_analysis",
+    "map_by_config",
+    "accuracy_vs_latency",
+    "training_curves",
+    "per_class_ap",
+    "campaign_timeline",
+    "imgsz_study",
+]
 
 
 def all_outputs():
@@ -432,21 +461,14 @@ def all_outputs():
             )
         return configuration_outputs(SHARD_CONFIGS)
     detections = [
-        f"results/detect/{name}/{source}.{ending}"
+        layout.DETECTION.format(cfg=name, source=source, ending=ending)
         for name in config["detect"]["configs"]
         for source in DETECT_SOURCES
         for ending in ("mp4", "png")
     ]
     return detections + [
-        "results/summary/metrics.csv",
-        "results/summary/metrics.md",
-        "results/summary/findings.html",
-        "results/figures/dataset_overview.png",
-        "results/figures/label_analysis.png",
-        "results/figures/map_by_config.png",
-        "results/figures/accuracy_vs_latency.png",
-        "results/figures/training_curves.png",
-        "results/figures/per_class_ap.png",
-        "results/figures/campaign_timeline.png",
-        "results/figures/imgsz_study.png",
+        layout.METRICS_CSV,
+        layout.METRICS_MD,
+        layout.FINDINGS_HTML,
+        *map(layout.figure, FIGURES),
     ]

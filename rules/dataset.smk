@@ -2,23 +2,23 @@ rule clean_dataset:
     input:
         raw_upload_files(),
     output:
-        images=directory("results/dataset/images"),
-        labels=directory("results/dataset/labels"),
+        images=directory(layout.CLEAN_IMAGES),
+        labels=directory(layout.CLEAN_LABELS),
         report=report(
-            "results/dataset/cleaning_report.csv",
+            layout.CLEANING_REPORT,
             caption="../report/cleaning_report.rst",
             category="1. Dataset",
             labels={"table": "cleaning report"},
         ),
         summary=report(
-            "results/dataset/cleaning_summary.txt",
+            layout.CLEANING_SUMMARY,
             caption="../report/cleaning_summary.rst",
             category="1. Dataset",
             labels={"table": "cleaning summary"},
         ),
-        manifest="results/dataset/manifest.csv",
+        manifest=layout.MANIFEST,
         # Report details too long for a cell (a label of thousands of rejected boxes), in full.
-        details="results/dataset/cleaning_details.txt",
+        details=layout.CLEANING_DETAILS,
     log:
         "logs/clean_dataset.log",
     benchmark:
@@ -43,14 +43,14 @@ rule clean_dataset:
 # would delete it before every split, losing the very record it keeps.
 rule split_dataset:
     input:
-        manifest="results/dataset/manifest.csv",
+        manifest=layout.MANIFEST,
     output:
-        train="results/dataset/train.txt",
-        val="results/dataset/val.txt",
-        test="results/dataset/test.txt",
-        dataset="results/dataset/dataset.yaml",
+        train=layout.SPLIT_LIST.format(split="train"),
+        val=layout.SPLIT_LIST.format(split="val"),
+        test=layout.SPLIT_LIST.format(split="test"),
+        dataset=layout.DATASET_YAML,
         leakage=report(
-            "results/dataset/leakage.csv",
+            layout.LEAKAGE,
             caption="../report/leakage.rst",
             category="1. Dataset",
             labels={"table": "near-duplicates across splits"},
@@ -74,13 +74,13 @@ rule resize_dataset:
     input:
         **DATASET,
     output:
-        images=directory("results/dataset/resized/{imgsz}/images"),
-        labels=directory("results/dataset/resized/{imgsz}/labels"),
+        images=directory(layout.RESIZED_IMAGES),
+        labels=directory(layout.RESIZED_LABELS),
         lists=expand(
-            "results/dataset/resized/{{imgsz}}/{split}.txt",
+            layout.RESIZED_SPLIT_LIST.replace("{imgsz}", "{{imgsz}}"),
             split=["train", "val", "test"],
         ),
-        dataset="results/dataset/resized/{imgsz}/dataset.yaml",
+        dataset=layout.RESIZED_DATASET_YAML,
     log:
         "logs/resize_dataset/{imgsz}.log",
     benchmark:
@@ -94,20 +94,18 @@ rule resize_dataset:
 
 rule dataset_figures:
     input:
-        manifest="results/dataset/manifest.csv",
-        train="results/dataset/train.txt",
-        val="results/dataset/val.txt",
-        test="results/dataset/test.txt",
+        **split_lists(),
+        manifest=layout.MANIFEST,
     output:
         overview=report(
-            "results/figures/dataset_overview.png",
+            layout.figure("dataset_overview"),
             caption="../report/dataset_overview.rst",
             category="1. Dataset",
             labels={"figure": "dataset overview"},
         ),
-        overview_csv="results/dataset/overview.csv",
+        overview_csv=layout.DATASET_OVERVIEW,
         labels=report(
-            "results/figures/label_analysis.png",
+            layout.figure("label_analysis"),
             caption="../report/label_analysis.rst",
             category="1. Dataset",
             labels={"figure": "label analysis"},

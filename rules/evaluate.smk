@@ -1,28 +1,28 @@
 rule evaluate:
     input:
         unpack(config_dataset),
-        weights="results/train/{cfg}/best.pt",
+        weights=layout.TRAINED_WEIGHTS,
     output:
-        metrics="results/eval/{cfg}/{split}/metrics.json",
-        provenance="results/eval/{cfg}/{split}/provenance.json",
-        per_class="results/eval/{cfg}/{split}/per_class.csv",
-        matches="results/eval/{cfg}/{split}/matches.npz",
+        metrics=layout.EVAL_METRICS,
+        provenance=layout.EVAL_PROVENANCE,
+        per_class=layout.EVAL_PER_CLASS,
+        matches=layout.EVAL_MATCHES,
         confusion=report(
-            "results/eval/{cfg}/{split}/confusion.png",
+            layout.EVAL_CONFUSION,
             caption="../report/confusion.rst",
             category="3. Evaluation",
             subcategory="{split}",
             labels=lambda wc: evaluation_labels(wc, "confusion matrix"),
         ),
         pr_curve=report(
-            "results/eval/{cfg}/{split}/pr_curve.png",
+            layout.EVAL_PR_CURVE,
             caption="../report/pr_curve.rst",
             category="3. Evaluation",
             subcategory="{split}",
             labels=lambda wc: evaluation_labels(wc, "precision-recall"),
         ),
         f1_curve=report(
-            "results/eval/{cfg}/{split}/f1_curve.png",
+            layout.EVAL_F1_CURVE,
             caption="../report/f1_curve.rst",
             category="3. Evaluation",
             subcategory="{split}",
@@ -39,9 +39,7 @@ rule evaluate:
     params:
         args=lambda wc: {
             "imgsz": CONFIGS[wc.cfg].imgsz,
-            "batch": config["evaluation"]["batch"],
-            "conf": config["evaluation"]["conf"],
-            "iou": config["evaluation"]["iou"],
+            **VALIDATION_ARGS,
             "split": wc.split,
         },
     script:
@@ -50,10 +48,10 @@ rule evaluate:
 
 rule bootstrap:
     input:
-        matches="results/eval/{cfg}/{split}/matches.npz",
+        matches=layout.EVAL_MATCHES,
     output:
-        intervals="results/eval/{cfg}/{split}/intervals.json",
-        resampled="results/eval/{cfg}/{split}/bootstrap.npz",
+        intervals=layout.EVAL_INTERVALS,
+        resampled=layout.EVAL_BOOTSTRAP,
     log:
         "logs/bootstrap/{cfg}_{split}.log",
     benchmark:
@@ -70,10 +68,10 @@ rule export:
     input:
         # The dataset only for the provenance record: what the exported model was trained on.
         **DATASET,
-        weights="results/train/{cfg}/best.pt",
+        weights=layout.TRAINED_WEIGHTS,
     output:
-        model="results/export/{cfg}/best.{format}",
-        provenance="results/export/{cfg}/{format}.provenance.json",
+        model=layout.EXPORTED_MODEL,
+        provenance=layout.EXPORT_PROVENANCE,
     log:
         "logs/export/{cfg}_{format}.log",
     benchmark:
@@ -89,13 +87,13 @@ rule export:
 rule speed:
     input:
         unpack(config_dataset),
-        weights="results/train/{cfg}/best.pt",
+        weights=layout.TRAINED_WEIGHTS,
         # The PyTorch model's accuracy, to stand beside each exported one's.
-        metrics=f"results/eval/{{cfg}}/{COMPARISON_SPLIT}/metrics.json",
-        exported=expand("results/export/{{cfg}}/best.{format}", format=EXPORT_FORMATS),
+        metrics=layout.EVAL_METRICS.replace("{split}", COMPARISON_SPLIT),
+        exported=expand(layout.EXPORTED_MODEL, cfg="{cfg}", format=EXPORT_FORMATS),
     output:
-        speed="results/speed/{cfg}.csv",
-        provenance="results/speed/{cfg}.provenance.json",
+        speed=layout.SPEED_TABLE,
+        provenance=layout.SPEED_PROVENANCE,
     log:
         "logs/speed/{cfg}.log",
     benchmark:
@@ -108,12 +106,7 @@ rule speed:
         gpu=evaluation_gpus,
     params:
         args=lambda wc: {"imgsz": CONFIGS[wc.cfg].imgsz, **config["speed"]},
-        evaluation=lambda wc: {
-            "split": COMPARISON_SPLIT,
-            "batch": config["evaluation"]["batch"],
-            "conf": config["evaluation"]["conf"],
-            "iou": config["evaluation"]["iou"],
-        },
+        evaluation={"split": COMPARISON_SPLIT, **VALIDATION_ARGS},
     script:
         "../scripts/speed.py"
 
@@ -122,8 +115,8 @@ rule imgsz_study:
     input:
         unpack(study_input),
     output:
-        study="results/study/{cfg}.csv",
-        provenance="results/study/{cfg}.provenance.json",
+        study=layout.STUDY_TABLE,
+        provenance=layout.STUDY_PROVENANCE,
     log:
         "logs/imgsz_study/{cfg}.log",
     benchmark:
@@ -136,9 +129,7 @@ rule imgsz_study:
         args=lambda wc: {
             "imgsz": config["study"]["imgsz"],
             "split": config["study"]["split"],
-            "batch": config["evaluation"]["batch"],
-            "conf": config["evaluation"]["conf"],
-            "iou": config["evaluation"]["iou"],
+            **VALIDATION_ARGS,
         },
         # Sizes up to it read the copy shrunk to it; larger ones the full-size images.
         resized_to=lambda wc: (
@@ -150,12 +141,12 @@ rule imgsz_study:
 
 rule detect:
     input:
-        weights="results/train/{cfg}/best.pt",
+        weights=layout.TRAINED_WEIGHTS,
         source=detect_source_files,
     output:
-        video="results/detect/{cfg}/{source}.mp4",
+        video=layout.DETECTION_VIDEO,
         sheet=report(
-            "results/detect/{cfg}/{source}.png",
+            layout.DETECTION_SHEET,
             caption="../report/detect.rst",
             category="4. Detections",
             labels=lambda wc: {**config_labels(wc.cfg), "source": wc.source},

@@ -2,7 +2,7 @@ rule probe:
     input:
         unpack(lambda wc: dataset_at(PROBES[wc.probe]["imgsz"])),
     output:
-        probe="results/plan/probe/{probe}.csv",
+        probe=layout.PROBE_TABLE,
     log:
         "logs/probe/{probe}.log",
     benchmark:
@@ -22,9 +22,9 @@ rule probe:
 
 rule plan_probes:
     input:
-        expand("results/plan/probe/{probe}.csv", probe=sorted(PROBES)),
+        expand(layout.PROBE_TABLE, probe=sorted(PROBES)),
     output:
-        "results/plan/probes.csv",
+        layout.PROBES_TABLE,
     log:
         "logs/plan_probes.log",
     conda:

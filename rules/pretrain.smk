@@ -1,8 +1,8 @@
 rule pretrain_source_data:
     output:
-        dataset="results/pretrain/source/dataset.yaml",
-        images=directory("results/pretrain/source/images"),
-        labels=directory("results/pretrain/source/labels"),
+        dataset=layout.PRETRAIN_SOURCE_YAML,
+        images=directory(layout.PRETRAIN_SOURCE_IMAGES),
+        labels=directory(layout.PRETRAIN_SOURCE_LABELS),
     log:
         "logs/pretrain_source_data.log",
     benchmark:
@@ -19,11 +19,11 @@ rule pretrain_source_data:
 
 rule pretrain:
     input:
-        dataset="results/pretrain/source/dataset.yaml",
+        dataset=layout.PRETRAIN_SOURCE_YAML,
     output:
-        weights="results/pretrain/{model}.pt",
-        summary="results/pretrain/{model}.json",
-        provenance="results/pretrain/{model}.provenance.json",
+        weights=layout.PRETRAINED_WEIGHTS,
+        summary=layout.PRETRAIN_SUMMARY,
+        provenance=layout.PRETRAIN_PROVENANCE,
     log:
         "logs/pretrain/{model}.log",
     benchmark:
@@ -35,7 +35,7 @@ rule pretrain:
         gpu=SHARES_PER_GPU,
     params:
         model=lambda wc: wc.model,
-        run_dir=lambda wc: f"results/pretrain/{wc.model}_run",
+        run_dir=lambda wc: layout.PRETRAIN_RUN.format(model=wc.model),
         args=pretrain_args(),
         args_hash=stable_hash(pretrain_args()),
     script:

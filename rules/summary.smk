@@ -1,33 +1,27 @@
 rule summary_table:
     input:
-        train=expand("results/train/{cfg}/train.json", cfg=CONFIGS),
-        metrics=expand(
-            "results/eval/{cfg}/{split}/metrics.json", cfg=CONFIGS, split=SPLITS
-        ),
-        intervals=expand(
-            "results/eval/{cfg}/{split}/intervals.json", cfg=CONFIGS, split=SPLITS
-        ),
-        bootstrap=expand(
-            "results/eval/{cfg}/{split}/bootstrap.npz", cfg=CONFIGS, split=SPLITS
-        ),
-        speed=expand("results/speed/{cfg}.csv", cfg=CONFIGS),
-        provenance=expand("results/train/{cfg}/provenance.json", cfg=CONFIGS),
+        train=expand(layout.TRAINING_SUMMARY, cfg=CONFIGS),
+        metrics=expand(layout.EVAL_METRICS, cfg=CONFIGS, split=SPLITS),
+        intervals=expand(layout.EVAL_INTERVALS, cfg=CONFIGS, split=SPLITS),
+        bootstrap=expand(layout.EVAL_BOOTSTRAP, cfg=CONFIGS, split=SPLITS),
+        speed=expand(layout.SPEED_TABLE, cfg=CONFIGS),
+        provenance=expand(layout.TRAINING_PROVENANCE, cfg=CONFIGS),
     output:
         csv=report(
-            "results/summary/metrics.csv",
+            layout.METRICS_CSV,
             caption="../report/summary_table.rst",
             category="2. Comparison",
             labels={"table": "metrics (CSV, to download)"},
         ),
         html=report(
-            "results/summary/metrics.html",
+            layout.METRICS_HTML,
             caption="../report/summary_table.rst",
             category="2. Comparison",
             labels={"table": "metrics (sortable)"},
         ),
-        markdown="results/summary/metrics.md",
+        markdown=layout.METRICS_MD,
         groups=report(
-            "results/summary/groups.csv",
+            layout.GROUPS,
             caption="../report/groups_table.rst",
             category="2. Comparison",
             labels={"table": "configurations, seeds pooled (CSV)"},
@@ -52,24 +46,24 @@ rule summary_table:
 rule findings:
     input:
         intervals=expand(
-            "results/eval/{cfg}/{split}/intervals.json",
+            layout.EVAL_INTERVALS,
             cfg=CONFIGS,
             split=COMPARISON_SPLIT,
         ),
         bootstrap=expand(
-            "results/eval/{cfg}/{split}/bootstrap.npz",
+            layout.EVAL_BOOTSTRAP,
             cfg=CONFIGS,
             split=COMPARISON_SPLIT,
         ),
     output:
         csv=report(
-            "results/summary/findings.csv",
+            layout.FINDINGS_CSV,
             caption="../report/findings.rst",
             category="2. Comparison",
             labels={"table": "1. findings (CSV, to download)"},
         ),
         html=report(
-            "results/summary/findings.html",
+            layout.FINDINGS_HTML,
             caption="../report/findings.rst",
             category="2. Comparison",
             labels={"table": "1. findings (sortable)"},
@@ -94,10 +88,10 @@ rule findings:
 
 rule figure_map_by_config:
     input:
-        "results/summary/groups.csv",
+        layout.GROUPS,
     output:
         report(
-            "results/figures/map_by_config.png",
+            layout.figure("map_by_config"),
             caption="../report/map_by_config.rst",
             category="2. Comparison",
             labels={"figure": "mAP by configuration"},
@@ -112,10 +106,10 @@ rule figure_map_by_config:
 
 rule figure_accuracy_vs_latency:
     input:
-        "results/summary/groups.csv",
+        layout.GROUPS,
     output:
         report(
-            "results/figures/accuracy_vs_latency.png",
+            layout.figure("accuracy_vs_latency"),
             caption="../report/accuracy_vs_latency.rst",
             category="2. Comparison",
             labels={"figure": "accuracy vs latency"},
@@ -130,10 +124,10 @@ rule figure_accuracy_vs_latency:
 
 rule figure_training_curves:
     input:
-        expand("results/train/{cfg}/results.csv", cfg=CONFIGS),
+        expand(layout.EPOCH_TABLE, cfg=CONFIGS),
     output:
         report(
-            "results/figures/training_curves.png",
+            layout.figure("training_curves"),
             caption="../report/training_curves.rst",
             category="2. Comparison",
             labels={"figure": "training curves"},
@@ -151,13 +145,13 @@ rule figure_training_curves:
 rule figure_per_class_ap:
     input:
         expand(
-            "results/eval/{cfg}/{split}/per_class.csv",
+            layout.EVAL_PER_CLASS,
             cfg=CONFIGS,
             split=COMPARISON_SPLIT,
         ),
     output:
         report(
-            "results/figures/per_class_ap.png",
+            layout.figure("per_class_ap"),
             caption="../report/per_class_ap.rst",
             category="2. Comparison",
             labels={"figure": "per-class AP"},
@@ -175,15 +169,15 @@ rule figure_per_class_ap:
 
 rule campaign_timeline:
     input:
-        monitors=expand("results/train/{cfg}/monitor.csv", cfg=CONFIGS),
+        monitors=expand(layout.TRAINING_MONITOR, cfg=CONFIGS),
     output:
         figure=report(
-            "results/figures/campaign_timeline.png",
+            layout.figure("campaign_timeline"),
             caption="../report/campaign_timeline.rst",
             category="2. Comparison",
             labels={"figure": "campaign timeline"},
         ),
-        usage="results/summary/device_usage.csv",
+        usage=layout.DEVICE_USAGE,
     log:
         "logs/figures/campaign_timeline.log",
     conda:
@@ -196,10 +190,10 @@ rule campaign_timeline:
 
 rule figure_imgsz_study:
     input:
-        expand("results/study/{cfg}.csv", cfg=STUDY_CONFIGS),
+        expand(layout.STUDY_TABLE, cfg=STUDY_CONFIGS),
     output:
         report(
-            "results/figures/imgsz_study.png",
+            layout.figure("imgsz_study"),
             caption="../report/imgsz_study.rst",
             category="2. Comparison",
             labels={"figure": "image-size study"},

@@ -2,12 +2,12 @@ rule train:
     input:
         unpack(train_input),
     output:
-        weights="results/train/{cfg}/best.pt",
-        results="results/train/{cfg}/results.csv",
-        summary="results/train/{cfg}/train.json",
-        provenance="results/train/{cfg}/provenance.json",
+        weights=layout.TRAINED_WEIGHTS,
+        results=layout.EPOCH_TABLE,
+        summary=layout.TRAINING_SUMMARY,
+        provenance=layout.TRAINING_PROVENANCE,
         # Every attempt's device samples (written live beside the run, run.monitor/).
-        monitor="results/train/{cfg}/monitor.csv",
+        monitor=layout.TRAINING_MONITOR,
     log:
         "logs/train/{cfg}.log",
     benchmark:
@@ -27,6 +27,6 @@ rule train:
         model=lambda wc: CONFIGS[wc.cfg].model,
         args=lambda wc: CONFIGS[wc.cfg].train_args(),
         args_hash=lambda wc: CONFIGS[wc.cfg].args_hash(),
-        run_dir=lambda wc: f"results/train/{wc.cfg}/run",
+        run_dir=lambda wc: layout.TRAINING_RUN.format(cfg=wc.cfg),
     script:
         "../scripts/train.py"

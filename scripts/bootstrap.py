@@ -1,7 +1,7 @@
 """Rule bootstrap: confidence intervals of one configuration's metrics on one split."""
 
-from campaign.bootstrap import ImageMatches, bootstrap_metrics, interval_summary, save_bootstrap
-from campaign.io import atomic_write_json, job_logger
+from campaign.core.io import atomic_write_json, job_logger
+from campaign.evaluation.bootstrap import ImageMatches, bootstrap_metrics, interval_summary, save_bootstrap
 
 log = job_logger(snakemake.log[0])
 settings = snakemake.params.bootstrap

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from campaign import figures
-from campaign.io import atomic_write_text, job_logger
-from campaign.layout import by_config
+from campaign.core.io import atomic_write_text, job_logger
+from campaign.core.layout import by_config
+from campaign.reporting import figures
 
 log = job_logger(snakemake.log[0])
 intervals = figures.device_intervals(by_config(snakemake.input.monitors, list(snakemake.params.configs)))

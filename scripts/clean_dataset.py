@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from campaign.cleaning import clean_upload, write_outputs
-from campaign.io import job_logger
-from campaign.upload_checks import CleaningError
+from campaign.core.io import job_logger
+from campaign.dataset.cleaning import clean_upload, write_outputs
+from campaign.dataset.upload_checks import CleaningError
 
 log = job_logger(snakemake.log[0])
 out = Path(snakemake.output.images).parent

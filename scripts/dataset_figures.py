@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from campaign import figures
-from campaign.io import atomic_write_text, job_logger
+from campaign.core.io import atomic_write_text, job_logger
+from campaign.reporting import figures
 
 log = job_logger(snakemake.log[0])
 classes = list(snakemake.params.classes)

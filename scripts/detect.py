@@ -3,9 +3,9 @@
 import io
 from pathlib import Path
 
-from campaign.io import atomic_write_bytes
-from campaign.rule_job import model_job
-from campaign.video import annotate_video, contact_sheet
+from campaign.core.io import atomic_write_bytes
+from campaign.core.rule_job import model_job
+from campaign.evaluation.video import annotate_video, contact_sheet
 
 out = Path(snakemake.output.video)
 # Written beside the target and renamed at the end, so a broken job leaves no playable half video.

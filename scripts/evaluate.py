@@ -5,9 +5,9 @@ from pathlib import Path
 
 import yaml
 
-from campaign.bootstrap import ImageMatches
-from campaign.evaluation import evaluate, write_metrics
-from campaign.rule_job import model_job, record_provenance
+from campaign.core.rule_job import model_job, record_provenance
+from campaign.evaluation.bootstrap import ImageMatches
+from campaign.evaluation.validation import evaluate, write_metrics
 
 args = snakemake.params.args
 out_dir = Path(snakemake.output.metrics).parent

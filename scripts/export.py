@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from campaign.rule_job import model_job, record_provenance
-from campaign.speed import export_model
+from campaign.core.rule_job import model_job, record_provenance
+from campaign.evaluation.timing import export_model
 
 out = Path(snakemake.output.model)
 args = snakemake.params.args

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from campaign import figures
-from campaign.io import job_logger
-from campaign.layout import by_config
+from campaign.core.io import job_logger
+from campaign.core.layout import by_config
+from campaign.reporting import figures
 
 log = job_logger(snakemake.log[0])
 inputs = [Path(path) for path in snakemake.input]

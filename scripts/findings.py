@@ -1,9 +1,9 @@
 """Rule findings: every pair of configurations that differ in one argument, with the paired interval."""
 
-from campaign.comparison import findings, load_groups
-from campaign.io import atomic_write_csv, atomic_write_text, job_logger
-from campaign.layout import by_config
-from campaign.summary import html_table
+from campaign.core.io import atomic_write_csv, atomic_write_text, job_logger
+from campaign.core.layout import by_config
+from campaign.evaluation.comparison import findings, load_groups
+from campaign.reporting.summary import html_table
 
 log = job_logger(snakemake.log[0])
 params = snakemake.params

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from campaign.evaluation import STUDY_FIELDS, image_size_study
-from campaign.io import atomic_write_csv
-from campaign.rule_job import model_job, record_provenance
+from campaign.core.io import atomic_write_csv
+from campaign.core.rule_job import model_job, record_provenance
+from campaign.evaluation.validation import STUDY_FIELDS, image_size_study
 
 args = snakemake.params.args
 out_dir = Path(snakemake.output.study).with_suffix("")

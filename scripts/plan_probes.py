@@ -1,9 +1,9 @@
-"""Rule plan_probes: every probe's rows in one table, for scripts/campaign/plan.py."""
+"""Rule plan_probes: every probe's rows in one table, for `campaign plan`."""
 
 import csv
 
-from campaign.io import atomic_write_csv, job_logger
-from campaign.probe import PROBE_FIELDS
+from campaign.core.io import atomic_write_csv, job_logger
+from campaign.planning.probe import PROBE_FIELDS
 
 log = job_logger(snakemake.log[0])
 rows = [row for path in snakemake.input for row in csv.DictReader(open(path, newline=""))]

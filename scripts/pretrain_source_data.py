@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from campaign.io import job_logger
-from campaign.synthetic import SOURCE_OBJECTS, write_yolo_dataset
+from campaign.core.io import job_logger
+from campaign.dataset.synthetic import SOURCE_OBJECTS, write_yolo_dataset
 
 log = job_logger(snakemake.log[0])
 size = (snakemake.params.imgsz, snakemake.params.imgsz)

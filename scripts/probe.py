@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from campaign.io import atomic_write_csv
-from campaign.probe import PROBE_FIELDS, probe
-from campaign.rule_job import model_job
-from campaign.speed import device_name
+from campaign.core.io import atomic_write_csv
+from campaign.core.rule_job import model_job
+from campaign.evaluation.timing import device_name
+from campaign.planning.probe import PROBE_FIELDS, probe
 
 args = snakemake.params.args
 out = Path(snakemake.output.probe).with_suffix("")

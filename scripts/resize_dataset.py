@@ -3,8 +3,8 @@
 import time
 from pathlib import Path
 
-from campaign.io import job_logger
-from campaign.resizing import write_resized_copy
+from campaign.core.io import job_logger
+from campaign.dataset.resizing import write_resized_copy
 
 log = job_logger(snakemake.log[0])
 imgsz = int(snakemake.wildcards.imgsz)

@@ -9,11 +9,11 @@ accuracy comes from, so each row has the accuracy of what it timed.
 import json
 from pathlib import Path
 
-from campaign.evaluation import evaluate
-from campaign.io import atomic_write_csv
-from campaign.resizing import split_images
-from campaign.rule_job import model_job, record_provenance
-from campaign.speed import SPEED_FIELDS, time_model
+from campaign.core.io import atomic_write_csv
+from campaign.core.rule_job import model_job, record_provenance
+from campaign.dataset.resizing import split_images
+from campaign.evaluation.timing import SPEED_FIELDS, time_model
+from campaign.evaluation.validation import evaluate
 
 options, evaluation = snakemake.params.args, snakemake.params.evaluation
 work = Path(snakemake.output.speed).parent / f".ultralytics_{snakemake.wildcards.cfg}"

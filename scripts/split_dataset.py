@@ -3,8 +3,8 @@
 import csv
 from pathlib import Path
 
-from campaign.io import atomic_write_csv, atomic_write_text, job_logger
-from campaign.splitting import (
+from campaign.core.io import atomic_write_csv, atomic_write_text, job_logger
+from campaign.dataset.splitting import (
     SplitLockError,
     assign_splits,
     dataset_yaml,

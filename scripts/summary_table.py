@@ -1,9 +1,9 @@
 """Rule summary_table: the campaign's comparison table (one row per training) and its seed groups."""
 
-from campaign.comparison import group_table
-from campaign.io import atomic_write_csv, atomic_write_text, job_logger
-from campaign.layout import by_config, by_config_and_split
-from campaign.summary import RunFiles, html_table, markdown_table, summary_rows
+from campaign.core.io import atomic_write_csv, atomic_write_text, job_logger
+from campaign.core.layout import by_config, by_config_and_split
+from campaign.evaluation.comparison import group_table
+from campaign.reporting.summary import RunFiles, html_table, markdown_table, summary_rows
 
 log = job_logger(snakemake.log[0])
 splits = list(snakemake.params.splits)

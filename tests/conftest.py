@@ -1,12 +1,10 @@
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
 
 COCO128 = ROOT.parent / "shared" / "datasets" / "coco128"
 

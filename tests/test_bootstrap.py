@@ -3,8 +3,14 @@
 import numpy as np
 import pytest
 
-from campaign.bootstrap import METRICS, ImageMatches, bootstrap_metrics, percentile_interval, resample_indices
-from campaign.comparison import Group, findings, group_rows, single_differences
+from campaign.evaluation.bootstrap import (
+    METRICS,
+    ImageMatches,
+    bootstrap_metrics,
+    percentile_interval,
+    resample_indices,
+)
+from campaign.evaluation.comparison import Group, findings, group_rows, single_differences
 
 
 def detector_records(images: int, recall: float, seed: int, difficulty: np.ndarray | None = None) -> list[dict]:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from campaign.checkpoints import checkpoint_format, official_name, read_checksums, verify_checkpoints
-from campaign.configurations import ConfigError
+from campaign.core.configurations import ConfigError
+from campaign.training.checkpoints import checkpoint_format, official_name, read_checksums, verify_checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,7 +57,7 @@ def test_a_legacy_yolov5_checkpoint_is_refused_with_the_file_to_use(tmp_path):
 
 
 def fetch(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, str(ROOT / "scripts/campaign/fetch_weights.py"), *args]
+    command = [sys.executable, "-m", "campaign", "fetch-weights", *args]
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True)
 
 

@@ -13,8 +13,8 @@ import os
 import pytest
 from PIL import Image
 
-from campaign.cleaning import clean_upload, write_outputs
-from campaign.upload_checks import CleaningError, check_upload
+from campaign.dataset.cleaning import clean_upload, write_outputs
+from campaign.dataset.upload_checks import CleaningError, check_upload
 
 CLASSES = ["glasses", "lentils", "ring"]
 
@@ -218,7 +218,7 @@ def test_link_loops_and_names_that_are_not_utf8_stop_the_plan_with_the_path_and_
 
 @pytest.mark.slow  # encoding a 12-megapixel HEIC takes seconds
 def test_phone_formats_heic_and_tiff_are_cleaned_upright_with_their_boxes(tmp_path):
-    from campaign.synthetic import PORTRAIT, phone_photo
+    from campaign.dataset.synthetic import PORTRAIT, phone_photo
 
     raw = tmp_path / "raw"
     write(raw / "g" / "classes.txt", "glasses\nlentils\nring\n")

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from campaign.cleaning import clean_upload, write_outputs
-from campaign.upload_checks import CleaningError
-from campaign.uploads import discover_upload
+from campaign.dataset.cleaning import clean_upload, write_outputs
+from campaign.dataset.upload_checks import CleaningError
+from campaign.dataset.uploads import discover_upload
 
 pytestmark = pytest.mark.slow  # coco128 cleaned
 
@@ -203,8 +203,8 @@ def test_a_group_without_class_names_gets_a_clear_error(tmp_path):
 
 
 def test_dataset_hash_changes_when_one_label_changes(tmp_path):
-    from campaign.provenance import dataset_hash
-    from campaign.splitting import assign_splits, split_lists
+    from campaign.core.provenance import dataset_hash
+    from campaign.dataset.splitting import assign_splits, split_lists
 
     raw = tmp_path / "raw"
     shutil.copytree(Path(__file__).resolve().parents[1] / "demo" / "raw" / "alpha", raw / "alpha")
@@ -250,7 +250,7 @@ def test_exif_rotation_is_applied_to_the_pixels_the_trainer_sees(tmp_path):
 def test_cleaning_reports_progress_and_inspects_in_a_process_pool(upload, tmp_path, monkeypatch, caplog):
     import concurrent.futures
 
-    import campaign.cleaning
+    import campaign.dataset.cleaning
 
     raw, _, names = upload
     pools = []
@@ -260,7 +260,7 @@ def test_cleaning_reports_progress_and_inspects_in_a_process_pool(upload, tmp_pa
             pools.append(workers)
             super().__init__(workers)
 
-    monkeypatch.setattr(campaign.cleaning, "ProcessPoolExecutor", RecordingPool)
+    monkeypatch.setattr(campaign.dataset.cleaning, "ProcessPoolExecutor", RecordingPool)
     with caplog.at_level("INFO"):
         clean_upload(raw, tmp_path / "clean", names, {}, workers=2, progress_every=50)
     assert pools == [2]
@@ -272,7 +272,7 @@ def test_cleaning_reports_progress_and_inspects_in_a_process_pool(upload, tmp_pa
 
 
 def test_upload_files_are_listed_in_path_order_without_entering_linked_folders(tmp_path):
-    from campaign.uploads import _files_under
+    from campaign.dataset.uploads import _files_under
 
     root = tmp_path / "group"
     for name in ["a/b.jpg", "a-c.jpg", "A.jpg", "a/images/x y.jpg", "é/ß.txt", "z/deep/er/f.jpg"]:
@@ -360,7 +360,7 @@ def test_images_that_training_would_reject_or_rewrite_are_dealt_with_while_clean
 def test_a_jpeg_ends_where_its_end_marker_is_whatever_follows():
     import io
 
-    from campaign.cleaning import jpeg_end
+    from campaign.dataset.images import jpeg_end
 
     image = Image.frombytes("L", (96, 64), bytes(range(256)) * 24)
     for options in ({}, {"progressive": True}, {"restart_marker_blocks": 1}):

@@ -33,7 +33,7 @@ def test_missing_pretrained_file_is_named_with_what_to_do(tmp_path):
     config["weights"] = {"yolov8n": "weights/yolov8n.pt"}
     message = failing(tmp_path, config)
     assert "weights.yolov8n" in message and "weights/yolov8n.pt" in message
-    assert "Nothing is downloaded at run time" in message and "scripts/campaign/fetch_weights.py" in message
+    assert "Nothing is downloaded at run time" in message and "campaign fetch-weights" in message
 
 
 def test_missing_raw_folder_is_named(tmp_path):

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from campaign.config_file import check_one_campaign, load_campaign, read_config_file, retype_command_line_values
-from campaign.config_schema import check_config
-from campaign.configurations import ConfigError, expand_campaign
-from campaign.upload_checks import upload_errors
-from campaign.uploads import discover_upload
-from campaign.video import expand_sources
+from campaign.core.config_file import check_one_campaign, load_campaign, read_config_file, retype_command_line_values
+from campaign.core.config_schema import check_config
+from campaign.core.configurations import ConfigError, expand_campaign
+from campaign.dataset.upload_checks import upload_errors
+from campaign.dataset.uploads import discover_upload
+from campaign.evaluation.video import expand_sources
 from tiny_campaign import ROOT, TINY
 
 

@@ -1,7 +1,7 @@
 import pytest
 
-from campaign.configurations import ConfigError, canonical_order, expand_campaign
-from campaign.weights import resolve_pretrained_weights
+from campaign.core.configurations import ConfigError, canonical_order, expand_campaign
+from campaign.training.weights import resolve_pretrained_weights
 
 DEFAULTS = {"model": "yolov5n", "batch": 16, "imgsz": 320, "freeze": 0, "epochs": 10}
 

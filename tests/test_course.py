@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from campaign.plan import dry_run_jobs
+from campaign.planning.plan import dry_run_jobs
 from tiny_campaign import TINY
 
 pytestmark = pytest.mark.slow  # the course campaign planned and probed
@@ -31,7 +31,7 @@ def course_folder(tmp_path: Path) -> None:
     (tmp_path / "weights").mkdir()
     for size in "nsml":  # stand-ins for the COCO checkpoints, recorded as a user would record them
         torch.save({"stand_in": size}, tmp_path / "weights" / f"yolov5{size}u.pt")
-    record = [sys.executable, str(ROOT / "scripts/campaign/fetch_weights.py"), "--configfile", "configs/course.yaml"]
+    record = [sys.executable, "-m", "campaign", "fetch-weights", "--configfile", "configs/course.yaml"]
     subprocess.run([*record, "--record"], cwd=tmp_path, check=True, capture_output=True)
 
 
@@ -60,7 +60,7 @@ def test_plan_probes_every_distinct_training_step_before_any_training(tmp_path):
     # On the CPU the probes start at plan.cpu_batch (8 here, below the configured 16) and extrapolate.
     config = {**TINY, "detect": {}, "plan": {"iterations": 2, "cpu_batch": 8}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    command = [sys.executable, str(ROOT / "scripts/campaign/plan.py"), "--configfile", "config.yaml", "--cores", "2"]
+    command = [sys.executable, "-m", "campaign", "plan", "--configfile", "config.yaml", "--cores", "2"]
     result = subprocess.run(
         [*command, "--probe", "--servers", "2", "--gpus", "1", "--device-memory-mb", "600"],
         cwd=tmp_path,
@@ -129,7 +129,7 @@ def test_with_packing_a_dry_run_shows_what_each_training_asks_for(tmp_path):
         capture_output=True,
     )
     assert prepared.returncode == 0, prepared.stderr[-3000:]
-    plan = [sys.executable, str(ROOT / "scripts/campaign/plan.py"), "--configfile", "configs/course.yaml"]
+    plan = [sys.executable, "-m", "campaign", "plan", "--configfile", "configs/course.yaml"]
     planned = subprocess.run(
         [*plan, "--servers", "2", "--gpus", "4", "--device-memory-mb", "8192"],
         cwd=tmp_path,

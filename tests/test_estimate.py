@@ -2,7 +2,7 @@
 
 import pytest
 
-from campaign.estimate import calibration, estimate, largest_batch, makespan, memory_line
+from campaign.planning.estimate import calibration, estimate, largest_batch, makespan, memory_line
 
 
 def row(batch, fits=True, memory="", train="0.01", val="0.002", device="cpu"):
@@ -67,7 +67,7 @@ def test_makespan_places_multi_gpu_jobs_on_one_server():
 
 
 def test_packed_trainings_run_side_by_side_while_their_needs_fit():
-    from campaign.estimate import PlannedJob, packed_makespan
+    from campaign.planning.estimate import PlannedJob, packed_makespan
 
     small = [PlannedJob(f"small{i}", 2.0, need_mb=3000) for i in range(4)]
     plan = packed_makespan(small, servers=1, gpus_per_server=1, device_mb=8192, max_share=2)
@@ -79,7 +79,7 @@ def test_packed_trainings_run_side_by_side_while_their_needs_fit():
 
 
 def test_a_job_without_a_known_need_holds_its_gpu_alone():
-    from campaign.estimate import PlannedJob, packed_makespan
+    from campaign.planning.estimate import PlannedJob, packed_makespan
 
     jobs = [PlannedJob("whole", 3.0), PlannedJob("a", 1.0, need_mb=1000), PlannedJob("b", 1.0, need_mb=1000)]
     plan = packed_makespan(jobs, servers=1, gpus_per_server=1, device_mb=8192, max_share=4)

@@ -21,14 +21,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from campaign.attempts import Interrupted, how_it_ended
-from campaign.clock import FutureDatedError, check_no_future_files, future_dated
-from campaign.disk_space import NoSpaceError, ran_out_of_space, stop_if_still_no_space
-from campaign.epoch_table import DamagedEpochTable, read_epoch_table
-from campaign.figures import training_curves
-from campaign.layout import TrainingFolder
-from campaign.status import config_status, status_table
-from campaign.training_lock import one_trainer
+from campaign.core.clock import FutureDatedError, check_no_future_files, future_dated
+from campaign.core.epoch_table import DamagedEpochTable, read_epoch_table
+from campaign.reporting.figures import training_curves
+from campaign.reporting.status import config_status, status_table
+from campaign.training.attempts import Interrupted, how_it_ended
+from campaign.training.disk_space import NoSpaceError, ran_out_of_space, stop_if_still_no_space
+from campaign.training.run_folder import TrainingFolder
+from campaign.training.training_lock import one_trainer
 from tiny_campaign import ROOT, TINY, snakemake, workflow_env
 
 HEADER = "                  epoch,                  time,   metrics/mAP50-95(B),        train/box_loss"
@@ -62,7 +62,7 @@ def test_status_shows_every_configuration_and_names_the_damaged_table(tmp_path):
 
 
 def test_the_status_page_shows_the_others_beside_a_damaged_table(tmp_path):
-    from campaign.status_page import estimate_progress
+    from campaign.reporting.status_page import estimate_progress
 
     damaged, sound = TrainingFolder.of("a", tmp_path), TrainingFolder.of("b", tmp_path)
     epoch_table(damaged.epochs, ["1,3.0,0.1,2.5", "2,6.0,garbage,2.4"])
@@ -127,10 +127,9 @@ def test_retrying_on_a_disk_that_is_still_full_stops_at_once(tmp_path):
 
 HOLD = """
 import logging, sys, time
-sys.path.insert(0, sys.argv[1])
-from campaign.layout import TrainingFolder
-from campaign.training_lock import one_trainer
-with one_trainer(TrainingFolder.around(__import__("pathlib").Path(sys.argv[2])), "train cfg=a", logging.getLogger()):
+from campaign.training.run_folder import TrainingFolder
+from campaign.training.training_lock import one_trainer
+with one_trainer(TrainingFolder.around(__import__("pathlib").Path(sys.argv[1])), "train cfg=a", logging.getLogger()):
     print("held", flush=True)
     time.sleep(60)
 """
@@ -138,9 +137,7 @@ with one_trainer(TrainingFolder.around(__import__("pathlib").Path(sys.argv[2])),
 
 def test_a_second_trainer_of_one_run_waits_for_the_first_and_a_killed_one_frees_it(tmp_path, caplog):
     run = tmp_path / "train" / "a" / "run"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(ROOT / "scripts"), str(run)], stdout=subprocess.PIPE, text=True
-    )
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         record = json.loads(TrainingFolder.around(run).trainer_lock.read_text())
@@ -301,22 +298,22 @@ def test_a_checkpoint_dated_in_the_future_stops_the_plan_and_outputs_stay(tmp_pa
 
 
 def test_the_attempt_history_keeps_room_for_the_next_record(tmp_path):
-    from campaign.attempts import RECORD_ROOM, earlier_attempts, make_room_for_record, record_attempt
+    from campaign.training.attempts import RECORD_ROOM, earlier_attempts, make_room_for_record, record_attempt
 
-    run = tmp_path / "run"
-    record_attempt(run, {"args_hash": "a", "ended": "finished"})
-    make_room_for_record(run)  # an attempt starts
-    history = TrainingFolder.around(run).attempts
+    folder = TrainingFolder(tmp_path)
+    record_attempt(folder, {"args_hash": "a", "ended": "finished"})
+    make_room_for_record(folder)  # an attempt starts
+    history = folder.attempts
     assert history.stat().st_size > RECORD_ROOM
-    assert [a["ended"] for a in earlier_attempts(run, "a")] == ["finished"]  # blank room is no record
-    make_room_for_record(run)  # the attempt was killed without a word; the next makes room again
-    record_attempt(run, {"args_hash": "a", "ended": "no space"})
+    assert [a["ended"] for a in earlier_attempts(folder, "a")] == ["finished"]  # blank room is no record
+    make_room_for_record(folder)  # the attempt was killed without a word; the next makes room again
+    record_attempt(folder, {"args_hash": "a", "ended": "no space"})
     lines = history.read_text().splitlines()
     assert [json.loads(line)["ended"] for line in lines] == ["finished", "no space"]
 
 
 def test_a_run_beside_a_live_one_is_told_not_to_unlock(tmp_path, monkeypatch):
-    from campaign.runs import other_live_runs_notice, start_run
+    from campaign.planning.runs import other_live_runs_notice, start_run
 
     monkeypatch.chdir(tmp_path)
     assert other_live_runs_notice() is None

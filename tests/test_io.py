@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from campaign.io import atomic_write_bytes, atomic_write_text
+from campaign.core.io import atomic_write_bytes, atomic_write_text
 
 
 def test_a_written_file_has_the_permissions_of_the_umask(tmp_path):

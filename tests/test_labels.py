@@ -1,4 +1,4 @@
-from campaign.labels import parse_labels
+from campaign.dataset.labels import parse_labels
 
 IDENTITY = {0: 0, 1: 1, 2: 2}
 NAMES = {0: "a", 1: "b", 2: "c"}

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from campaign.layout import TrainingFolder, by_config, by_config_and_split
+from campaign.core.layout import by_config, by_config_and_split
+from campaign.training.run_folder import TrainingFolder
 
 
 def test_files_are_paired_with_the_configuration_each_names():

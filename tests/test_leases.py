@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from campaign.leases import LeaseOptions, NoDeviceError, lease_devices
+from campaign.gpus.leases import LeaseOptions, NoDeviceError, lease_devices
 
 pytestmark = pytest.mark.slow  # concurrent lease holders in subprocesses
 
@@ -114,7 +114,7 @@ def test_a_request_no_device_can_ever_meet_fails_instead_of_waiting(tmp_path):
 
 def test_nvml_leases_number_devices_as_nvml_does(tmp_path, monkeypatch):
     """CUDA's default order is fastest first; on a server with mixed cards only PCI order matches NVML's index."""
-    import campaign.leases as leases
+    import campaign.gpus.leases as leases
 
     cards = [leases.Device(0, "RTX 2080", 8192, 8000), leases.Device(1, "RTX 3090", 24576, 24000)]
     monkeypatch.setattr(leases, "nvml_devices", lambda: cards)

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from campaign import memory_cap
-from campaign.plan import planned_device_memory
+from campaign.gpus import memory_cap
+from campaign.planning.plan import planned_device_memory
 
 
 def test_the_plan_checks_fits_against_the_emulated_card():

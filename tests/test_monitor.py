@@ -4,7 +4,7 @@ import csv
 import shutil
 import time
 
-from campaign.monitor import Monitor
+from campaign.gpus.monitor import Monitor
 
 
 def samples(path):

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from campaign.configurations import ConfigError, expand_campaign, section_defaults
-from campaign.leases import LeaseOptions, NoDeviceError, lease_devices
-from campaign.packing import training_needs_mb
+from campaign.core.configurations import ConfigError, expand_campaign, section_defaults
+from campaign.gpus.leases import LeaseOptions, NoDeviceError, lease_devices
+from campaign.gpus.packing import training_needs_mb
 
 DEVICES = [{"index": 0, "memory_mb": 8192}, {"index": 1, "memory_mb": 8192}]
 

@@ -37,7 +37,7 @@ SINGLE = {
 
 def status(workdir: Path) -> str:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts/campaign/status.py"), "--configfile", "config.yaml"],
+        [sys.executable, "-m", "campaign", "status", "--configfile", "config.yaml"],
         cwd=workdir,
         capture_output=True,
         text=True,
@@ -150,7 +150,7 @@ def test_on_out_of_memory_fail_stops_with_the_plan_s_advice(tmp_path):
     result = snakemake(tmp_path, "--cores", "2", target, config=out_of_memory_config(tmp_path, "fail"), check=False)
     assert result.returncode != 0 and not (tmp_path / target).exists()
     log = (tmp_path / "logs/train/yolov8n_b64_img320_freeze0.log").read_text()
-    assert "training.on_out_of_memory is `fail`" in log and "plan.py --probe" in log
+    assert "training.on_out_of_memory is `fail`" in log and "campaign plan --probe" in log
     attempts = [
         json.loads(line) for line in (tmp_path / "results/train/yolov8n_b64_img320_freeze0/run.attempts.jsonl").open()
     ]
@@ -169,7 +169,7 @@ def test_on_out_of_memory_restart_trains_every_epoch_at_the_smaller_batch(tmp_pa
 def test_memory_failures_are_told_apart_from_other_errors():
     import torch
 
-    from campaign.attempts import is_out_of_memory
+    from campaign.training.attempts import is_out_of_memory
 
     assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
     assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 bytes"))
@@ -178,7 +178,7 @@ def test_memory_failures_are_told_apart_from_other_errors():
 
 
 def test_only_running_out_of_memory_makes_the_batch_smaller():
-    from campaign.attempts import batch_after_memory_failures
+    from campaign.training.attempts import batch_after_memory_failures
 
     def attempt(batch, out_of_memory, error="..."):
         return {"batch": batch, "out_of_memory": out_of_memory, "error": error}
@@ -200,9 +200,10 @@ def test_only_running_out_of_memory_makes_the_batch_smaller():
 
 
 def test_an_attempt_that_ended_without_a_word_is_recorded_by_the_next(tmp_path):
-    from campaign.attempts import begin_attempt, earlier_attempts, record_attempt, record_silent_end
+    from campaign.training.attempts import begin_attempt, earlier_attempts, record_attempt, record_silent_end
+    from campaign.training.run_folder import TrainingFolder
 
-    run = tmp_path / "run"
+    run = TrainingFolder(tmp_path)
     begin_attempt(run, {"args_hash": "key", "batch": 32})
     # ... killed here: nothing more was written. The next attempt starts:
     record_silent_end(run)
@@ -215,7 +216,7 @@ def test_an_attempt_that_ended_without_a_word_is_recorded_by_the_next(tmp_path):
 
 
 def test_a_termination_signal_interrupts_the_training_where_it_can_be_recorded():
-    from campaign.attempts import Interrupted, interrupts_raised, memory_failure
+    from campaign.training.attempts import Interrupted, interrupts_raised, memory_failure
 
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(Interrupted, match="SIGTERM"):
@@ -240,23 +241,24 @@ def test_a_termination_signal_interrupts_the_training_where_it_can_be_recorded()
 
 def test_an_abort_that_said_it_ran_out_of_memory_counts_as_memory(tmp_path):
     """An allocator that aborts in C++ leaves no exception, only its words on stderr."""
-    from campaign.attempts import begin_attempt, earlier_attempts, record_silent_end, stderr_copy
-    from campaign.memory_evidence import stderr_copied_to
+    from campaign.training.attempts import begin_attempt, earlier_attempts, record_silent_end
+    from campaign.training.memory_evidence import stderr_copied_to
+    from campaign.training.run_folder import TrainingFolder
 
-    run = tmp_path / "run"
-    with stderr_copied_to(stderr_copy(run)) as offset:
+    run = TrainingFolder(tmp_path)
+    with stderr_copied_to(run.stderr_copy) as offset:
         begin_attempt(run, {"args_hash": "key", "batch": 32}, offset)
         os.write(2, b"terminate called after throwing an instance of 'std::bad_alloc'\n")
     record_silent_end(run)
     (silent,) = earlier_attempts(run, "key")
     assert silent["out_of_memory"] is True and "std::bad_alloc" in silent["error"]
     # The next attempt's part of the copy starts after it: old words are not read again.
-    with stderr_copied_to(stderr_copy(run)) as offset:
+    with stderr_copied_to(run.stderr_copy) as offset:
         begin_attempt(run, {"args_hash": "key", "batch": 16}, offset)
         os.write(2, b"Killed\n")
     record_silent_end(run)
     assert earlier_attempts(run, "key")[-1]["out_of_memory"] is False
-    with stderr_copied_to(stderr_copy(run)) as offset:  # Rust's allocator (Polars) aborting
+    with stderr_copied_to(run.stderr_copy) as offset:  # Rust's allocator (Polars) aborting
         begin_attempt(run, {"args_hash": "key", "batch": 16}, offset)
         os.write(2, b"memory allocation of 24 bytes failed\n")
     record_silent_end(run)
@@ -264,7 +266,7 @@ def test_an_abort_that_said_it_ran_out_of_memory_counts_as_memory(tmp_path):
 
 
 def test_out_of_memory_kills_are_read_from_the_innermost_cgroup_that_remains(tmp_path):
-    from campaign.memory_evidence import oom_kill_counts, oom_kills_since
+    from campaign.training.memory_evidence import oom_kill_counts, oom_kills_since
 
     job = tmp_path / "memory" / "slurm" / "job_7"
     job.mkdir(parents=True)
@@ -287,7 +289,7 @@ def test_out_of_memory_kills_are_read_from_the_innermost_cgroup_that_remains(tmp
 
 def memory_cgroup(tmp_path: Path) -> tuple[Path, str]:
     """A fresh memory cgroup below this process's own (root only), and its limit file's name."""
-    from campaign.memory_evidence import CGROUP_ROOT, _counter_files
+    from campaign.training.memory_evidence import CGROUP_ROOT, _counter_files
 
     innermost = _counter_files(CGROUP_ROOT, Path("/proc/self/cgroup").read_text())
     own = next((f.parent for f in innermost if f.parent.is_dir()), None)
@@ -345,7 +347,7 @@ def test_an_out_of_memory_kill_by_the_kernel_makes_the_batch_smaller(tmp_path):
 
 
 def test_epochs_by_batch_follow_the_run_back_to_its_fresh_start():
-    from campaign.attempts import epochs_by_batch
+    from campaign.training.attempts import epochs_by_batch
 
     def attempt(batch, before, done):
         return {"batch": batch, "batch_trained": batch, "epochs_before": before, "epochs_done": done}

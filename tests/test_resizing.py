@@ -1,6 +1,6 @@
 """Phone photos (12 megapixels, EXIF-rotated) cleaned upright and copied at a training size.
 
-The photos are made here (scripts/campaign/synthetic.py), a few seconds each;
+The photos are made here (scripts/campaign/dataset/synthetic.py), a few seconds each;
 nothing large is committed.
 """
 
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from campaign.cleaning import clean_upload
-from campaign.resizing import resized_shape, shrink_image, split_images, write_resized_copy
-from campaign.synthetic import PORTRAIT, phone_photo
+from campaign.dataset.cleaning import clean_upload
+from campaign.dataset.resizing import resized_shape, shrink_image, split_images, write_resized_copy
+from campaign.dataset.synthetic import PORTRAIT, phone_photo
 
 CLASSES = ["glasses", "lentils", "ring"]
 # Stored pixels and orientation tag as phones write them: landscape, portrait, upside down, portrait the other way.
@@ -55,7 +55,7 @@ def test_cleaning_turns_each_photo_upright_as_its_labels_describe(cleaned_phone_
 
 
 def test_the_copy_is_what_ultralytics_would_load_from_the_full_size_photos(cleaned_phone_upload, tmp_path):
-    from campaign.yolo_env import prepare_ultralytics
+    from campaign.core.yolo_env import prepare_ultralytics
 
     prepare_ultralytics(tmp_path / "ultralytics", tensorboard=False)
     from ultralytics.cfg import get_cfg

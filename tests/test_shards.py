@@ -2,9 +2,9 @@
 
 import pytest
 
-from campaign.configurations import ConfigError, expand_campaign
-from campaign.shards import assign_shards, campaign_shards, parse_shard, shard_table, split_record
-from campaign.workload import planned_work
+from campaign.core.configurations import ConfigError, expand_campaign
+from campaign.planning.shards import assign_shards, campaign_shards, parse_shard, shard_table, split_record
+from campaign.planning.workload import planned_work
 
 COURSE = {
     "defaults": {"model": "yolov5n", "batch": 64, "imgsz": 320, "freeze": 0, "epochs": 50},

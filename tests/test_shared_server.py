@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from campaign.cleaning import clean_upload
-from campaign.leases import LeaseOptions, UnsafeLeaseFolderError, lease_devices
+from campaign.dataset.cleaning import clean_upload
+from campaign.gpus.leases import LeaseOptions, UnsafeLeaseFolderError, lease_devices
 
 DECLARED = [{"index": 0, "memory_mb": 8192}]
 

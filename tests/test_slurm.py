@@ -89,7 +89,7 @@ def snakemake_command(workdir: Path, *args: str) -> list[str]:
 
 def planned_jobs(workdir: Path) -> dict[str, str]:
     """{SLURM job comment (rule and wildcards): rule} of every job a dry-run plans."""
-    from campaign.plan import dry_run_jobs
+    from campaign.planning.plan import dry_run_jobs
 
     comments = {}
     options = ["-d", str(workdir), "--configfile", str(workdir / "config.yaml")]

@@ -3,7 +3,7 @@ from collections import Counter
 
 import pytest
 
-from campaign.splitting import (
+from campaign.dataset.splitting import (
     SplitLockError,
     assign_splits,
     lock_rows,

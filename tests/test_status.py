@@ -5,8 +5,8 @@ import os
 import socket
 import time
 
-from campaign.layout import TrainingFolder
-from campaign.status import config_status, status_table
+from campaign.reporting.status import config_status, status_table
+from campaign.training.run_folder import TrainingFolder
 
 
 def started_job(root, name, host, pid, written_ago):

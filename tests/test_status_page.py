@@ -6,10 +6,10 @@ import socket
 import subprocess
 import sys
 
-from campaign.configurations import expand_campaign
-from campaign.layout import TrainingFolder
-from campaign.status import config_status
-from campaign.status_page import campaign_seconds_left, estimate_progress, jobs_after_training, render_page
+from campaign.core.configurations import expand_campaign
+from campaign.reporting.status import config_status
+from campaign.reporting.status_page import campaign_seconds_left, estimate_progress, jobs_after_training, render_page
+from campaign.training.run_folder import TrainingFolder
 from tiny_campaign import TINY
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -61,7 +61,7 @@ def test_the_page_shows_every_state_and_when_the_campaign_ends_in_chromium(tmp_p
     config = tmp_path / "work" / "config.yaml"
     config.write_text(json.dumps({**TINY, "campaign": CAMPAIGN}))
     page_file = tmp_path / "status.html"
-    command = [sys.executable, os.path.join(ROOT, "scripts", "campaign", "status.py"), "--configfile", str(config)]
+    command = [sys.executable, "-m", "campaign", "status", "--configfile", str(config)]
     command += ["--results", str(tmp_path / "work" / "results"), "--html", str(page_file), "--slots", "2"]
     subprocess.run(command, check=True, capture_output=True, cwd=tmp_path / "work")
     html = page_file.read_text()
@@ -86,7 +86,7 @@ def test_a_page_before_any_epoch_says_it_cannot_tell_yet(tmp_path):
 
 
 def test_the_jobs_after_a_training_are_its_own_not_a_longer_named_configurations(tmp_path):
-    from campaign.status_page import after_training_seconds
+    from campaign.reporting.status_page import after_training_seconds
 
     for rule, file, seconds in (
         ("evaluate", "cfg_val", 10),
@@ -142,7 +142,7 @@ def test_the_campaign_end_counts_the_jobs_after_the_trainings_before_any_ran(tmp
 
 
 def test_the_page_takes_the_trainings_at_a_time_from_the_live_runs(tmp_path):
-    from campaign.runs import jobs_at_a_time, read_runs
+    from campaign.planning.runs import jobs_at_a_time, read_runs
 
     runs = tmp_path / ".snakemake" / "campaign-runs"
     runs.mkdir(parents=True)

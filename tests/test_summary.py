@@ -1,7 +1,7 @@
 import numpy as np
 
-from campaign.figures import pareto_front
-from campaign.summary import html_table, markdown_table
+from campaign.reporting.figures import pareto_front
+from campaign.reporting.summary import html_table, markdown_table
 
 
 def test_pareto_front_keeps_only_unbeaten_configurations():
@@ -20,14 +20,14 @@ def test_markdown_table_formats_numbers_and_blanks_nan():
 
 
 def test_training_seconds_add_up_across_resumed_attempts():
-    from campaign.training import training_seconds
+    from campaign.training.trainer import training_seconds
 
     assert training_seconds([10.0, 20.0, 30.0]) == 30.0
     assert training_seconds([10.0, 20.0, 5.0, 12.0]) == 32.0
 
 
 def test_device_intervals_and_busy_fractions(tmp_path):
-    from campaign.figures import busy_fractions, campaign_timeline, device_intervals
+    from campaign.reporting.figures import busy_fractions, campaign_timeline, device_intervals
 
     first, second = tmp_path / "a.csv", tmp_path / "b.csv"
     first.write_text(
@@ -48,7 +48,7 @@ def test_device_intervals_and_busy_fractions(tmp_path):
 
 
 def test_two_servers_gpu0_are_two_devices(tmp_path):
-    from campaign.figures import busy_fractions, device_intervals
+    from campaign.reporting.figures import busy_fractions, device_intervals
 
     monitors = {}
     for host, start in (("server-a", 0), ("server-b", 50)):
@@ -65,7 +65,7 @@ def test_two_servers_gpu0_are_two_devices(tmp_path):
 
 
 def test_makespan_schedules_longest_first():
-    from campaign.plan import makespan
+    from campaign.planning.plan import makespan
 
     assert makespan([4, 3, 3, 2], 2) == 6
     assert makespan([5, 1, 1], 4) == 5
@@ -75,8 +75,8 @@ def test_makespan_schedules_longest_first():
 def test_plan_calibrates_on_finished_trainings(tmp_path):
     import json
 
-    from campaign.configurations import expand_campaign
-    from campaign.plan import seconds_per_cost
+    from campaign.core.configurations import expand_campaign
+    from campaign.planning.plan import seconds_per_cost
 
     configs = expand_campaign(
         {
@@ -97,17 +97,17 @@ def test_an_earlier_attempt_is_reused_only_with_the_same_key(tmp_path):
 
     import torch
 
-    from campaign.training import _run_state
+    from campaign.training.run_folder import TrainingFolder, run_state
 
     run = tmp_path / "run"
     (run / "weights").mkdir(parents=True)
-    assert _run_state(run, "key")[0] == "fresh"
+    assert run_state(TrainingFolder(tmp_path), "key")[0] == "fresh"
     (tmp_path / "run.args.json").write_text(json.dumps({"args_hash": "key"}))
     torch.save({"epoch": 4}, run / "weights" / "last.pt")
-    assert _run_state(run, "key") == ("resume", 5)
-    assert _run_state(run, "other data")[0] == "stale"
+    assert run_state(TrainingFolder(tmp_path), "key") == ("resume", 5)
+    assert run_state(TrainingFolder(tmp_path), "other data")[0] == "stale"
     torch.save({"epoch": -1}, run / "weights" / "last.pt")
-    assert _run_state(run, "key")[0] == "finished"
+    assert run_state(TrainingFolder(tmp_path), "key")[0] == "finished"
 
 
 def _checkpoint(path, epoch, cut=False):
@@ -125,37 +125,36 @@ def test_a_run_killed_while_saving_resumes_from_best_pt(tmp_path):
     import json
     import logging
 
-    from campaign.attempts import read_checkpoint
-    from campaign.training import _recover_damaged_run, _run_state
+    from campaign.training.run_folder import TrainingFolder, read_checkpoint, recover_damaged_run, run_state
 
     run = tmp_path / "run"
     (run / "weights").mkdir(parents=True)
     (tmp_path / "run.args.json").write_text(json.dumps({"args_hash": "key"}))
     _checkpoint(run / "weights" / "last.pt", 6, cut=True)
     _checkpoint(run / "weights" / "best.pt", 4)
-    assert _run_state(run, "key") == ("damaged", 0)
-    assert _recover_damaged_run(run, logging.getLogger("test")) == ("resume", 5)
+    assert run_state(TrainingFolder(tmp_path), "key") == ("damaged", 0)
+    assert recover_damaged_run(TrainingFolder(tmp_path), logging.getLogger("test")) == ("resume", 5)
     assert read_checkpoint(run / "weights" / "last.pt")["epoch"] == 4
-    assert _run_state(run, "key") == ("resume", 5)
+    assert run_state(TrainingFolder(tmp_path), "key") == ("resume", 5)
 
     # Killed while the finished run's last.pt was stripped: best.pt holds the result.
     _checkpoint(run / "weights" / "last.pt", -1, cut=True)
     _checkpoint(run / "weights" / "best.pt", -1)
-    assert _recover_damaged_run(run, logging.getLogger("test")) == ("finished", 0)
+    assert recover_damaged_run(TrainingFolder(tmp_path), logging.getLogger("test")) == ("finished", 0)
 
 
 def test_a_run_with_no_whole_checkpoint_is_set_aside_and_started_afresh(tmp_path):
     import json
     import logging
 
-    from campaign.training import _recover_damaged_run, _run_state
+    from campaign.training.run_folder import TrainingFolder, recover_damaged_run, run_state
 
     run = tmp_path / "run"
     (run / "weights").mkdir(parents=True)
     (tmp_path / "run.args.json").write_text(json.dumps({"args_hash": "key"}))
     _checkpoint(run / "weights" / "last.pt", 3, cut=True)
-    assert _run_state(run, "key") == ("damaged", 0)
-    assert _recover_damaged_run(run, logging.getLogger("test")) == ("fresh", 0)
+    assert run_state(TrainingFolder(tmp_path), "key") == ("damaged", 0)
+    assert recover_damaged_run(TrainingFolder(tmp_path), logging.getLogger("test")) == ("fresh", 0)
     assert not run.exists()
     (aside,) = tmp_path.glob("run.damaged-*")
     assert (aside / "weights" / "last.pt").is_file()  # kept for a person to look at

@@ -63,7 +63,7 @@ def test_a_lost_server_is_taken_over_and_its_training_resumes_where_it_stopped(t
     snakemake(workdir, "--cores", "2", "prepare", config=config)
     base = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir)]
     base += ["--configfile", str(workdir / "config.yaml"), "--cores", "1"]
-    takeover = [sys.executable, str(ROOT / "scripts" / "campaign" / "takeover.py"), "--configfile", "config.yaml"]
+    takeover = [sys.executable, "-m", "campaign", "takeover", "--configfile", "config.yaml"]
     takeover += ["--shard", "1/2", "--stale-minutes", "0.1", "--", "--cores", "2"]
 
     server_a = on_host("server-a", [*base, "--config", "shard=1/2"], workdir, stdout=subprocess.DEVNULL)

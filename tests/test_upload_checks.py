@@ -3,8 +3,8 @@
 import pytest
 from PIL import Image
 
-from campaign.cleaning import clean_upload
-from campaign.upload_checks import CleaningError, check_upload
+from campaign.dataset.cleaning import clean_upload
+from campaign.dataset.upload_checks import CleaningError, check_upload
 
 
 def photo(path, shade=0, size=(64, 48)):

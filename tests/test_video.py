@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from campaign.configurations import ConfigError
-from campaign.video import FrameSampler, contact_sheet, detect_source_names
+from campaign.core.configurations import ConfigError
+from campaign.evaluation.video import FrameSampler, contact_sheet, detect_source_names
 
 
 def frames_sampled(total: int, count: int = 12) -> tuple[list[int], int, int]:
@@ -47,13 +47,13 @@ def test_two_sources_with_one_name_are_an_error_naming_both():
 def test_thirty_seconds_of_1080p_stream_through_detection_into_a_whole_video(tmp_path):
     import cv2
 
-    from campaign.synthetic import write_table_video
-    from campaign.yolo_env import prepare_ultralytics
+    from campaign.core.yolo_env import prepare_ultralytics
+    from campaign.dataset.synthetic import write_table_video
 
     prepare_ultralytics(tmp_path / "ultralytics", tensorboard=False)
     from ultralytics import YOLO
 
-    from campaign.video import annotate_video
+    from campaign.evaluation.video import annotate_video
 
     source = tmp_path / "journée au labo.v2.mp4"  # a name as a class writes it
     write_table_video(source, frames=900, size=(1920, 1080), fps=30)

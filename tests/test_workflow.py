@@ -15,7 +15,7 @@ import yaml
 from onnx import checker as onnx_checker
 from PIL import Image
 
-from campaign.figures import device_intervals
+from campaign.reporting.figures import device_intervals
 from tiny_campaign import (
     LEARNED_MAP50_FLOOR,
     LEARNING,

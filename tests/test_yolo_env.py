@@ -10,8 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_ultralytics_finds_its_font_locally_and_uses_the_private_settings(tmp_path):
     # A fresh interpreter: Ultralytics reads its settings folder once, at import.
     code = (
-        "import sys; sys.path.insert(0, 'scripts')\n"
-        "from campaign.yolo_env import prepare_ultralytics\n"
+        "from campaign.core.yolo_env import prepare_ultralytics\n"
         f"prepare_ultralytics({str(tmp_path)!r})\n"
         "from ultralytics.utils import SETTINGS, USER_CONFIG_DIR\n"
         "from ultralytics.utils.checks import check_font\n"

@@ -71,7 +71,7 @@ def snakemake(workdir: Path, *args: str, config: dict | None = None, check: bool
 
 def planned_jobs(workdir: Path, config: dict) -> list[tuple[str, str]]:
     """(rule, wildcards) of every job a dry-run would run."""
-    from campaign.plan import dry_run_jobs
+    from campaign.planning.plan import dry_run_jobs
 
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     jobs = dry_run_jobs(["-d", str(workdir), "--configfile", str(workdir / "config.yaml")])

@@ -1,9 +1,16 @@
-"""The workflow's library: everything the rule scripts under scripts/ call.
+"""The workflow's library, in rooms named after the pipeline's stages.
 
-Rule scripts (scripts/*.py) read the `snakemake` object: a job that runs a
-model hands it to `rule_job`, the one layer that turns it into plain values
-(lease, provenance, a training's request); every other module takes plain
-paths and values. `layout` knows where things are under results/. The
-command-line tools among the modules (plan.py, status.py, fetch_weights.py)
-run on their own as well.
+- core: the config, where results go, atomic writes, provenance; `rule_job`
+  turns a rule's `snakemake` object into plain values (lease, provenance, a
+  training's request), so that every other module takes plain paths and values;
+- dataset: uploads to a clean dataset and its split lists;
+- gpus: leases of whole GPUs or shares, memory caps, the monitor;
+- training: one configuration's training, its attempts and checkpoints;
+- evaluation: validation, bootstrap, comparisons, speed, videos;
+- planning: probes, estimates, the plan, shards, run records, takeover;
+- reporting: the summary, figures, status table and page.
+
+Rule scripts (scripts/*.py) are thin: they read the `snakemake` object and
+call one function here. The command-line tools are one command, `campaign`
+(campaign/cli.py).
 """

@@ -20,7 +20,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from .configurations import ConfigError
+from campaign.core.configurations import ConfigError
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -163,8 +163,8 @@ def load_config(path: str | Path) -> dict[str, Any]:
     """
     from snakemake.utils import validate
 
-    from .config_schema import check_config
-    from .configurations import SCHEMA
+    from campaign.core.config_schema import check_config
+    from campaign.core.configurations import SCHEMA
 
     config = read_config_file(path)
     check_config(config)
@@ -173,8 +173,8 @@ def load_config(path: str | Path) -> dict[str, Any]:
 
 
 def load_campaign(path: str | Path) -> tuple[dict[str, Any], Any]:
-    """The checked config in `path` and its configurations by name (campaign.configurations.Campaign)."""
-    from .configurations import expand_campaign
+    """The checked config in `path` and its configurations by name (campaign.core.configurations.Campaign)."""
+    from campaign.core.configurations import expand_campaign
 
     config = load_config(path)
     return config, expand_campaign(config["campaign"])

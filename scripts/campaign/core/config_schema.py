@@ -19,7 +19,7 @@ import yaml
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError, best_match
 
-from .configurations import SCHEMA, ConfigError
+from campaign.core.configurations import SCHEMA, ConfigError
 
 # A full stop followed by a capital: "seed, seed+1, ... (one seed" is one sentence.
 _SENTENCE_END = re.compile(r"(?<!\.)\. (?=[A-Z])")

@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from campaign.core.layout import WORKFLOW_DIR
+
 HYPERPARAMETER_FILE = Path(__file__).with_name("hyperparameters.yaml")
 
 # Name parts that every configuration shows, in this order.
@@ -33,7 +35,7 @@ OPTIONAL_PARTS = (
     ("patience", "pat"),
     ("seed", "seed"),
 )
-SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+SCHEMA = WORKFLOW_DIR / "schemas" / "config.schema.yaml"
 # Ultralytics freezes a model's first `freeze` layers by index. Backbone and
 # total layer counts of each family's YAML (the last layer is the Detect head).
 BACKBONE_LAYERS = {"yolov5": 10, "yolov8": 10, "yolo11": 11, "yolo26": 11}
@@ -267,7 +269,7 @@ class Campaign(dict):
         closest = difflib.get_close_matches(name, self, n=5, cutoff=0)
         raise ConfigError(
             f"{name!r} is not one of the campaign's {len(self)} configurations; the closest are "
-            f"{closest} (scripts/campaign/plan.py lists them all)"
+            f"{closest} (campaign plan lists them all)"
         )
 
     @cached_property

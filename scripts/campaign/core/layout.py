@@ -1,107 +1,109 @@
-"""Where the workflow keeps what it makes, in one place.
+"""Where the workflow keeps what it makes: one table of result paths.
 
-The rules spell their own outputs, as Snakemake patterns, and hand every
-file a job reads to its script. What runs outside a rule job (the `status`
-and `plan` commands, the parse-time choice of checkpoints) and the training
-job's own files beside its outputs (kept across attempts, never declared:
-Snakemake would delete them before a retry) are found here.
+Every result a rule writes is named here once, as the Snakemake pattern of
+its path; the rules take their outputs and inputs from this table, and the
+code that reads results outside a rule job (the `campaign status` and `plan`
+commands, the parse-time choice of checkpoints) finds them through it too
+(`result_path`). A training job's own files beside its outputs (kept across
+attempts, never declared: Snakemake would delete them before a retry) are
+TrainingFolder's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 RESULTS = Path("results")
+# The workflow's own folder (Snakefile, schemas/, envs/), which this library lives in.
+WORKFLOW_DIR = next(folder for folder in Path(__file__).resolve().parents if (folder / "Snakefile").is_file())
+
+# Cleaning and splitting (rules/dataset.smk).
+CLEAN_IMAGES = "results/dataset/images"
+CLEAN_LABELS = "results/dataset/labels"
+CLEANING_REPORT = "results/dataset/cleaning_report.csv"
+CLEANING_SUMMARY = "results/dataset/cleaning_summary.txt"
+CLEANING_DETAILS = "results/dataset/cleaning_details.txt"
+MANIFEST = "results/dataset/manifest.csv"
+SPLIT_LIST = "results/dataset/{split}.txt"
+DATASET_YAML = "results/dataset/dataset.yaml"
+LEAKAGE = "results/dataset/leakage.csv"
+DATASET_OVERVIEW = "results/dataset/overview.csv"
+RESIZED_IMAGES = "results/dataset/resized/{imgsz}/images"
+RESIZED_LABELS = "results/dataset/resized/{imgsz}/labels"
+RESIZED_SPLIT_LIST = "results/dataset/resized/{imgsz}/{split}.txt"
+RESIZED_DATASET_YAML = "results/dataset/resized/{imgsz}/dataset.yaml"
+# Pretraining on generated shapes (rules/pretrain.smk).
+PRETRAIN_SOURCE_YAML = "results/pretrain/source/dataset.yaml"
+PRETRAIN_SOURCE_IMAGES = "results/pretrain/source/images"
+PRETRAIN_SOURCE_LABELS = "results/pretrain/source/labels"
+PRETRAINED_WEIGHTS = "results/pretrain/{model}.pt"
+PRETRAIN_SUMMARY = "results/pretrain/{model}.json"
+PRETRAIN_PROVENANCE = "results/pretrain/{model}.provenance.json"
+PRETRAIN_RUN = "results/pretrain/{model}_run"
+# Training (rules/train.smk); TrainingFolder names the files kept beside them.
+TRAINED_WEIGHTS = "results/train/{cfg}/best.pt"
+EPOCH_TABLE = "results/train/{cfg}/results.csv"
+TRAINING_SUMMARY = "results/train/{cfg}/train.json"
+TRAINING_PROVENANCE = "results/train/{cfg}/provenance.json"
+TRAINING_MONITOR = "results/train/{cfg}/monitor.csv"
+TRAINING_RUN = "results/train/{cfg}/run"
+# Evaluation, bootstrap, export, speed, image-size study, detections (rules/evaluate.smk).
+EVALUATION_FILE = "results/eval/{cfg}/{split}/{file}"
+EVAL_METRICS = EVALUATION_FILE.replace("{file}", "metrics.json")
+EVAL_PROVENANCE = EVALUATION_FILE.replace("{file}", "provenance.json")
+EVAL_PER_CLASS = EVALUATION_FILE.replace("{file}", "per_class.csv")
+EVAL_MATCHES = EVALUATION_FILE.replace("{file}", "matches.npz")
+EVAL_CONFUSION = EVALUATION_FILE.replace("{file}", "confusion.png")
+EVAL_PR_CURVE = EVALUATION_FILE.replace("{file}", "pr_curve.png")
+EVAL_F1_CURVE = EVALUATION_FILE.replace("{file}", "f1_curve.png")
+EVAL_INTERVALS = EVALUATION_FILE.replace("{file}", "intervals.json")
+EVAL_BOOTSTRAP = EVALUATION_FILE.replace("{file}", "bootstrap.npz")
+EXPORTED_MODEL = "results/export/{cfg}/best.{format}"
+EXPORT_PROVENANCE = "results/export/{cfg}/{format}.provenance.json"
+SPEED_TABLE = "results/speed/{cfg}.csv"
+SPEED_PROVENANCE = "results/speed/{cfg}.provenance.json"
+STUDY_TABLE = "results/study/{cfg}.csv"
+STUDY_PROVENANCE = "results/study/{cfg}.provenance.json"
+DETECTION = "results/detect/{cfg}/{source}.{ending}"
+DETECTION_VIDEO = DETECTION.replace("{ending}", "mp4")
+DETECTION_SHEET = DETECTION.replace("{ending}", "png")
+# Probes before the campaign (rules/plan.smk).
+PROBE_TABLE = "results/plan/probe/{probe}.csv"
+PROBES_TABLE = "results/plan/probes.csv"
+# Summary and figures (rules/summary.smk).
+METRICS_CSV = "results/summary/metrics.csv"
+METRICS_MD = "results/summary/metrics.md"
+METRICS_HTML = "results/summary/metrics.html"
+GROUPS = "results/summary/groups.csv"
+FINDINGS_CSV = "results/summary/findings.csv"
+FINDINGS_HTML = "results/summary/findings.html"
+DEVICE_USAGE = "results/summary/device_usage.csv"
+FIGURE = "results/figures/{figure}.png"
+
+
+def figure(name: str) -> str:
+    """The path of one figure (results/figures/<name>.png)."""
+    return FIGURE.format(figure=name)
+
+
+def result_path(pattern: str, results: Path = RESULTS, **wildcards: str) -> Path:
+    """A result's path with its wildcards filled in, under `results` instead of results/ where given."""
+    return Path(results) / Path(pattern.format(**wildcards)).relative_to(RESULTS)
 
 
 def pretrained_checkpoint(model: str) -> str:
     """The checkpoint the `pretrain` rule writes for a model (relative to the workflow's folder)."""
-    return f"{RESULTS}/pretrain/{model}.pt"
+    return PRETRAINED_WEIGHTS.format(model=model)
 
 
 def split_list(split: str, results: Path = RESULTS) -> Path:
     """The cleaned dataset's list of one split (train, val, test)."""
-    return results / "dataset" / f"{split}.txt"
+    return result_path(SPLIT_LIST, results, split=split)
 
 
 def probes_table(results: Path = RESULTS) -> Path:
     """The `plan_probes` rule's table of measured training steps."""
-    return results / "plan" / "probes.csv"
-
-
-@dataclass(frozen=True)
-class TrainingFolder:
-    """results/train/<config>: one training's outputs and the files its job keeps there while it runs.
-
-    A pretraining keeps the same files in results/pretrain, its run named
-    after its model: every side file is named after the run.
-    """
-
-    path: Path
-    run_name: str = "run"
-
-    @classmethod
-    def of(cls, name: str, results: Path = RESULTS) -> TrainingFolder:
-        return cls(Path(results) / "train" / name)
-
-    @classmethod
-    def around(cls, run: Path) -> TrainingFolder:
-        """The folder of a run folder given by a rule."""
-        return cls(run.parent, run.name)
-
-    # Outputs of the train rule.
-    @property
-    def summary(self) -> Path:
-        return self.path / "train.json"
-
-    @property
-    def monitor(self) -> Path:
-        """Every attempt's device samples, written when the training has finished."""
-        return self.path / "monitor.csv"
-
-    # Kept across attempts: a retry or a rerun after an interruption resumes from them.
-    @property
-    def run(self) -> Path:
-        """Ultralytics' own run folder: epochs in results.csv, checkpoints in weights/."""
-        return self.path / self.run_name
-
-    @property
-    def epochs(self) -> Path:
-        return self.run / "results.csv"
-
-    @property
-    def checkpoints(self) -> list[Path]:
-        return [self.run / "weights" / name for name in ("last.pt", "best.pt")]
-
-    @property
-    def job_record(self) -> Path:
-        """Host, process and device of the job training now (or last)."""
-        return self.path / "job.json"
-
-    @property
-    def live_monitor(self) -> Path:
-        """Device samples as they are taken, every attempt appending."""
-        return self.monitor_tensorboard / "samples.csv"
-
-    @property
-    def monitor_tensorboard(self) -> Path:
-        return self.path / f"{self.run_name}.monitor"
-
-    @property
-    def attempts(self) -> Path:
-        """One JSON line per attempt: batch, device, epochs, how it ended."""
-        return self.path / f"{self.run_name}.attempts.jsonl"
-
-    @property
-    def trainer_lock(self) -> Path:
-        """Held by the one job that trains the run: a second job for it waits (training_lock.py)."""
-        return self.path / f"{self.run_name}.lock"
-
-    @property
-    def space_reserve(self) -> Path:
-        """A little disk space set aside while an attempt runs, freed to record how it ended on a full disk."""
-        return self.path / f"{self.run_name}.reserve"
+    return result_path(PROBES_TABLE, results)
 
 
 def by_config(files: list[str], names: list[str]) -> dict[str, Path]:

@@ -14,14 +14,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .configurations import stable_hash
-from .io import atomic_write_bytes, atomic_write_json, job_logger
-from .jobs import leased_device
-from .layout import TrainingFolder
-from .monitor import FIELDS as MONITOR_FIELDS
-from .provenance import dataset_hash, file_hash, now, provenance
-
-WORKFLOW_DIR = Path(__file__).resolve().parents[2]
+from campaign.core.configurations import stable_hash
+from campaign.core.io import atomic_write_bytes, atomic_write_json, job_logger
+from campaign.core.layout import WORKFLOW_DIR
+from campaign.core.provenance import dataset_hash, file_hash, now, provenance
+from campaign.gpus.jobs import leased_device
+from campaign.gpus.monitor import FIELDS as MONITOR_FIELDS
 
 
 @dataclass
@@ -53,7 +51,7 @@ def model_job(
     `monitor_csv` samples the leased devices while the job runs; `tensorboard`
     keeps Ultralytics' TensorBoard logging (trainings only).
     """
-    from .yolo_env import prepare_ultralytics
+    from campaign.core.yolo_env import prepare_ultralytics
 
     log = job_logger(snakemake.log[0])
     started = now()
@@ -105,10 +103,11 @@ def monitor_header() -> bytes:
 
 def run_training(snakemake) -> None:
     """Rules train and pretrain: train (resuming what an interrupted attempt left), then write the outputs."""
-    from .attempts import earlier_attempts
-    from .disk_space import stop_if_still_no_space
-    from .training import TrainingRequest, export_outputs, train_with_attempts
-    from .training_lock import one_trainer
+    from campaign.training.attempts import earlier_attempts
+    from campaign.training.disk_space import stop_if_still_no_space
+    from campaign.training.run_folder import TrainingFolder
+    from campaign.training.trainer import TrainingRequest, export_outputs, train_with_attempts
+    from campaign.training.training_lock import one_trainer
 
     given, params = snakemake.input, snakemake.params
     weights = Path(given.weights) if given.get("weights") else None
@@ -116,7 +115,7 @@ def run_training(snakemake) -> None:
     request = TrainingRequest(
         model=params.model,
         data=data,
-        run_dir=Path(params.run_dir),
+        folder=TrainingFolder.around(Path(params.run_dir)),
         args=dict(params.args),
         attempt_key=stable_hash(
             {
@@ -132,12 +131,12 @@ def run_training(snakemake) -> None:
         out_of_memory_policy=snakemake.config["training"]["on_out_of_memory"],
         announce=snakemake.rule == "train",
     )
-    folder = TrainingFolder.around(request.run_dir)
+    folder = request.folder
     # One trainer per run: the lock is held before anything in the folder is
     # read or written, through the export of the outputs (training_lock.py).
     with one_trainer(folder, job_name(snakemake), job_logger(snakemake.log[0])):
         # Before anything is written: a disk still too full for the last attempt is said at once.
-        stop_if_still_no_space(earlier_attempts(request.run_dir, request.attempt_key), request.run_dir)
+        stop_if_still_no_space(earlier_attempts(folder, request.attempt_key), folder.run)
         # The monitor writes beside the run, not in it: a fresh attempt replaces the run folder.
         with model_job(
             snakemake,
@@ -153,7 +152,7 @@ def run_training(snakemake) -> None:
             atomic_write_bytes(output.monitor, samples.read_bytes() if samples.exists() else monitor_header())
         results_csv = output.get("results")
         export_outputs(
-            request.run_dir,
+            folder.run,
             Path(output.weights),
             Path(results_csv) if results_csv else None,
             Path(output.summary),

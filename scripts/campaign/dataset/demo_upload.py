@@ -5,7 +5,7 @@ uploads have (CRLF, stray spaces, Windows paths, pixel coordinates, a polygon,
 a corrupt image, a duplicate upload). The cleaning stage must undo all of it;
 the demo therefore exercises the same code paths as a real class upload.
 
-Run `python scripts/campaign/demo_upload.py demo/raw` to regenerate it.
+Run `campaign demo-upload demo/raw` to regenerate it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .synthetic import DEMO_OBJECTS, Annotation, draw_scene
+from campaign.dataset.synthetic import DEMO_OBJECTS, Annotation, draw_scene
 
 GLOBAL_CLASSES = ["glasses", "lentils", "ring"]
 IMAGE_SIZE = (128, 128)
@@ -150,11 +150,8 @@ def write_demo_upload(root: Path) -> None:
     _write(root / "delta" / "session_1" / "desk" / "dup_from_alpha.txt", relabelled)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("root", type=Path, help="folder to (re)create, e.g. demo/raw")
-    write_demo_upload(parser.parse_args().root)
-
-
-if __name__ == "__main__":
-    main()
+    write_demo_upload(parser.parse_args(argv).root)
+    return 0

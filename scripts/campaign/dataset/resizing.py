@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from .io import atomic_write_text
+from campaign.core.io import atomic_write_text
 
 SPLITS = ("train", "val", "test")
 

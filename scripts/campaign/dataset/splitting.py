@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import atomic_write_text, csv_text
+from campaign.core.io import atomic_write_text, csv_text
 
 SPLIT_NAMES = ("train", "val", "test")
 LOCK_FIELDS = ["image_sha256", "split", "image"]

@@ -11,7 +11,7 @@ import difflib
 from collections import Counter
 from pathlib import Path
 
-from .uploads import CLASS_FILES, GroupUpload, discover_upload, loose_entries
+from campaign.dataset.uploads import CLASS_FILES, GroupUpload, discover_upload, loose_entries
 
 
 class CleaningError(ValueError):

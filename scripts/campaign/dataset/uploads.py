@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import yaml
 
-from .labels import decode_text
+from campaign.dataset.labels import decode_text
 
 # Phones write HEIC/HEIF (cleaning converts them to JPEG); Ultralytics reads the rest as they are.
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".heic", ".heif"}

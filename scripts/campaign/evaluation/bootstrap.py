@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .io import atomic_write_bytes
+from campaign.core.io import atomic_write_bytes
 
 METRICS = ("precision", "recall", "mAP50", "mAP50-95")
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .bootstrap import METRICS, load_bootstrap, percentile_interval
+from campaign.evaluation.bootstrap import METRICS, load_bootstrap, percentile_interval
 
 
 @dataclass

@@ -125,7 +125,7 @@ def export_model(weights: Path, fmt: str, imgsz: int, out: Path, work: Path) -> 
 
     from ultralytics import YOLO
 
-    from .io import atomic_write_bytes
+    from campaign.core.io import atomic_write_bytes
 
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .io import atomic_write_csv, atomic_write_json
+from campaign.core.io import atomic_write_csv, atomic_write_json
 
 PER_CLASS_FIELDS = ["class_id", "class", "images", "instances", "precision", "recall", "mAP50", "mAP50-95"]
 

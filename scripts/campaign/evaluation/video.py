@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .configurations import ConfigError
+from campaign.core.configurations import ConfigError
 
 # What OpenCV reads as video; other files of a folder are taken as its frames.
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}

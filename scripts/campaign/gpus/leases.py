@@ -108,7 +108,7 @@ class LeaseOptions:
     @classmethod
     def from_config(cls, gpu: dict[str, Any]) -> LeaseOptions:
         """From the config's `gpu` section; what it leaves out takes the schema's default."""
-        from .configurations import section_defaults
+        from campaign.core.configurations import section_defaults
 
         gpu = {**section_defaults("gpu"), **gpu}
         declared = gpu["devices"]

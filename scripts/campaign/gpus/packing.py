@@ -4,7 +4,7 @@ With `gpu.pack`, a one-GPU training whose memory need is known takes a share
 of a device (leases.py admits it while the needs of the device's holders fit
 its memory and they are at most `gpu.max_share`). Its need is, in this
 order, `gpu.needs_mb.<configuration>`, or its probe's peak memory at its
-batch (results/plan/probes.csv, from `plan.py --probe`) plus
+batch (results/plan/probes.csv, from `campaign plan --probe`) plus
 `gpu.headroom_mb`. A training with no known need, or with gpus > 1 (DDP
 workers cannot be capped), takes whole GPUs, as every job does without
 packing.
@@ -21,22 +21,20 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .configurations import ConfigError
+from campaign.core.configurations import ConfigError
 
 
 def training_needs_mb(configs: dict[str, Any], gpu: dict[str, Any], probes_csv: Path) -> dict[str, int]:
     """The memory need in MB of every configuration that may share a GPU (none without gpu.pack)."""
     if not gpu["pack"]:
         return {}
-    from .estimate import probed_memory_mb, read_probes
-    from .probe import probe_settings
+    from campaign.planning.estimate import probed_memory_mb, read_probes
+    from campaign.planning.probe import probe_settings
 
     explicit = gpu["needs_mb"]
     unknown = [name for name in explicit if name not in configs]
     if unknown:
-        raise ConfigError(
-            f"gpu.needs_mb.{unknown[0]}: not a configuration of this campaign (scripts/campaign/plan.py lists them)"
-        )
+        raise ConfigError(f"gpu.needs_mb.{unknown[0]}: not a configuration of this campaign (campaign plan lists them)")
     probes = read_probes(probes_csv) if probes_csv.is_file() else {}
     needs = {}
     for name, run in configs.items():
@@ -55,7 +53,7 @@ def training_needs_mb(configs: dict[str, Any], gpu: dict[str, Any], probes_csv: 
             where = f"gpu.needs_mb.{name}" if name in explicit else f"its probe plus gpu.headroom_mb ({name})"
             raise ConfigError(
                 f"{where}: {need} MB is more than a GPU here has ({capacity:.0f} MB); it could never be admitted: "
-                "lower its batch (plan.py --probe says which fits), or set gpus: 2"
+                "lower its batch (campaign plan --probe says which fits), or set gpus: 2"
             )
     return needs
 

@@ -1,6 +1,6 @@
 """From probes to a plan: memory each configuration needs, whether it fits, hours, and the makespan.
 
-A probe (campaign/probe.py) measured, for one training step of a
+A probe (campaign/planning/probe.py) measured, for one training step of a
 configuration, seconds per training image, seconds per validation image and
 peak memory at its batch and at half of it. A training of E epochs on N
 training and V validation images then takes about

@@ -16,7 +16,7 @@ are the median of the trainings already finished here. With neither probes
 nor finished trainings the plan says so instead of guessing.
 
 Run from the workflow folder:
-`python scripts/campaign/plan.py --configfile configs/course.yaml --probe --servers 2 --gpus 4`.
+`campaign plan --configfile configs/course.yaml --probe --servers 2 --gpus 4`.
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from campaign.core.layout import WORKFLOW_DIR
 
 
 def dry_run_jobs(snakemake_args: list[str]) -> list[dict[str, str]]:
     """Every job of `snakemake -n` with its rule, wildcards and reason."""
-    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-n", *snakemake_args]
+    command = [sys.executable, "-m", "snakemake", "-s", str(WORKFLOW_DIR / "Snakefile"), "-n", *snakemake_args]
     result = subprocess.run(command, capture_output=True, text=True)
     text = result.stdout + result.stderr
     if result.returncode != 0:
@@ -61,7 +61,7 @@ def dry_run_jobs(snakemake_args: list[str]) -> list[dict[str, str]]:
 
 def seconds_per_cost(configs: dict, results: Path) -> float | None:
     """Median measured training seconds per unit of expected cost, over finished trainings."""
-    from .layout import TrainingFolder
+    from campaign.training.run_folder import TrainingFolder
 
     ratios = []
     for name, run in configs.items():
@@ -73,7 +73,7 @@ def seconds_per_cost(configs: dict, results: Path) -> float | None:
 
 def finished_hours(configs: dict, results: Path) -> dict[str, float]:
     """Measured training hours of the finished trainings."""
-    from .layout import TrainingFolder
+    from campaign.training.run_folder import TrainingFolder
 
     hours = {}
     for name in configs:
@@ -85,7 +85,7 @@ def finished_hours(configs: dict, results: Path) -> dict[str, float]:
 
 def planned_device_memory(config: dict, given: float | None) -> tuple[float, str]:
     """The memory of one device the campaign will train on, and where that figure comes from."""
-    from .leases import nvml_devices
+    from campaign.gpus.leases import nvml_devices
 
     if given:
         return given, "--device-memory-mb"
@@ -102,9 +102,9 @@ def planned_device_memory(config: dict, given: float | None) -> tuple[float, str
 
 
 def run_probes(configfile: str, cores: int, gpus: int) -> None:
-    from .layout import probes_table
+    from campaign.core.layout import probes_table
 
-    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), str(probes_table())]
+    command = [sys.executable, "-m", "snakemake", "-s", str(WORKFLOW_DIR / "Snakefile"), str(probes_table())]
     command += ["--configfile", configfile, "--cores", str(cores), "--resources", f"gpu={gpus}"]
     print("probing:", " ".join(command[2:]), flush=True)
     if subprocess.run(command).returncode != 0:
@@ -116,10 +116,10 @@ def _duration(hours: float) -> str:
 
 
 def print_probe_plan(configs, to_train: list[str], probes_csv: Path, args, config: dict) -> None:
-    from .estimate import calibration, estimate, makespan, read_probes
-    from .layout import split_list
-    from .probe import probe_settings
-    from .workload import planned_work
+    from campaign.core.layout import split_list
+    from campaign.planning.estimate import calibration, estimate, makespan, read_probes
+    from campaign.planning.probe import probe_settings
+    from campaign.planning.workload import planned_work
 
     probes = read_probes(probes_csv)
     images = {split: len(split_list(split, args.results).read_text().split()) for split in ("train", "val")}
@@ -184,8 +184,8 @@ def print_probe_plan(configs, to_train: list[str], probes_csv: Path, args, confi
 
 def _packed_plan(configs, remaining, scale, after: dict[str, float], probes_csv: Path, args, config, device_mb: float):
     """The makespan with shared GPUs (estimate.packed_makespan), each training's need as the leases know it."""
-    from .estimate import PlannedJob, packed_makespan
-    from .packing import training_needs_mb
+    from campaign.gpus.packing import training_needs_mb
+    from campaign.planning.estimate import PlannedJob, packed_makespan
 
     needs = training_needs_mb(configs, config["gpu"], probes_csv)
     # One that does not fit (said above, with the batch that does) is planned on a whole GPU.
@@ -204,7 +204,7 @@ def makespan(durations: list[float], workers: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .layout import RESULTS, probes_table
+    from campaign.core.layout import RESULTS, probes_table
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configfile", default="config.yaml")
@@ -217,15 +217,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", action="store_true", help="list every job with its reason")
     args = parser.parse_args(argv)
 
-    from .config_file import load_campaign
-    from .configurations import ConfigError
+    from campaign.core.config_file import load_campaign
+    from campaign.core.configurations import ConfigError
 
     try:
         config, configs = load_campaign(args.configfile)
     except ConfigError as error:
         parser.error(f"invalid configuration: {error}")
     if args.servers > 1:
-        from .shards import shard_table
+        from campaign.planning.shards import shard_table
 
         print(f"The campaign in {args.servers} shards, one per server sharing this folder:")
         print(shard_table(configs, args.servers, config, args.results))
@@ -274,10 +274,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Total: {gpu_seconds / 3600:.2f} GPU-h")
     print(f"Makespan on {args.gpus} GPU(s), longest first: {makespan(durations, args.gpus) / 3600:.2f} h")
     return 0
-
-
-if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from campaign.plan import main as _main
-
-    raise SystemExit(_main())

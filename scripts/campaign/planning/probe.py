@@ -77,7 +77,7 @@ def time_training_steps(
     """
     from ultralytics import YOLO
 
-    from .memory_cap import apply_inherited_cap
+    from campaign.gpus.memory_cap import apply_inherited_cap
 
     apply_inherited_cap(device)  # this process measures for a job that may rehearse a smaller GPU
     warmup = 2
@@ -146,19 +146,23 @@ def _in_a_fresh_process(function: str, **kwargs: Any) -> dict[str, Any]:
     abort said so), RuntimeError for any other failure.
     """
     import json
+    import os
     import subprocess
     import sys
 
-    from .memory_evidence import mentions_out_of_memory
+    import campaign
+    from campaign.training.memory_evidence import mentions_out_of_memory
 
     code = (
-        "import json, sys; sys.path.insert(0, sys.argv[1]);"
-        f"from campaign.probe import {function};"
-        f"print('PROBE ' + json.dumps({function}(**json.loads(sys.argv[2]))))"
+        "import json, sys;"
+        f"from campaign.planning.probe import {function};"
+        f"print('PROBE ' + json.dumps({function}(**json.loads(sys.argv[1]))))"
     )
-    scripts = str(Path(__file__).resolve().parents[1])
     arguments = json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in kwargs.items()})
-    result = subprocess.run([sys.executable, "-c", code, scripts, arguments], capture_output=True, text=True)
+    # The child finds this library where this process found it (a rule job's search path, or the install).
+    library = str(Path(campaign.__path__[0]).parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [library, os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run([sys.executable, "-c", code, arguments], capture_output=True, text=True, env=env)
     for line in reversed(result.stdout.splitlines()):
         if line.startswith("PROBE "):
             return json.loads(line.removeprefix("PROBE "))

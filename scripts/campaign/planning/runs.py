@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .io import atomic_write_json
+from campaign.core.io import atomic_write_json
 
 RUNS_DIR = Path(".snakemake") / "campaign-runs"
 LOCKS_DIR = Path(".snakemake") / "locks"
@@ -115,8 +115,8 @@ def other_live_runs_notice(stale_after: float = 600) -> str | None:
     return (
         f"Another run of the workflow is live in this folder: {listed}. If Snakemake refuses to lock the folder "
         "for this run, do not use `snakemake --unlock` (it removes that run's locks too): wait for it, run "
-        "other configurations (`--config shard=I/N` or `only=[...]`), or see `scripts/campaign/status.py`; "
-        "`scripts/campaign/takeover.py --unlock-stale` removes only the locks of runs that are gone."
+        "other configurations (`--config shard=I/N` or `only=[...]`), or see `campaign status`; "
+        "`campaign takeover --unlock-stale` removes only the locks of runs that are gone."
     )
 
 

@@ -10,7 +10,7 @@ finds every training done and builds the tables, figures and report.
 
 Shards are balanced longest first, each configuration to the least loaded
 shard, by its planned GPU-hours (training and the jobs after it,
-workload.py) where the probes of `plan.py --probe` give them, else by its
+workload.py) where the probes of `campaign plan --probe` give them, else by its
 expected training cost from the config alone. The first run of a shard
 records the split in results/plan/shards.json, and every server, takeover
 and later run uses that record, so that measurements made meanwhile never
@@ -25,9 +25,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .configurations import ConfigError, RunConfig
-from .io import atomic_write_json
-from .layout import split_list
+from campaign.core.configurations import ConfigError, RunConfig
+from campaign.core.io import atomic_write_json
+from campaign.core.layout import split_list
 
 SHARD_PATTERN = re.compile(r"^([1-9][0-9]*)/([1-9][0-9]*)$")
 
@@ -89,9 +89,9 @@ def campaign_shards(
 
     The recorded split (results/plan/shards.json) where there is one for
     `count` shards; `record` writes the split made here (a shard's run does,
-    a dry-run or plan.py does not). `hours`: workload.planned_hours, where the caller has them.
+    a dry-run or campaign plan does not). `hours`: workload.planned_hours, where the caller has them.
     """
-    from .workload import planned_hours
+    from campaign.planning.workload import planned_hours
 
     path = split_record(results)
     recorded = json.loads(path.read_text()) if path.is_file() else {}
@@ -112,8 +112,8 @@ def campaign_shards(
 def shard_table(
     configs: dict[str, RunConfig], count: int, config: dict[str, Any], results: Path = Path("results")
 ) -> str:
-    """The split as plan.py prints it: per shard, its configurations and share of the work."""
-    from .workload import planned_hours
+    """The split as campaign plan prints it: per shard, its configurations and share of the work."""
+    from campaign.planning.workload import planned_hours
 
     hours = planned_hours(configs, config, results) or {}
     shard_of, basis = campaign_shards(configs, count, config, results, hours=hours)

@@ -1,8 +1,8 @@
 """Take over the work of a server that is gone, in a folder that several servers share.
 
-    python scripts/campaign/takeover.py --configfile configs/course.yaml --shard 1/2 -- --cores 8 --resources gpu=4
-    python scripts/campaign/takeover.py --configfile configs/course.yaml --unfinished -- --cores 8 --resources gpu=4
-    python scripts/campaign/takeover.py --unlock-stale
+    campaign takeover --configfile configs/course.yaml --shard 1/2 -- --cores 8 --resources gpu=4
+    campaign takeover --configfile configs/course.yaml --unfinished -- --cores 8 --resources gpu=4
+    campaign takeover --unlock-stale
 
 `--shard I/N` runs the shard a lost server was running; `--unfinished`
 runs every training that is neither finished nor running on a live server
@@ -13,7 +13,7 @@ Nothing is taken from a live server. A server counts as gone only when
 nothing of it has moved for `--stale-minutes`: neither the trainings it
 started (job record, device monitor samples every second, epochs,
 checkpoints) nor the heartbeat its Snakemake run records every 30 s
-(campaign/runs.py). Where anything of the work is still alive, the takeover
+(campaign/planning/runs.py). Where anything of the work is still alive, the takeover
 is refused, naming the host and its last sign of life. Snakemake's lock
 files that the gone run left on that work are removed, and only those: a
 lock of a live run, or of a run nobody can vouch for that touches other
@@ -30,12 +30,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from campaign.core.layout import WORKFLOW_DIR
 
 
 def stale_locks(configs: list[str], runs, stale_after: float) -> tuple[list, list[str]]:
     """Lock pairs to remove for a takeover of `configs`, and what stands in the way (live runs)."""
-    from .runs import lock_pairs, owner_of
+    from campaign.planning.runs import lock_pairs, owner_of
 
     remove, blocking = [], []
     for pair in lock_pairs():
@@ -51,7 +51,7 @@ def stale_locks(configs: list[str], runs, stale_after: float) -> tuple[list, lis
 
 def unlock_stale(stale_after: float) -> int:
     """Remove the locks of runs that are gone; name those whose owner is unknown, and keep them."""
-    from .runs import lock_pairs, owner_of, read_runs
+    from campaign.planning.runs import lock_pairs, owner_of, read_runs
 
     runs = read_runs()
     removed = kept = 0
@@ -91,18 +91,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("snakemake_args", nargs="*", help="after --: Snakemake's options (--cores, --resources ...)")
     args = parser.parse_args(argv)
     stale_after = args.stale_minutes * 60
-    from .runs import HEARTBEAT_SECONDS
+    from campaign.planning.runs import HEARTBEAT_SECONDS
 
     if stale_after < 2 * HEARTBEAT_SECONDS:
         parser.error(f"--stale-minutes must allow two heartbeats ({2 * HEARTBEAT_SECONDS:g} s) of a live run")
     if args.unlock_stale:
         return unlock_stale(stale_after)
 
-    from .config_file import load_campaign
-    from .configurations import ConfigError
-    from .runs import read_runs
-    from .shards import campaign_shards, parse_shard
-    from .status import config_status
+    from campaign.core.config_file import load_campaign
+    from campaign.core.configurations import ConfigError
+    from campaign.planning.runs import read_runs
+    from campaign.planning.shards import campaign_shards, parse_shard
+    from campaign.reporting.status import config_status
 
     try:
         config, configs = load_campaign(args.configfile)
@@ -150,7 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     gone = [run for run in runs if not run.alive(stale_after) and set(run.configs) & set(names)]
     for run in gone:
         print(f"  the gone run: {run.describe()}")
-    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--configfile", args.configfile]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(WORKFLOW_DIR / "Snakefile"),
+        "--configfile",
+        args.configfile,
+    ]
     command += [*selection, "--rerun-incomplete", *args.snakemake_args]
     print("running:", " ".join(command[2:]), flush=True)
     if args.dry_run:
@@ -162,10 +170,3 @@ def main(argv: list[str] | None = None) -> int:
         if run.path is not None:
             run.path.unlink(missing_ok=True)
     return subprocess.run(command).returncode
-
-
-if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from campaign.takeover import main as _main
-
-    raise SystemExit(_main())

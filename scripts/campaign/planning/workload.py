@@ -18,7 +18,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from .layout import probes_table, split_list
+from campaign.core.layout import probes_table, split_list
 
 
 def planned_hours(
@@ -33,8 +33,8 @@ def planned_work(
     configs: dict[str, Any], config: dict[str, Any], results: Path = Path("results"), logs: Path = Path("logs")
 ) -> tuple[dict[str, float], dict[str, float]] | None:
     """(training GPU-hours, hours of the jobs after it) of every configuration; None without probes or lists."""
-    from .estimate import estimate, read_probes
-    from .probe import probe_settings
+    from campaign.planning.estimate import estimate, read_probes
+    from campaign.planning.probe import probe_settings
 
     probes_csv = probes_table(results)
     lists = {split: split_list(split, results) for split in ("train", "val", "test")}
@@ -66,7 +66,7 @@ def planned_work(
 
 def _after_training_ratio(configs: dict[str, Any], training: dict[str, float], logs: Path) -> float | None:
     """Median hours of the jobs after a training per hour of training, over configurations where they ran."""
-    from .status_page import after_training_seconds
+    from campaign.reporting.status_page import after_training_seconds
 
     ratios = []
     for name in training:
@@ -86,7 +86,7 @@ def _after_training_hours(
     val_s: float,
     logs: Path,
 ) -> float:
-    from .status_page import after_training_seconds
+    from campaign.reporting.status_page import after_training_seconds
 
     seconds = after_training_seconds(logs, name)
     if seconds is not None:

@@ -11,8 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .epoch_table import read_epoch_table  # noqa: E402
-from .io import atomic_write_bytes  # noqa: E402
+from campaign.core.epoch_table import read_epoch_table  # noqa: E402
+from campaign.core.io import atomic_write_bytes  # noqa: E402
 
 SIZE_ORDER = "nsmlx"
 

@@ -11,7 +11,7 @@ running while it writes (monitor samples every second, epochs, checkpoints)
 and as stale, with its host and the time of its last write, once it has
 written nothing for `--stale-minutes`.
 
-Run it as `python scripts/campaign/status.py` from the workflow folder.
+Run it as `campaign status` from the workflow folder.
 """
 
 from __future__ import annotations
@@ -20,14 +20,13 @@ import argparse
 import json
 import os
 import socket
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported where used: this file also runs as a command
-    from .layout import TrainingFolder
+    from campaign.training.run_folder import TrainingFolder
 
 COLOURS = {"done": "#4caf50", "running": "#2196f3", "stale": "#ff9800", "failed": "#f44336", "to do": "#e0e0e0"}
 # A job on another server is trusted as running while its files change: its
@@ -65,7 +64,7 @@ def _last_sign_of_life(folder: TrainingFolder) -> float:
 
 def epoch_times(results_csv: Path) -> list[float]:
     """Each epoch's time so far (DamagedEpochTable where a line is not a row of numbers)."""
-    from .epoch_table import read_epoch_table
+    from campaign.core.epoch_table import read_epoch_table
 
     if not results_csv.is_file():
         return []
@@ -88,9 +87,9 @@ def config_status(
     now: float | None = None,
 ) -> ConfigStatus:
     """The state of one training, from its files; a job on another host without recent writes is stale."""
-    from .epoch_table import DamagedEpochTable
-    from .layout import TrainingFolder
-    from .summary import batch_note
+    from campaign.core.epoch_table import DamagedEpochTable
+    from campaign.reporting.summary import batch_note
+    from campaign.training.run_folder import TrainingFolder
 
     folder = TrainingFolder.of(name, root)
     try:
@@ -153,7 +152,7 @@ def status_figure(statuses: list[ConfigStatus], parameters: dict[str, dict], out
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .figures import save_figure
+    from campaign.reporting.figures import save_figure
 
     rows = sorted({parameters[s.name]["model"] for s in statuses})
     columns = sorted(
@@ -179,7 +178,7 @@ def status_figure(statuses: list[ConfigStatus], parameters: dict[str, dict], out
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .layout import RESULTS
+    from campaign.core.layout import RESULTS
 
     parser = argparse.ArgumentParser(description="Show the state of every configuration of the campaign.")
     parser.add_argument("--configfile", default="config.yaml")
@@ -201,8 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from .config_file import load_campaign
-    from .configurations import ConfigError
+    from campaign.core.config_file import load_campaign
+    from campaign.core.configurations import ConfigError
 
     try:
         config, configs = load_campaign(args.configfile)
@@ -217,9 +216,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.figure:
             status_figure(statuses, {name: run.parameters() for name, run in configs.items()}, args.figure)
         if args.html:
-            from .io import atomic_write_text
-            from .runs import jobs_at_a_time, read_runs
-            from .status_page import estimate_progress, jobs_after_training, render_page
+            from campaign.core.io import atomic_write_text
+            from campaign.planning.runs import jobs_at_a_time, read_runs
+            from campaign.reporting.status_page import estimate_progress, jobs_after_training, render_page
 
             costs = {name: run.expected_cost() for name, run in configs.items()}
             after_jobs = jobs_after_training(list(configs), config)
@@ -236,10 +235,3 @@ def main(argv: list[str] | None = None) -> int:
     if args.figure:
         print(f"figure written to {args.figure}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from campaign.status import main as _main
-
-    raise SystemExit(_main())

@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .epoch_table import DamagedEpochTable, read_epoch_table
-from .status import COLOURS, ConfigStatus, format_eta
+from campaign.core.epoch_table import DamagedEpochTable, read_epoch_table
+from campaign.reporting.status import COLOURS, ConfigStatus, format_eta
 
 # Rules that run per configuration after its training, and whether their benchmark file names add
 # a split or a format to the configuration's name (logs/evaluate/<cfg>_<split>.benchmark.tsv).
@@ -94,7 +94,7 @@ def after_training_seconds(logs: Path, name: str) -> float | None:
 
 def jobs_after_training(names: list[str], config: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
     """Each configuration's jobs after its training, by rule, as their benchmark files name them (no suffix)."""
-    from .video import detect_source_names
+    from campaign.evaluation.video import detect_source_names
 
     splits = (config.get("evaluation") or {}).get("splits", ["val", "test"])
     formats = [fmt for fmt in (config.get("speed") or {}).get("formats", []) if fmt != "pytorch"]
@@ -126,7 +126,7 @@ def estimate_progress(
     `after_jobs` (jobs_after_training) counts the jobs after each training that have not run;
     without it, the jobs after a finished training count at their median over those that ran.
     """
-    from .layout import TrainingFolder
+    from campaign.training.run_folder import TrainingFolder
 
     rows = {status.name: epoch_rows(TrainingFolder.of(status.name, results).epochs) for status in statuses}
     per_epoch = {name: epochs[-1]["time"] / len(epochs) for name, epochs in rows.items() if epochs}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .bootstrap import METRICS
+from campaign.evaluation.bootstrap import METRICS
 
 
 def _read_json(path: Path) -> dict:

@@ -1,4 +1,4 @@
-"""A training's attempts: how each ended, and what the next one does about it.
+"""A training's attempts: how each ended, and what the next one does about it (the batch policy).
 
 Each attempt is a line of `run.attempts.jsonl` beside the run (kept across
 Snakemake's retries and reruns): its batch, device, epochs, and how it ended.
@@ -21,9 +21,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .io import atomic_write_json
-from .layout import TrainingFolder
-from .memory_evidence import mentions_out_of_memory, oom_kill_counts, oom_kills_since, out_of_memory_in
+from campaign.core.io import atomic_write_json
+from campaign.training.memory_evidence import mentions_out_of_memory, oom_kill_counts, oom_kills_since, out_of_memory_in
+from campaign.training.run_folder import TrainingFolder, checkpoint_progress
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -52,7 +52,7 @@ class Interrupted(BaseException):
 
 def how_it_ended(error: BaseException, stderr_says: str | None, run_dir: Path) -> dict[str, Any]:
     """How a failed attempt ended, for its record: a signal, no space, out of memory, or an exception."""
-    from .disk_space import ran_out_of_space, space_needed
+    from campaign.training.disk_space import ran_out_of_space, space_needed
 
     if isinstance(error, Interrupted):
         return {"ended": f"signal {error}"}
@@ -88,37 +88,22 @@ def interrupts_raised() -> Iterator[None]:
             signal.signal(number, handler)
 
 
-def _attempts_file(run_dir: Path) -> Path:
-    """The run's attempt history, kept beside it across Snakemake's retries and reruns."""
-    return TrainingFolder.around(run_dir).attempts
-
-
 def write_job_record(folder: TrainingFolder, device: str) -> None:
     """Mark a training as started by this process: host, pid and device (read by the status command)."""
     record = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time(), "device": device}
     atomic_write_json(folder.job_record, record)
 
 
-def _attempt_under_way(run_dir: Path) -> Path:
-    """The attempt now running; still there when the next one starts, it ended without a word."""
-    return run_dir.with_name(f"{run_dir.name}.attempt.json")
-
-
-def stderr_copy(run_dir: Path) -> Path:
-    """Everything the attempts wrote on stderr (workers included), kept beside the run."""
-    return run_dir.with_name(f"{run_dir.name}.stderr.log")
-
-
-def earlier_attempts(run_dir: Path, args_hash: str) -> list[dict[str, Any]]:
+def earlier_attempts(folder: TrainingFolder, args_hash: str) -> list[dict[str, Any]]:
     """The attempts made with the same arguments, data and weights, oldest first."""
-    history = _attempts_file(run_dir)
+    history = folder.attempts
     if not history.is_file():
         return []
     attempts = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
     return [a for a in attempts if a["args_hash"] == args_hash]
 
 
-def record_silent_end(run_dir: Path) -> dict[str, Any] | None:
+def record_silent_end(folder: TrainingFolder) -> dict[str, Any] | None:
     """Record the attempt still noted as under way, which ended without a word; return the record.
 
     It ran out of memory only on evidence: the kernel's out-of-memory killer
@@ -126,12 +111,12 @@ def record_silent_end(run_dir: Path) -> dict[str, Any] | None:
     allocator that aborted). A plain `kill -9`, a lost node or an SSH
     session's hard end is no such evidence.
     """
-    under_way = _attempt_under_way(run_dir)
+    under_way = folder.attempt_under_way
     if not under_way.is_file():
         return None
     attempt = json.loads(under_way.read_text())
     kills = oom_kills_since(attempt.get("oom_kills") or [])
-    said = out_of_memory_in(stderr_copy(run_dir), attempt.get("stderr_offset", 0))
+    said = out_of_memory_in(folder.stderr_copy, attempt.get("stderr_offset", 0))
     if kills > 0:
         error = f"ended without a word: the kernel's out-of-memory killer counted {kills} kill(s) in its cgroup"
     elif said:
@@ -139,12 +124,12 @@ def record_silent_end(run_dir: Path) -> dict[str, Any] | None:
     else:
         error = "ended without a word (killed, or lost with its node), with no sign of memory exhaustion"
     # Where it got to: the checkpoint it left is what this attempt finds.
-    silent = {**attempt, "error": error, "out_of_memory": kills > 0 or said is not None, **checkpoint_progress(run_dir)}
-    record_attempt(run_dir, silent)
+    silent = {**attempt, "error": error, "out_of_memory": kills > 0 or said is not None, **checkpoint_progress(folder)}
+    record_attempt(folder, silent)
     return silent
 
 
-def begin_attempt(run_dir: Path, attempt: dict[str, Any], stderr_offset: int = 0) -> None:
+def begin_attempt(folder: TrainingFolder, attempt: dict[str, Any], stderr_offset: int = 0) -> None:
     """Note an attempt as under way until record_attempt records how it ended.
 
     The note keeps what the next attempt needs to tell a silent death by
@@ -152,7 +137,7 @@ def begin_attempt(run_dir: Path, attempt: dict[str, Any], stderr_offset: int = 0
     now, and where this attempt's part of the stderr copy starts.
     """
     evidence = {"oom_kills": oom_kill_counts(), "stderr_offset": stderr_offset}
-    atomic_write_json(_attempt_under_way(run_dir), {**attempt, **evidence})
+    atomic_write_json(folder.attempt_under_way, {**attempt, **evidence})
 
 
 # Blank lines kept at the end of the attempt history while an attempt runs:
@@ -161,9 +146,9 @@ def begin_attempt(run_dir: Path, attempt: dict[str, Any], stderr_offset: int = 0
 RECORD_ROOM = 64 * 1024
 
 
-def make_room_for_record(run_dir: Path) -> None:
+def make_room_for_record(folder: TrainingFolder) -> None:
     """Add RECORD_ROOM blank bytes at the end of the history (readers skip blank lines)."""
-    history = _attempts_file(run_dir)
+    history = folder.attempts
     history.parent.mkdir(parents=True, exist_ok=True)
     with open(history, "ab") as stream:
         stream.write(b"\n" * RECORD_ROOM)
@@ -171,17 +156,17 @@ def make_room_for_record(run_dir: Path) -> None:
         os.fsync(stream.fileno())
 
 
-def record_attempt(run_dir: Path, attempt: dict[str, Any]) -> list[dict[str, Any]]:
+def record_attempt(folder: TrainingFolder, attempt: dict[str, Any]) -> list[dict[str, Any]]:
     """Add an attempt to the run's history, over the room made for it; return its attempts, for the summary."""
     line = (json.dumps(attempt, sort_keys=True) + "\n").encode()
-    history = _attempts_file(run_dir)
+    history = folder.attempts
     with open(history, "r+b" if history.exists() else "w+b") as stream:
         records = stream.read().rstrip(b"\n")
         stream.seek(len(records) + 1 if records else 0)
         stream.write(line)
         stream.truncate()
-    _attempt_under_way(run_dir).unlink(missing_ok=True)
-    return earlier_attempts(run_dir, attempt["args_hash"])
+    folder.attempt_under_way.unlink(missing_ok=True)
+    return earlier_attempts(folder, attempt["args_hash"])
 
 
 def batch_after_memory_failures(configured: int, attempts: list[dict[str, Any]], smallest: int = 1) -> int:
@@ -204,7 +189,12 @@ class OutOfMemoryPolicyError(RuntimeError):
 
 
 def batch_for_attempt(
-    configured: int, attempts: list[dict[str, Any]], smallest: int, policy: str, run_dir: Path, log: logging.Logger
+    configured: int,
+    attempts: list[dict[str, Any]],
+    smallest: int,
+    policy: str,
+    folder: TrainingFolder,
+    log: logging.Logger,
 ) -> int:
     """The batch of the next attempt under training.on_out_of_memory (halve, restart or fail).
 
@@ -216,11 +206,11 @@ def batch_for_attempt(
     if policy == "fail":
         raise OutOfMemoryPolicyError(
             f"an earlier attempt ran out of memory at batch {min(a['batch'] for a in attempts)} "
-            f"({_attempts_file(run_dir)}), and training.on_out_of_memory is `fail`. "
-            "`python scripts/campaign/plan.py --probe` gives the largest batch that fits the device; "
+            f"({folder.attempts}), and training.on_out_of_memory is `fail`. "
+            "`campaign plan --probe` gives the largest batch that fits the device; "
             "lower `batch`, or set `gpus: 2` to spread it over two GPUs"
         )
-    history = _attempts_file(run_dir)
+    history = folder.attempts
     log.info("batch reduced from %s to %s: an earlier attempt ran out of memory (%s)", configured, batch, history)
     return batch
 
@@ -244,33 +234,3 @@ def epochs_by_batch(attempts: list[dict[str, Any]]) -> dict[str, int]:
             key = str(attempt["batch_trained"])
             trained[key] = trained.get(key, 0) + added
     return trained
-
-
-def read_checkpoint(path: Path) -> dict[str, Any] | None:
-    """A checkpoint's contents; None where it is missing or cut short."""
-    from ultralytics.utils.patches import torch_load
-
-    if not path.is_file():
-        return None
-    try:
-        return torch_load(path, map_location="cpu")
-    except Exception:  # a truncated file fails in the zip reader or the unpickler
-        return None
-
-
-def checkpoint_progress(run_dir: Path) -> dict[str, Any]:
-    """Epochs the run's last checkpoint holds and the batch the trainer really used.
-
-    The trainer's own batch is in the checkpoint's `train_args`: Ultralytics
-    halves it there when a GPU runs out of memory during the first epoch.
-    """
-    weights = run_dir / "weights"
-    checkpoint = read_checkpoint(weights / "last.pt") or read_checkpoint(weights / "best.pt")
-    if checkpoint is None:
-        return {"epochs_done": 0, "batch_trained": None}
-    epoch = checkpoint.get("epoch", -1)
-    train_args = checkpoint.get("train_args") or {}
-    epochs_done = train_args.get("epochs", 0) if epoch == -1 else epoch + 1
-    if epoch == -1 and (run_dir / "results.csv").is_file():  # finished; early stopping ends before `epochs`
-        epochs_done = len((run_dir / "results.csv").read_text().strip().splitlines()) - 1
-    return {"epochs_done": epochs_done, "batch_trained": train_args.get("batch")}

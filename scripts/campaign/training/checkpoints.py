@@ -1,7 +1,7 @@
 """Pretrained checkpoints: which official file each model takes, and whether a local file is the right one.
 
 Checkpoints are large binary files fetched once, on a machine with
-internet, by `scripts/campaign/fetch_weights.py`; the workflow never downloads. Before
+internet, by `campaign fetch-weights`; the workflow never downloads. Before
 any job runs it checks every configured checkpoint against a checksum file
 (`sha256sum` format, committed beside the config), so a campaign cannot
 silently start from a truncated, replaced or tampered file, and it recognises
@@ -16,7 +16,7 @@ import pickletools
 import zipfile
 from pathlib import Path
 
-from .configurations import ConfigError
+from campaign.core.configurations import ConfigError
 
 # Where Ultralytics publishes its COCO checkpoints (the release its own downloader uses).
 RELEASE_URL = "https://github.com/ultralytics/assets/releases/download/v8.4.0"
@@ -54,7 +54,7 @@ def read_checksums(path: Path) -> dict[str, str]:
 
 
 def write_checksums(path: Path, checksums: dict[str, str]) -> None:
-    from .io import atomic_write_bytes
+    from campaign.core.io import atomic_write_bytes
 
     lines = [f"{digest}  {name}\n" for name, digest in sorted(checksums.items())]
     atomic_write_bytes(path, "".join(lines).encode())
@@ -111,14 +111,14 @@ def verify_checkpoints(weights: dict[str, str], checksum_file: Path, configfile:
                 f"weights.{model}: {path} is a checkpoint of the original YOLOv5 repository (v6.x/v7, "
                 "anchor-based), which Ultralytics 8 cannot load into its models. Use the COCO checkpoint "
                 f"of Ultralytics' YOLOv5u instead, {official_name(model)}: fetch it with "
-                f"`python scripts/campaign/fetch_weights.py --configfile {configfile}` and set weights.{model} to "
+                f"`campaign fetch-weights --configfile {configfile}` and set weights.{model} to "
                 f"weights/{official_name(model)}"
             )
-    record = f"python scripts/campaign/fetch_weights.py --configfile {configfile} --record"
+    record = f"campaign fetch-weights --configfile {configfile} --record"
     if not checksum_file.is_file():
         raise ConfigError(
             f"weights_checksums: {checksum_file} does not exist, so the configured checkpoints cannot be "
-            f"checked. Fetch them with `python scripts/campaign/fetch_weights.py --configfile {configfile}` (it writes "
+            f"checked. Fetch them with `campaign fetch-weights --configfile {configfile}` (it writes "
             f"the file), or, for checkpoints you copied yourself and trust, `{record}`"
         )
     checksums = read_checksums(checksum_file)
@@ -133,5 +133,5 @@ def verify_checkpoints(weights: dict[str, str], checksum_file: Path, configfile:
             raise ConfigError(
                 f"weights.{model}: {path} does not match the SHA-256 recorded in {checksum_file}: the file "
                 "was replaced, cut short or altered. Fetch it again (delete it, then "
-                f"`python scripts/campaign/fetch_weights.py --configfile {configfile}`)"
+                f"`campaign fetch-weights --configfile {configfile}`)"
             )

@@ -2,7 +2,7 @@
 
 On a machine with internet, from the workflow folder:
 
-    .venv/bin/python scripts/campaign/fetch_weights.py --configfile configs/course.yaml
+    .venv/bin/campaign fetch-weights --configfile configs/course.yaml
 
 downloads every checkpoint under `weights:` that is not there yet (the
 official Ultralytics files: yolov5nu.pt ... for YOLOv5u, yolov8n.pt,
@@ -15,14 +15,13 @@ file to copy where; `--record` records checkpoints you copied yourself.
 from __future__ import annotations
 
 import argparse
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from campaign.checkpoints import (  # noqa: E402
+from campaign.core.config_file import read_config_file
+from campaign.core.configurations import ConfigError
+from campaign.training.checkpoints import (
     RELEASE_URL,
     listed_name,
     official_name,
@@ -30,8 +29,6 @@ from campaign.checkpoints import (  # noqa: E402
     sha256_of,
     write_checksums,
 )
-from campaign.config_file import read_config_file  # noqa: E402
-from campaign.configurations import ConfigError  # noqa: E402
 
 DEFAULT_CHECKSUMS = "weights/SHA256SUMS"
 
@@ -83,12 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"recorded in {checksum_file} (commit it beside {args.configfile})")
     if missing:
         print("\nNot fetched; on a machine with internet download each file, copy it to the path shown, then run")
-        print(f"`python scripts/campaign/fetch_weights.py --configfile {args.configfile} --record`:")
+        print(f"`campaign fetch-weights --configfile {args.configfile} --record`:")
         for model, url, target, error in missing:
             print(f"  {model}: {url}\n      -> {target}   ({error})")
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""Train one configuration with Ultralytics, resuming an interrupted attempt.
+"""Train one configuration with Ultralytics, resuming an interrupted attempt, and summarise the run.
 
 The Ultralytics run folder (`run/`, holding last.pt and the TensorBoard log)
 is not a declared Snakemake output, so a failed or killed job leaves it in
@@ -9,139 +9,47 @@ finished.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 import socket
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .attempts import (
+from campaign.core.epoch_table import read_epoch_table
+from campaign.core.io import atomic_write_bytes, atomic_write_json
+from campaign.training.attempts import (
     batch_for_attempt,
     begin_attempt,
-    checkpoint_progress,
     earlier_attempts,
     epochs_by_batch,
     how_it_ended,
     interrupts_raised,
     make_room_for_record,
     memory_failure,
-    read_checkpoint,
     record_attempt,
     record_silent_end,
-    stderr_copy,
     write_job_record,
 )
-from .disk_space import NoSpaceError, free_reserve, space_reserved
-from .epoch_table import read_epoch_table
-from .io import atomic_write_bytes, atomic_write_json
-from .layout import TrainingFolder
-from .memory_evidence import out_of_memory_in, stderr_copied_to
-
-
-def _args_file(run_dir: Path) -> Path:
-    """Arguments of the attempt in run_dir, kept beside it: Ultralytics' DDP launcher empties run_dir."""
-    return run_dir.with_name(f"{run_dir.name}.args.json")
-
-
-def _run_state(run_dir: Path, args_hash: str) -> tuple[str, int]:
-    """('fresh' | 'stale' | 'damaged' | 'resume' | 'finished', last epoch done) of an earlier attempt.
-
-    Epochs count from 1, as in results.csv (checkpoints count from 0).
-    """
-    last = run_dir / "weights" / "last.pt"
-    stored = _args_file(run_dir)
-    if not last.is_file() or not stored.is_file():
-        return "fresh", 0
-    if json.loads(stored.read_text()).get("args_hash") != args_hash:
-        return "stale", 0
-    checkpoint = read_checkpoint(last)
-    if checkpoint is None:
-        return "damaged", 0
-    return _checkpoint_state(checkpoint)
-
-
-def _checkpoint_state(checkpoint: dict[str, Any]) -> tuple[str, int]:
-    # Ultralytics marks a finished run by stripping the optimizer and setting epoch -1.
-    if checkpoint.get("epoch", -1) == -1:
-        return "finished", 0
-    return "resume", checkpoint["epoch"] + 1
-
-
-def _recover_damaged_run(run_dir: Path, log: logging.Logger) -> tuple[str, int]:
-    """Resume from best.pt where last.pt was cut short; start afresh where both were.
-
-    Ultralytics writes last.pt in place, so a job killed during that write
-    (a dropped SSH session, a node failure) leaves it incomplete, and every
-    later attempt would fail on it. best.pt is written after last.pt, from
-    the same epoch or an earlier one, so one of the two is whole.
-    """
-    weights = run_dir / "weights"
-    checkpoint = read_checkpoint(weights / "best.pt")
-    if checkpoint is None:
-        _set_aside(run_dir, "damaged", "last.pt and best.pt are both incomplete", log)
-        return "fresh", 0
-    state, epoch = _checkpoint_state(checkpoint)
-    log.info("last.pt is incomplete (killed while it was written): continuing from best.pt (%s)", state)
-    if state == "resume":
-        atomic_write_bytes(weights / "last.pt", (weights / "best.pt").read_bytes())
-    return state, epoch
-
-
-def _drop_epochs_after(results_csv: Path, last_epoch: int, log: logging.Logger) -> None:
-    """Forget result rows of epochs the checkpoint does not contain.
-
-    Ultralytics appends an epoch's row to results.csv before it saves
-    last.pt; a job killed in between would otherwise list that epoch twice
-    once it has been trained again.
-    """
-    if not results_csv.is_file():
-        return
-    text = results_csv.read_text()
-    if text and not text.endswith("\n"):  # a row cut short (a kill, a full disk): that epoch is trained again
-        log.info("dropping the last result row of %s, cut short: %r", results_csv, text.rsplit("\n", 1)[-1])
-        atomic_write_bytes(results_csv, text[: text.rfind("\n") + 1].encode())
-    read_epoch_table(results_csv)  # a damaged table is named here, not misread below
-    lines = results_csv.read_text().splitlines(keepends=True)
-    kept = lines[:1] + [line for line in lines[1:] if line.strip() and int(float(line.split(",", 1)[0])) <= last_epoch]
-    if len(kept) != len(lines):
-        log.info("dropping %d result row(s) after epoch %d, trained again now", len(lines) - len(kept), last_epoch)
-        atomic_write_bytes(results_csv, "".join(kept).encode())
-
-
-def _set_aside(run_dir: Path, label: str, reason: str, log: logging.Logger) -> None:
-    """Keep an earlier attempt that cannot be resumed as run.<label>-<time>, for a person to look at."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    target = run_dir.with_name(f"{run_dir.name}.{label}-{stamp}")
-    run_dir.rename(target)
-    log.info("%s: kept the interrupted attempt aside as %s and starting afresh", reason, target)
-
-
-def start_state(run_dir: Path, args_hash: str, log: logging.Logger) -> tuple[str, int]:
-    """How the next attempt starts ('fresh' | 'resume' | 'finished', last epoch done).
-
-    A run trained with other arguments, data or weights, or whose checkpoints
-    are both cut short, is set aside first (kept for a person to look at).
-    """
-    state, last_epoch = _run_state(run_dir, args_hash)
-    if state == "stale":
-        _set_aside(run_dir, "stale", "arguments, data or weights changed since the interrupted attempt", log)
-        return "fresh", 0
-    if state == "damaged":
-        return _recover_damaged_run(run_dir, log)
-    return state, last_epoch
+from campaign.training.disk_space import NoSpaceError, free_reserve, space_reserved
+from campaign.training.memory_evidence import out_of_memory_in, stderr_copied_to
+from campaign.training.run_folder import (
+    TrainingFolder,
+    checkpoint_progress,
+    drop_epochs_after,
+    set_aside,
+    start_state,
+)
 
 
 def train_model(
     model: str,
     data: Path,
-    run_dir: Path,
+    folder: TrainingFolder,
     train_args: dict[str, Any],
     args_hash: str,
     device: str,
@@ -149,26 +57,25 @@ def train_model(
     log: logging.Logger,
     start: tuple[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Train (or resume) into run_dir; return a summary of the finished run.
+    """Train (or resume) into the folder's run; return a summary of the finished run.
 
     `start` is start_state's answer where the caller has asked already.
     """
     from ultralytics import YOLO
 
-    run_dir = run_dir.resolve()
-    state, last_epoch = start or start_state(run_dir, args_hash, log)
+    folder = TrainingFolder(folder.path.resolve(), folder.run_name)  # Ultralytics is given absolute paths
+    run_dir = folder.run
+    state, last_epoch = start or start_state(folder, args_hash, log)
     started = time.time()
     if state == "resume":
         log.info("resuming the interrupted run in %s after epoch %d", run_dir, last_epoch)
-        _drop_epochs_after(run_dir / "results.csv", last_epoch, log)
-        YOLO(str(run_dir / "weights" / "last.pt")).train(
-            resume=True, device=device, data=str(data), batch=train_args["batch"]
-        )
+        drop_epochs_after(folder.epochs, last_epoch, log)
+        YOLO(str(folder.last_checkpoint)).train(resume=True, device=device, data=str(data), batch=train_args["batch"])
     elif state == "fresh":
         if run_dir.exists():
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True)
-        atomic_write_json(_args_file(run_dir), {"args_hash": args_hash, "model": model, "args": train_args})
+        atomic_write_json(folder.args_file, {"args_hash": args_hash, "model": model, "args": train_args})
         yolo = YOLO(f"{model}.yaml")
         from_weights: dict[str, Any] = {}
         if weights is not None:
@@ -303,7 +210,7 @@ class TrainingRequest:
 
     model: str
     data: Path
-    run_dir: Path
+    folder: TrainingFolder
     args: dict[str, Any]
     # What an earlier attempt must share to be resumed or reused: the
     # arguments, the data (full-size or a shrunk copy) and the starting weights.
@@ -322,30 +229,29 @@ def train_with_attempts(request: TrainingRequest, device: str, started: str, log
     Returns the training's summary (train.json), its attempts included. A run
     that had already finished is only collected: that is no attempt.
     """
-    run_dir = request.run_dir
-    folder = TrainingFolder.around(run_dir)
+    folder = request.folder
     if request.announce:
         write_job_record(folder, device)
     train_args = dict(request.args)
     if train_args.get("workers") is None:  # the cores this job was given, per GPU process
         train_args["workers"] = max(1, request.threads // request.gpus)
-    silent = record_silent_end(run_dir)
+    silent = record_silent_end(folder)
     if silent:
         log.info("the previous attempt %s", silent["error"])
     configured = train_args["batch"]
-    earlier = earlier_attempts(run_dir, request.attempt_key)
+    earlier = earlier_attempts(folder, request.attempt_key)
     train_args["batch"] = batch_for_attempt(
-        configured, earlier, request.gpus, request.out_of_memory_policy, run_dir, log
+        configured, earlier, request.gpus, request.out_of_memory_policy, folder, log
     )
     trained_at = earlier[-1]["batch"] if earlier else configured
-    if request.out_of_memory_policy == "restart" and run_dir.exists() and trained_at != train_args["batch"]:
+    if request.out_of_memory_policy == "restart" and folder.run.exists() and trained_at != train_args["batch"]:
         reason = f"restarting at batch {train_args['batch']} (on_out_of_memory: restart)"
-        _set_aside(run_dir, f"batch{trained_at}", reason, log)
-    state, last_epoch = start_state(run_dir.resolve(), request.attempt_key, log)
+        set_aside(folder, f"batch{trained_at}", reason, log)
+    state, last_epoch = start_state(folder, request.attempt_key, log)
     training = dict(
         model=request.model,
         data=request.data,
-        run_dir=run_dir,
+        folder=folder,
         train_args=train_args,
         args_hash=request.attempt_key,
         device=device,
@@ -358,7 +264,7 @@ def train_with_attempts(request: TrainingRequest, device: str, started: str, log
         attempts = earlier
     else:
         summary, attempts = _attempt(training, state, last_epoch, device, started, folder, log)
-    progress = checkpoint_progress(run_dir)
+    progress = checkpoint_progress(folder)
     summary.update(
         attempts=attempts,
         batch_configured=configured,
@@ -378,7 +284,6 @@ def _attempt(
     training: dict[str, Any], state: str, last_epoch: int, device: str, started: str, folder: TrainingFolder, log
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One attempt at training (fresh or resumed), recorded however it ends; the summary and the attempts."""
-    run_dir = training["run_dir"]
     log.info("training %s on %s with %s", training["model"], device, training["train_args"])
     attempt = {
         "args_hash": training["args_hash"],
@@ -388,26 +293,26 @@ def _attempt(
         # Epochs this attempt starts from: 0 for a fresh run, whatever an earlier run had.
         "epochs_before": last_epoch if state == "resume" else 0,
     }
-    with stderr_copied_to(stderr_copy(run_dir)) as stderr_offset, space_reserved(folder.space_reserve):
+    with stderr_copied_to(folder.stderr_copy) as stderr_offset, space_reserved(folder.space_reserve):
         log.info("attempt started on %s (process %d): %s", socket.gethostname(), os.getpid(), attempt)
-        make_room_for_record(run_dir)
-        begin_attempt(run_dir, attempt, stderr_offset)
+        make_room_for_record(folder)
+        begin_attempt(folder, attempt, stderr_offset)
         try:
             with interrupts_raised():
                 summary = train_model(**training)
         except BaseException as error:
             free_reserve(folder.space_reserve)  # room for the record and the log lines below
-            said = out_of_memory_in(stderr_copy(run_dir), stderr_offset)
+            said = out_of_memory_in(folder.stderr_copy, stderr_offset)
             failure = {
                 "error": f"{type(error).__name__}: {error}"[:1000],
                 "out_of_memory": memory_failure(error, said),
-                **how_it_ended(error, said, run_dir),
-                **checkpoint_progress(run_dir),
+                **how_it_ended(error, said, folder.run),
+                **checkpoint_progress(folder),
             }
             log.error("the attempt ended: %s (%s)", failure["ended"], failure.get("space") or failure["error"])
-            record_attempt(run_dir, {**attempt, **failure})
+            record_attempt(folder, {**attempt, **failure})
             if failure["ended"] == "no space":
                 raise NoSpaceError(failure["space"]) from error
             raise
-    finished = {"error": None, "out_of_memory": False, "ended": "finished", **checkpoint_progress(run_dir)}
-    return summary, record_attempt(run_dir, {**attempt, **finished})
+    finished = {"error": None, "out_of_memory": False, "ended": "finished", **checkpoint_progress(folder)}
+    return summary, record_attempt(folder, {**attempt, **finished})

@@ -24,8 +24,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .layout import TrainingFolder
-from .leases import open_lock_file
+from campaign.gpus.leases import open_lock_file
+from campaign.training.run_folder import TrainingFolder
 
 
 def holder_of(folder: TrainingFolder) -> dict:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from .checkpoints import official_name
-from .configurations import ConfigError, RunConfig
-from .layout import pretrained_checkpoint
+from campaign.core.configurations import ConfigError, RunConfig
+from campaign.core.layout import pretrained_checkpoint
+from campaign.training.checkpoints import official_name
 
 
 def resolve_pretrained_weights(
@@ -26,7 +26,7 @@ def resolve_pretrained_weights(
         if not Path(path).is_file():
             raise ConfigError(
                 f"weights.{model}: checkpoint file {path!r} does not exist. Nothing is downloaded "
-                f"at run time: on a machine with internet run `python scripts/campaign/fetch_weights.py "
+                f"at run time: on a machine with internet run `campaign fetch-weights "
                 f"--configfile {configfile}` (it fetches {official_name(model)}, Ultralytics' COCO "
                 f"checkpoint, and records its SHA-256), or copy the file there and add --record; "
                 f"or remove the entry and add {model} to pretrain.models"

@@ -1,0 +1,5 @@
+"""`python -m campaign <tool>`: the same as the `campaign` command."""
+
+from campaign.cli import main
+
+raise SystemExit(main())
