@@ -215,6 +215,7 @@ rule summary_table:
 
 rule findings:
     input:
+        expand("train/{cfg}/train.json", cfg=CONFIGS),
         expand(
             "eval/{cfg}/test/{file}",
             cfg=CONFIGS,

@@ -112,7 +112,10 @@ def main() -> None:
         "--scratch", type=Path, default=None, help="where to build and clean (default: results/benchmarks)"
     )
     parser.add_argument("--rounds", type=int, default=7, help="alternating rounds; the median is reported")
+    parser.add_argument("--quick", action="store_true", help="one copy, one round (a check, not a figure)")
     args = parser.parse_args()
+    if args.quick:
+        args.copies, args.rounds = 1, 1
 
     timings: dict[str, list[float]] = {
         "clean_upload": [],

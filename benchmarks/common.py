@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "results" / "benchmarks"
+# Where the tables go; the tests' quick runs point it elsewhere, so that they never replace measured figures.
+RESULTS = Path(os.environ.get("DETECTION_CAMPAIGN_BENCHMARK_RESULTS") or ROOT / "results" / "benchmarks")
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
@@ -89,3 +90,15 @@ def report(name: str, rows: list[dict[str, Any]], notes: list[str] = ()) -> Path
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+def git_commit() -> str:
+    """The commit measured: what the caller passed (a copied tree may carry no or another .git), else git's."""
+    if os.environ.get("DETECTION_CAMPAIGN_COMMIT"):
+        return os.environ["DETECTION_CAMPAIGN_COMMIT"]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
+        return commit.stdout.strip() + (" (with uncommitted changes)" if dirty.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"

@@ -51,7 +51,10 @@ def measure(weights: Path, video: Path, out: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, nargs="+", default=[30, 120])
+    parser.add_argument("--quick", action="store_true", help="one 2 s video (a check, not a figure)")
     args = parser.parse_args()
+    if args.quick:
+        args.seconds = [2]
 
     from campaign.core.yolo_env import prepare_ultralytics
     from campaign.dataset.synthetic import write_table_video

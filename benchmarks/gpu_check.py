@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 import yaml
-from common import ROOT, SNAKEMAKE, run_timed, scratch_folder
+from common import ROOT, SNAKEMAKE, git_commit, run_timed, scratch_folder
 
 QUICK = {
     "pretrain": {"models": ["yolov8n"], "images": 24, "epochs": 1, "imgsz": 64, "batch": 8},
@@ -223,6 +223,7 @@ def main() -> None:
                     }
                 )
         result = {
+            "commit": git_commit(),
             "device": facts,
             "campaign": args.preset,
             "wall_seconds": round(seconds, 1),

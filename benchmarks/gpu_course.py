@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from common import ROOT, SNAKEMAKE, machine
+from common import ROOT, SNAKEMAKE, git_commit, machine
 
 CLASSES = ["glasses", "lentils", "ring"]
 GROUPS = ["groupA", "groupB", "groupC"]
@@ -462,18 +462,6 @@ def training_row(workdir: Path, name: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- facts and report
-
-
-def git_commit() -> str:
-    """The commit measured: what the caller passed (a copied tree may carry no or another .git), else git's."""
-    if os.environ.get("DETECTION_CAMPAIGN_COMMIT"):
-        return os.environ["DETECTION_CAMPAIGN_COMMIT"]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
-        return commit.stdout.strip() + (" (with uncommitted changes)" if dirty.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 CONTEXT_PROBE = """

@@ -153,7 +153,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--quick", action="store_true", help="4 photos at 64 px, once (a check, not a figure)")
     args = parser.parse_args()
+    if args.quick:
+        args.photos, args.repeat, args.imgsz, args.batches = 4, 1, 64, 2
     cores = os.cpu_count() or 1
 
     from campaign.core.yolo_env import prepare_ultralytics

@@ -11,6 +11,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
+    "demo_times.py",
     "planning.py",
     "cleaning.py",
     "training_overhead.py",

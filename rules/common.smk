@@ -45,11 +45,20 @@ from campaign.training.weights import resolve_pretrained_weights
 # Each file is read strictly first (YAML 1.2 numbers, no repeated key), so that
 # what Snakemake reads is what was written (campaign/core/config_file.py).
 CONFIGFILES = [str(path) for path in workflow.overwrite_configfiles] or ["config.yaml"]
+
+
+def invalid_configuration(problem):
+    """The error that stops the plan on a config problem, naming the campaign's config file."""
+    return WorkflowError(
+        f"Invalid configuration: {problem}\n(the campaign's config file: {CONFIGFILES[0]})"
+    )
+
+
 try:
     check_one_campaign(CONFIGFILES)
     read_config_file(CONFIGFILES[0])
 except ConfigError as error:
-    raise WorkflowError(f"Invalid configuration: {error}") from None
+    raise invalid_configuration(error) from None
 
 if not workflow.overwrite_configfiles:
 
@@ -62,7 +71,7 @@ retype_command_line_values(config, workflow.config_settings.config)
 try:
     check_config(config)
 except ConfigError as error:
-    raise WorkflowError(f"Invalid configuration: {error}") from None
+    raise invalid_configuration(error) from None
 validate(config, "../schemas/config.schema.yaml")
 
 # Key order in config.yaml means nothing; sorted, it cannot change any params.
@@ -80,7 +89,7 @@ try:
     )
     verify_checkpoints(config["weights"], Path(config["weights_checksums"]), CONFIGFILE)
 except ConfigError as error:
-    raise WorkflowError(f"Invalid configuration: {error}") from None
+    raise invalid_configuration(error) from None
 
 
 def named_configs(key):
@@ -90,9 +99,7 @@ def named_configs(key):
         try:
             CONFIGS[name]
         except ConfigError as error:
-            raise WorkflowError(
-                f"Invalid configuration: {key}[{index}]: {error}"
-            ) from None
+            raise invalid_configuration(f"{key}[{index}]: {error}") from None
     return list(config[section][option] or [])
 
 
@@ -105,17 +112,17 @@ STUDY_CONFIGS = (
 try:
     DETECT_SOURCES = detect_source_names(config["detect"]["sources"])
 except ConfigError as error:
-    raise WorkflowError(f"Invalid configuration: {error}") from None
+    raise invalid_configuration(error) from None
 for index, source in enumerate(config["detect"]["sources"]):
     if not Path(source).exists():
-        raise WorkflowError(
-            f"Invalid configuration: detect.sources[{index}]: {source!r} does not exist; "
+        raise invalid_configuration(
+            f"detect.sources[{index}]: {source!r} does not exist; "
             "give a video file, a folder of videos or a folder of images"
         )
 
 if not Path(config["dataset"]["raw"]).is_dir():
-    raise WorkflowError(
-        f"Invalid configuration: dataset.raw: folder {config['dataset']['raw']!r} does not "
+    raise invalid_configuration(
+        f"dataset.raw: folder {config['dataset']['raw']!r} does not "
         "exist; point it at the raw upload folder (one sub-folder per group)"
     )
 # A bad upload (an empty group, one without labels, class names that match
@@ -129,7 +136,9 @@ try:
         config["dataset"]["prefer_groups"],
     )
 except (CleaningError, ValueError) as error:
-    raise WorkflowError(f"Invalid upload: {error}") from None
+    raise WorkflowError(
+        f"Invalid upload: {error}\n(the campaign's config file: {CONFIGFILE})"
+    ) from None
 
 # Files dated in the future would make Snakemake delete finished outputs
 # ("clock skew"): stop first, naming them (campaign/core/clock.py). Job processes
@@ -156,7 +165,7 @@ SHARES_PER_GPU = shares_per_gpu(config["gpu"])
 try:
     TRAINING_NEEDS = training_needs_mb(CONFIGS, config["gpu"], probes_table())
 except ConfigError as error:
-    raise WorkflowError(f"Invalid configuration: {error}") from None
+    raise invalid_configuration(error) from None
 
 SPLITS = config["evaluation"]["splits"]
 # The split configurations are compared on (findings, per-class AP, exported models): test where evaluated.
@@ -166,7 +175,7 @@ COMPARISON_SPLIT = next(split for split in ("test", "val", "train") if split in 
 try:
     SHARD = parse_shard(config["shard"])
 except ConfigError as error:
-    raise WorkflowError(f"Invalid configuration: {error}") from None
+    raise invalid_configuration(error) from None
 # The split is recorded by the first run of a shard, so that every server and
 # takeover uses the same one, however the probes and timings change later.
 SHARD_CONFIGS = (
@@ -188,8 +197,8 @@ ONLY = config["only"]
 if ONLY:
     _unknown = [name for name in ONLY if name not in CONFIGS]
     if _unknown:
-        raise WorkflowError(
-            f"Invalid configuration: only: {', '.join(_unknown)} are not configurations "
+        raise invalid_configuration(
+            f"only: {', '.join(_unknown)} are not configurations "
             f"of this campaign (campaign status lists them)"
         )
     SHARD_CONFIGS = [name for name in SHARD_CONFIGS if name in ONLY]

@@ -45,6 +45,8 @@ rule summary_table:
 
 rule findings:
     input:
+        # Each training's summary: the batch it really trained at.
+        train=expand(layout.TRAINING_SUMMARY, cfg=CONFIGS),
         intervals=expand(
             layout.EVAL_INTERVALS,
             cfg=CONFIGS,
@@ -76,7 +78,12 @@ rule findings:
         "../envs/reporting.yaml"
     params:
         runs=[
-            {"config": name, "group": run.group, "key": run.comparison_key()}
+            {
+                "config": name,
+                "group": run.group,
+                "key": run.comparison_key(),
+                "batch": run.batch,
+            }
             for name, run in CONFIGS.items()
         ],
         split=COMPARISON_SPLIT,

@@ -166,3 +166,54 @@ def test_pairing_on_the_same_images_narrows_the_difference():
     unpaired = bootstrap_metrics(second, 300, seed=1) - bootstrap_metrics(first, 300, seed=0)
     width = lambda values: np.subtract(*percentile_interval(values[:, column], 0.95)[::-1])  # noqa: E731
     assert width(paired) < 0.7 * width(unpaired)
+
+
+def null_groups(pairs: int, resamples: int, seed: int) -> list[Group]:
+    """`pairs` pairs of configurations with nothing between them, on one test set, as a bootstrap sees them.
+
+    Each group's point value and its resamples share the test set's image effect; each group adds its own
+    sampling noise, as two equally good models do on a finite test set.
+    """
+    rng = np.random.default_rng(seed)
+    images = rng.normal(0, 0.05, resamples)  # the same resampled images for every group
+    groups = []
+    for pair in range(pairs):
+        for freeze in (0, 10):
+            key = {"model": f"m{pair}", "imgsz": 64 + 32 * pair, "freeze": freeze}  # pairs differ in one argument
+            value = 0.5 + rng.normal(0, 0.01)
+            draws = value + images + rng.normal(0, 0.01, resamples)
+            name = f"m{pair}_freeze{freeze}"
+            groups.append(Group(name, key, [name], np.full((1, 4), value), np.repeat(draws[None, :, None], 4, axis=2)))
+    return groups
+
+
+def test_twenty_comparisons_of_equal_configurations_show_no_difference_after_adjustment():
+    rows = findings(null_groups(20, 2000, seed=3), "mAP50", "test", seed=0, level=0.95)
+    assert len(rows) == 20
+    # Asked one at a time, some pairs of equal configurations look different (about one in twenty)...
+    assert sum(row["answer"] != "no difference shown" for row in rows) >= 1
+    # ...but not after Holm's adjustment over the twenty.
+    assert all(row["answer_adjusted"] == "no difference shown" for row in rows)
+    assert all(row["holm_p"] >= row["p_value"] for row in rows)
+
+
+def test_holm_keeps_a_real_difference_and_adjusts_step_down():
+    from campaign.evaluation.comparison import holm_adjusted
+
+    assert holm_adjusted([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    groups = null_groups(5, 2000, seed=4)
+    groups[1].values += 0.1  # m0 with freeze 10 is really better
+    groups[1].resampled += 0.1
+    rows = {row["first_group"]: row for row in findings(groups, "mAP50", "test", seed=0, level=0.95)}
+    assert rows["m0_freeze0"]["answer_adjusted"] == "freeze=10 higher"
+
+
+def test_a_comparison_on_a_batch_that_was_not_used_says_so():
+    groups = null_groups(2, 500, seed=5)
+    notes = {"m1_freeze10": "batch reduced from 96: 3 epochs at 48"}
+    rows = {row["first_group"]: row for row in findings(groups, "mAP50", "test", 0, 0.95, notes)}
+    caveat = rows["m1_freeze0"]["batch_caveat"]
+    assert caveat == "freeze=10: batch reduced from 96: 3 epochs at 48"
+    assert rows["m1_freeze0"]["answer"].startswith(f"not as configured ({caveat}): ")
+    assert rows["m1_freeze0"]["answer_adjusted"].startswith("not as configured")
+    assert rows["m0_freeze0"]["batch_caveat"] == "" and not rows["m0_freeze0"]["answer"].startswith("not")

@@ -26,6 +26,7 @@ def test_unknown_hyperparameter_set_names_the_key_and_allowed_values(tmp_path):
     config["campaign"]["defaults"]["hyp"] = "scratch-huge"
     message = failing(tmp_path, config)
     assert "scratch-huge" in message and "scratch-low" in message and "hyp" in message
+    assert f"(the campaign's config file: {tmp_path / 'config.yaml'})" in message
 
 
 def test_missing_pretrained_file_is_named_with_what_to_do(tmp_path):
@@ -151,3 +152,16 @@ def test_a_file_name_that_is_not_utf8_stops_the_plan_without_a_traceback(tmp_pat
     assert "Traceback" not in message
     assert "alpha/caf\\xe9.jpg: the file name is not UTF-8 text: rename it" in message
     assert "alpha/loop: a link that leads back to itself: remove the link" in message
+
+
+def test_a_group_without_class_names_is_sent_to_the_campaign_s_own_config_file(tmp_path):
+    raw = tmp_path / "raw"
+    shutil.copytree(ROOT / "demo" / "raw" / "delta", raw / "delta")  # numeric ids, named only by a class_map
+    config = copy.deepcopy(TINY)
+    config["dataset"] = {"raw": str(raw), "classes": ["glasses", "lentils", "ring"]}
+    (tmp_path / "course.yaml").write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "-n"]
+    result = subprocess.run([*command, "--configfile", "course.yaml"], cwd=tmp_path, capture_output=True, text=True)
+    message = result.stdout + result.stderr
+    assert result.returncode != 0 and "Add dataset.class_map.delta to the campaign's config file" in message
+    assert f"(the campaign's config file: {tmp_path / 'course.yaml'})" in message and "config.yaml" not in message

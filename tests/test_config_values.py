@@ -324,3 +324,27 @@ def test_any_campaign_either_stops_naming_a_key_or_names_match_arguments(campaig
         assert parts["model"] == run.model
         assert (parts["hyp"] or "default") == run.hyp
         assert (parts["pretrained"] != "scratch") == run.pretrained
+
+
+def test_freeze_backbone_freezes_each_model_s_own_and_a_foreign_backbone_is_named():
+    campaign = {
+        "defaults": {"model": "yolov8n", "batch": 16, "imgsz": 64, "freeze": "backbone", "epochs": 1},
+        "matrix": {"model": ["yolov8n", "yolo11n"]},
+    }
+    configs = expand_campaign(campaign)
+    assert {name: run.freeze for name, run in configs.items()} == {
+        "yolo11n_b16_img64_freeze11": 11,
+        "yolov8n_b16_img64_freeze10": 10,
+    }
+    campaign["defaults"]["freeze"] = 10  # YOLOv8's backbone, one layer short of YOLO11's
+    with pytest.raises(ConfigError) as error:
+        expand_campaign(campaign)
+    assert str(error.value) == (
+        "campaign.defaults.freeze: freeze=10 is the backbone of yolov5/yolov8 but not of yolo11n "
+        "(campaign.matrix.model[1]), whose backbone is 11 layers, in campaign.matrix (combination "
+        "{'model': 'yolo11n'}); write freeze: backbone to freeze each model's own backbone"
+    )
+    campaign["defaults"]["freeze"] = "frozen"
+    expected = r"^campaign.defaults.freeze: 'frozen' is text, not a whole number or 'backbone' - "
+    with pytest.raises(ConfigError, match=expected):
+        check_config({"dataset": {"raw": "r", "classes": ["a"]}, "campaign": campaign})

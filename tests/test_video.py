@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw
 
 from campaign.core.configurations import ConfigError
 from campaign.evaluation.video import FrameSampler, contact_sheet, detect_source_names
@@ -31,9 +32,21 @@ def test_a_short_stream_shows_every_frame():
 def test_the_sheet_labels_each_frame_with_its_number():
     sampler = FrameSampler(4)
     for index in range(10):
-        sampler.add(np.full((20, 30, 3), index * 20, dtype=np.uint8))
-    sheet = contact_sheet(sampler.picks(), columns=2)
-    assert sheet.size == (60, 2 * (20 + 14))
+        sampler.add(np.full((20, 80, 3), index * 20, dtype=np.uint8))  # wide enough for "frame 9"
+    picks = sampler.picks()
+    sheet = contact_sheet(picks, columns=2)
+    assert sheet.size == (160, 2 * (20 + 14))
+
+    def label(text: str) -> bytes:  # a label strip as the sheet draws it
+        strip = Image.new("RGB", (80, 14), "white")
+        ImageDraw.Draw(strip).text((2, 1), text, fill="black")
+        return strip.tobytes()
+
+    for slot, (index, frame) in enumerate(picks):
+        x, y = (slot % 2) * 80, (slot // 2) * 34
+        assert sheet.crop((x, y, x + 80, y + 14)).tobytes() == label(f"frame {index}"), slot
+        assert label(f"frame {index}") != label(f"frame {index + 1}")  # the strip tells the numbers apart
+        assert np.array_equal(np.asarray(sheet.crop((x, y + 14, x + 80, y + 34))), frame)  # its frame below
 
 
 def test_two_sources_with_one_name_are_an_error_naming_both():

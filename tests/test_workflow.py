@@ -126,6 +126,29 @@ def test_every_output_exists_with_real_content(campaign):
         assert (campaign / f"results/dataset/{split}.txt").read_text().count("./images/") > 10
 
 
+def saved_weights(checkpoint: Path) -> dict:
+    """A saved checkpoint's network weights by name (its EMA model, or the model once stripped)."""
+    import torch
+
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    return (saved.get("ema") or saved["model"]).state_dict()
+
+
+def test_the_frozen_backbone_keeps_its_starting_weights_bit_for_bit(campaign, learned_weights):
+    """freeze: 10 on yolov8n: the backbone (modules 0-9) as in the starting checkpoint, the head trained."""
+    start = saved_weights(next(learned_weights.glob("*.pt")))
+    for name, frozen in (("yolov8n_b16_img96_freeze10", 10), ("yolov8n_b16_img96_freeze0", 0)):
+        trained = saved_weights(campaign / f"results/train/{name}/best.pt")
+        unchanged = {key for key in start if key in trained and trained[key].equal(start[key])}
+        backbone = {key for key in start if int(key.split(".")[1]) < 10}
+        if frozen:
+            assert backbone <= unchanged, sorted(backbone - unchanged)[:5]
+        else:
+            assert len(backbone & unchanged) < len(backbone) / 2, "fine-tuned: the backbone moved too"
+        head_weights = [key for key in start if int(key.split(".")[1]) >= 10 and key.endswith(".weight")]
+        assert sum(key not in unchanged for key in head_weights) > len(head_weights) / 2, name
+
+
 def test_a_complete_run_leaves_nothing_to_do(campaign):
     output = snakemake(campaign, "-n", config=LEARNING)
     assert "Nothing to be done" in output.stdout + output.stderr

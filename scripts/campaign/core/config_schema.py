@@ -78,6 +78,8 @@ def describe(error: ValidationError) -> str:
     """One line for one schema error: key path, value, what is allowed, and what the key is for."""
     where, value, rule, schema = key_path(error.absolute_path), error.instance, error.validator, error.schema
     allowed = error.validator_value
+    if isinstance(schema, dict) and "description" not in schema and error.parent is not None:
+        schema = {**schema, "description": error.parent.schema.get("description", "")}  # an alternative's key
     if rule == "additionalProperties":
         known = sorted(schema.get("properties", {}))
         unknown = sorted(key for key in value if key not in known)[0]
@@ -87,6 +89,20 @@ def describe(error: ValidationError) -> str:
     if rule == "required":
         missing = error.message.split("'")[1]
         return f"{_join(where, missing)}: required, and missing{_purpose(schema.get('properties', {}).get(missing))}"
+    if rule == "anyOf":
+        # The alternative of the value's own kind says what is wrong (a number below the minimum);
+        # where none is of its kind, the line lists the kinds allowed.
+        own = [sub for sub in error.context if sub.validator not in ("type", "const")]
+        if own:
+            return describe_as(own[0], where, schema)
+        if (
+            isinstance(value, float)
+            and value.is_integer()
+            and {"type": "integer"} in [{"type": alt.get("type")} for alt in allowed]
+        ):
+            return f"{where}: {value!r} is written as a decimal; write {int(value)}{_purpose(schema)}"
+        options = [repr(alt["const"]) if "const" in alt else _TYPE_NAMES[alt["type"]] for alt in allowed]
+        return f"{where}: {value!r} is {_kind(value)}, not {' or '.join(options)}{_purpose(schema)}"
     if rule == "type" and allowed == "integer" and isinstance(value, float) and value.is_integer():
         return f"{where}: {value!r} is written as a decimal; write {int(value)}{_purpose(schema)}"
     if rule == "type":
@@ -116,6 +132,14 @@ def describe(error: ValidationError) -> str:
     if rule in ("minItems", "minProperties"):
         return f"{where}: needs at least {allowed} {'entry' if allowed == 1 else 'entries'}{_purpose(schema)}"
     return f"{where}: {error.message}{_purpose(schema)}"
+
+
+def describe_as(error: ValidationError, where: str, schema: Any) -> str:
+    """An alternative's error, said at the key's own path with the key's own description."""
+    line = describe(error)
+    purpose = _purpose(error.schema)
+    line = line.removesuffix(purpose) if purpose else line
+    return f"{where}{line[len(key_path(error.absolute_path)) :]}{_purpose(schema)}"
 
 
 def _join(where: str, key: Any) -> str:

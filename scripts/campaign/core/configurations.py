@@ -240,6 +240,13 @@ def _check_run(run: dict[str, Any], where: str, origin: dict[str, str]) -> None:
             f"{origin['freeze']}: freeze={run['freeze']} with pretrained=false ({origin['pretrained']}) would "
             f"freeze random weights in {where}; set pretrained: true or freeze: 0"
         )
+    elsewhere = sorted(other for other, layers in BACKBONE_LAYERS.items() if layers == run["freeze"])
+    if elsewhere and BACKBONE_LAYERS[family] != run["freeze"]:
+        raise ConfigError(
+            f"{origin['freeze']}: freeze={run['freeze']} is the backbone of {'/'.join(elsewhere)} but not of "
+            f"{run['model']} ({origin['model']}), whose backbone is {BACKBONE_LAYERS[family]} layers, in {where}; "
+            "write freeze: backbone to freeze each model's own backbone"
+        )
     if run["freeze"] >= TOTAL_LAYERS[family]:
         raise ConfigError(
             f"{origin['freeze']}: freeze={run['freeze']} would freeze all {TOTAL_LAYERS[family]} layers "
@@ -354,6 +361,8 @@ def expand_campaign(campaign: dict[str, Any]) -> Campaign:
     configs: dict[str, RunConfig] = {}
     trained_by: dict[str, tuple[str, str]] = {}  # what trains -> (name, where it was configured)
     for where, run, origin in runs:
+        if run["freeze"] == "backbone":  # each model's own backbone; the name shows the number
+            run["freeze"] = BACKBONE_LAYERS[run["model"][:-1]]
         _check_run(run, where, origin)
         _check_args(run, origin)
         explicit = run.pop("name", None)

@@ -35,7 +35,7 @@ def class_mapping(
         raise CleaningError(
             f"group {group.name!r} ({group.root}) has labels but no class names: none of "
             f"{', '.join(CLASS_FILES)} was uploaded. Add dataset.class_map.{group.name} to "
-            "config.yaml, mapping the group's class ids to names in dataset.classes"
+            "the campaign's config file, mapping the group's class ids to names in dataset.classes"
         )
     local_names = dict(group.class_lists[source]) if source is not None else {}
     mapping: dict[int, int | None] = {local: lookup.get(name.strip().lower()) for local, name in local_names.items()}

@@ -11,6 +11,14 @@ exactly one argument (freeze 0 against 10 at the same model, batch and image
 size; batch 64 against 96; size n against s ...). Its interval is that of
 the difference, resample by resample on the same images: far narrower than
 the two intervals side by side when both models find the same images hard.
+
+A campaign asks many such questions at once (the course about 40), and at
+95 % one in twenty differences that are not there would still be "shown".
+Each finding therefore also has its bootstrap p-value and Holm's adjustment
+over all the findings of the table; `answer_adjusted` is the answer that
+holds for all of them together. With one seed per configuration the
+intervals cover the sampling of the test images only, not the training's
+own randomness (a second seed can differ by more): the report says so.
 """
 
 from __future__ import annotations
@@ -132,8 +140,37 @@ def _shared(key: dict[str, Any], argument: str) -> str:
     return " ".join(f"{name}={value}" for name, value in key.items() if name != argument)
 
 
-def findings(groups: list[Group], metric: str, split: str, seed: int, level: float) -> list[dict[str, Any]]:
-    """Every single-argument comparison: the difference (second minus first) with its paired interval."""
+def bootstrap_p_value(difference: np.ndarray) -> float:
+    """Two-sided p-value of "no difference" from the paired resampled differences (with the +1 correction)."""
+    count = len(difference)
+    below, above = int(np.sum(difference <= 0)), int(np.sum(difference >= 0))
+    return min(1.0, 2 * (min(below, above) + 1) / (count + 1))
+
+
+def holm_adjusted(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values: below alpha, a finding holds with all the others at level alpha."""
+    order = sorted(range(len(p_values)), key=p_values.__getitem__)
+    adjusted, running = [1.0] * len(p_values), 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def findings(
+    groups: list[Group],
+    metric: str,
+    split: str,
+    seed: int,
+    level: float,
+    batch_notes: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Every single-argument comparison: the difference (second minus first) with its paired interval.
+
+    `answer` reads the interval alone; `answer_adjusted` holds after Holm's adjustment over every
+    comparison of the table. `batch_notes` (by group): where a side trained partly at another batch
+    than configured, the row says so in `batch_caveat` and both answers start with it.
+    """
     column = METRICS.index(metric)
     pooled = {group.name: group.pooled(seed)[:, column] for group in groups}
     rows = []
@@ -147,6 +184,12 @@ def findings(groups: list[Group], metric: str, split: str, seed: int, level: flo
             answer = f"{argument}={first.key[argument]} higher"
         else:
             answer = "no difference shown"
+        notes = batch_notes or {}
+        caveat = "; ".join(
+            f"{argument}={group.key[argument]}: {notes[group.name]}"
+            for group in (first, second)
+            if notes.get(group.name)
+        )
         rows.append(
             {
                 "argument": argument,
@@ -162,12 +205,23 @@ def findings(groups: list[Group], metric: str, split: str, seed: int, level: flo
                 "high": round(high, 4),
                 "excludes_zero": bool(low > 0 or high < 0),
                 "answer": answer,
+                "p_value": bootstrap_p_value(difference),
+                "batch_caveat": caveat,
                 "first_runs": len(first.runs),
                 "second_runs": len(second.runs),
                 "first_group": first.name,
                 "second_group": second.name,
             }
         )
+    alpha = 1 - level
+    for row, adjusted in zip(rows, holm_adjusted([row["p_value"] for row in rows])):
+        row["p_value"] = round(row["p_value"], 4)
+        row["holm_p"] = round(adjusted, 4)
+        shown = row["excludes_zero"] and adjusted <= alpha
+        row["answer_adjusted"] = row["answer"] if shown else "no difference shown"
+        if row["batch_caveat"]:  # never answered silently on a batch that was not the one configured
+            for key in ("answer", "answer_adjusted"):
+                row[key] = f"not as configured ({row['batch_caveat']}): {row[key]}"
     return rows
 
 

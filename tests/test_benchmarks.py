@@ -1,0 +1,70 @@
+"""Every benchmark with a quick mode runs end to end and prints the table its full run prints.
+
+The quick modes are checks, not figures: tiny sizes, one repeat. Their tables go to a
+temporary folder (DETECTION_CAMPAIGN_BENCHMARK_RESULTS), never over measured ones.
+"""
+
+import csv
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tiny_campaign import ROOT
+
+pytestmark = pytest.mark.slow  # each runs the workflow's own code for seconds to a minute
+
+
+def run_benchmark(tmp_path, script: str, *args: str) -> tuple[str, list[dict]]:
+    env = {**os.environ, "DETECTION_CAMPAIGN_BENCHMARK_RESULTS": str(tmp_path / "tables")}
+    command = [sys.executable, str(ROOT / "benchmarks" / script), *args]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "measured on: " in result.stdout, "every table says the machine"
+    table = tmp_path / "tables" / f"{script.removesuffix('.py')}.csv"
+    return result.stdout, list(csv.DictReader(open(table)))
+
+
+def test_planning_quick(tmp_path):
+    out, rows = run_benchmark(tmp_path, "planning.py", "--quick")
+    (row,) = rows
+    assert row["configurations"] == "2" and int(row["jobs"]) > 10 and int(row["edges"]) > int(row["jobs"])
+    assert float(row["ratio"]) > 0 and float(row["memory_ratio"]) > 0
+
+
+def test_cleaning_quick(tmp_path, coco128):
+    out, rows = run_benchmark(tmp_path, "cleaning.py", "--quick", "--coco", str(coco128))
+    assert [row["step"] for row in rows][:2] == ["clean_upload", "ultralytics label cache scan"], rows
+    assert "ratio of medians" in out
+
+
+def test_detect_memory_quick(tmp_path):
+    out, rows = run_benchmark(tmp_path, "detect_memory.py", "--quick")
+    (row,) = rows
+    assert row["frames"] == "60" and float(row["peak_rss_mb"]) > 0
+
+
+def test_phone_photos_quick(tmp_path):
+    out, rows = run_benchmark(tmp_path, "phone_photos.py", "--quick")
+    assert len(rows) >= 2 and "4 photos of 4032x3024" in out
+
+
+def test_demo_times_reads_every_rule_s_benchmark_files(tmp_path):
+    logs = tmp_path / "demo" / "logs"
+    now = time.time()
+    for rule, name, seconds, ended in (("train", "a", 100, 0), ("train", "b", 50, 100), ("evaluate", "a_val", 10, 110)):
+        path = logs / rule / f"{name}.benchmark.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"s\th:m:s\n{seconds}\t0:00:00\n")
+        os.utime(path, (now + ended, now + ended))
+    (logs / "clean_dataset.benchmark.tsv").write_text("s\th:m:s\n1.5\t0:00:01\n")
+    os.utime(logs / "clean_dataset.benchmark.tsv", (now - 100, now - 100))
+    out, rows = run_benchmark(tmp_path, "demo_times.py", "--demo", str(tmp_path / "demo"))
+    assert [(row["rule"], row["jobs"], row["total_s"]) for row in rows] == [
+        ("train", "2", "150.0"),
+        ("evaluate", "1", "10.0"),
+        ("clean_dataset", "1", "1.5"),
+    ]
+    assert "4 jobs; the run's span 212 s" in out  # from clean_dataset's start (-101.5) to evaluate's end (110)
