@@ -36,7 +36,7 @@ def test_planning_quick(tmp_path):
 
 def test_cleaning_quick(tmp_path, coco128):
     out, rows = run_benchmark(tmp_path, "cleaning.py", "--quick", "--coco", str(coco128))
-    assert [row["step"] for row in rows][:2] == ["clean_upload", "ultralytics label cache scan"], rows
+    assert [row["task"] for row in rows][:2] == ["clean_upload", "ultralytics label cache scan"], rows
     assert "ratio of medians" in out
 
 

@@ -141,12 +141,15 @@ def test_the_frozen_backbone_keeps_its_starting_weights_bit_for_bit(campaign, le
         trained = saved_weights(campaign / f"results/train/{name}/best.pt")
         unchanged = {key for key in start if key in trained and trained[key].equal(start[key])}
         backbone = {key for key in start if int(key.split(".")[1]) < 10}
+        # Convolution kernels: a few small steps move them all beyond half precision's resolution, where a
+        # batch-norm scale may not move at all (the checkpoints are saved in half precision).
+        kernels = {key for key in start if key.endswith("conv.weight")}
         if frozen:
-            assert backbone <= unchanged, sorted(backbone - unchanged)[:5]
+            assert backbone <= unchanged, sorted(backbone - unchanged)[:5]  # running statistics included
         else:
-            assert len(backbone & unchanged) < len(backbone) / 2, "fine-tuned: the backbone moved too"
-        head_weights = [key for key in start if int(key.split(".")[1]) >= 10 and key.endswith(".weight")]
-        assert sum(key not in unchanged for key in head_weights) > len(head_weights) / 2, name
+            assert len(backbone & kernels & unchanged) < len(backbone & kernels) / 2, "fine-tuned: the backbone moved"
+        head = kernels - backbone
+        assert len(head - unchanged) > len(head) / 2, f"{name}: the head trained"
 
 
 def test_a_complete_run_leaves_nothing_to_do(campaign):
