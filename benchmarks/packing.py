@@ -98,12 +98,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trainings", type=int, default=4)
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--quick", action="store_true", help="two trainings of one epoch (a check, not a figure)")
     args = parser.parse_args()
+    if args.quick:
+        args.trainings = 2
 
     from campaign.core.configurations import expand_campaign
 
     gpu = on_gpu()
     imgsz, epochs = (320, 3) if gpu else (64, 2)
+    epochs = 1 if args.quick else epochs
     config = campaign(args.trainings, imgsz, epochs, gpu)
     names = list(expand_campaign(config["campaign"]))
     rows = []

@@ -63,7 +63,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--quick", action="store_true", help="one epoch, once (a check, not a figure)")
     args = parser.parse_args()
+    if args.quick:
+        args.epochs, args.repeats = 1, 1
 
     from campaign.core.configurations import expand_campaign
 

@@ -51,6 +51,21 @@ def test_phone_photos_quick(tmp_path):
     assert len(rows) >= 2 and "4 photos of 4032x3024" in out
 
 
+def test_training_overhead_quick(tmp_path):
+    out, rows = run_benchmark(tmp_path, "training_overhead.py", "--quick")
+    (row,) = rows
+    assert row["epochs"] == "1" and float(row["workflow_s"]) > 0 and float(row["yolo_train_s"]) > 0
+    assert "yolo command: train" in out
+
+
+def test_packing_quick(tmp_path):
+    out, rows = run_benchmark(tmp_path, "packing.py", "--quick")
+    assert [(row["mode"], row["trainings"]) for row in rows] == [("one after another", "2"), ("packed", "2")]
+    assert rows[0]["speed_up"] == "1.0" and float(rows[1]["makespan_s"]) > 0
+    if rows[0]["device"] == "CPU rehearsal":
+        assert "no GPU figure was measured" in out
+
+
 def test_demo_times_reads_every_rule_s_benchmark_files(tmp_path):
     logs = tmp_path / "demo" / "logs"
     now = time.time()
