@@ -90,16 +90,9 @@ def describe(error: ValidationError) -> str:
         missing = error.message.split("'")[1]
         return f"{_join(where, missing)}: required, and missing{_purpose(schema.get('properties', {}).get(missing))}"
     if rule == "anyOf":
-        # The alternative of the value's own kind says what is wrong (a number below the minimum);
-        # where none is of its kind, the line lists the kinds allowed.
-        own = [sub for sub in error.context if sub.validator not in ("type", "const")]
-        if own:
-            return describe_as(own[0], where, schema)
-        if (
-            isinstance(value, float)
-            and value.is_integer()
-            and {"type": "integer"} in [{"type": alt.get("type")} for alt in allowed]
-        ):
+        # best_match already answers with the alternative of the value's own kind (a number below the
+        # minimum); here the value is of no allowed kind, and the line lists the kinds.
+        if isinstance(value, float) and value.is_integer() and any(alt.get("type") == "integer" for alt in allowed):
             return f"{where}: {value!r} is written as a decimal; write {int(value)}{_purpose(schema)}"
         options = [repr(alt["const"]) if "const" in alt else _TYPE_NAMES[alt["type"]] for alt in allowed]
         return f"{where}: {value!r} is {_kind(value)}, not {' or '.join(options)}{_purpose(schema)}"
@@ -132,14 +125,6 @@ def describe(error: ValidationError) -> str:
     if rule in ("minItems", "minProperties"):
         return f"{where}: needs at least {allowed} {'entry' if allowed == 1 else 'entries'}{_purpose(schema)}"
     return f"{where}: {error.message}{_purpose(schema)}"
-
-
-def describe_as(error: ValidationError, where: str, schema: Any) -> str:
-    """An alternative's error, said at the key's own path with the key's own description."""
-    line = describe(error)
-    purpose = _purpose(error.schema)
-    line = line.removesuffix(purpose) if purpose else line
-    return f"{where}{line[len(key_path(error.absolute_path)) :]}{_purpose(schema)}"
 
 
 def _join(where: str, key: Any) -> str:

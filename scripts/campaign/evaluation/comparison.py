@@ -173,6 +173,7 @@ def findings(
     """
     column = METRICS.index(metric)
     pooled = {group.name: group.pooled(seed)[:, column] for group in groups}
+    notes = batch_notes or {}
     rows = []
     for argument, first, second in single_differences(groups):
         difference = pooled[second.name] - pooled[first.name]
@@ -184,7 +185,6 @@ def findings(
             answer = f"{argument}={first.key[argument]} higher"
         else:
             answer = "no difference shown"
-        notes = batch_notes or {}
         caveat = "; ".join(
             f"{argument}={group.key[argument]}: {notes[group.name]}"
             for group in (first, second)

@@ -208,6 +208,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         parser.error(f"invalid configuration: {error}")
     stale_after = args.stale_minutes * 60
+    if args.html:
+        from campaign.core.io import atomic_write_text
+        from campaign.planning.runs import jobs_at_a_time, read_runs
+        from campaign.reporting.status_page import estimate_progress, jobs_after_training, render_page
+
+        costs = {name: run.expected_cost() for name, run in configs.items()}
+        after_jobs = jobs_after_training(list(configs), config)
+        refresh = max(1, round(args.every)) if args.every else None
     while True:
         statuses = [
             config_status(args.results, name, run.epochs, run.batch, stale_after) for name, run in configs.items()
@@ -216,16 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.figure:
             status_figure(statuses, {name: run.parameters() for name, run in configs.items()}, args.figure)
         if args.html:
-            from campaign.core.io import atomic_write_text
-            from campaign.planning.runs import jobs_at_a_time, read_runs
-            from campaign.reporting.status_page import estimate_progress, jobs_after_training, render_page
-
-            costs = {name: run.expected_cost() for name, run in configs.items()}
-            after_jobs = jobs_after_training(list(configs), config)
             progress = estimate_progress(statuses, costs, args.results, args.logs, after_jobs)
+            # The live runs may change between rewrites: read each time.
             at_a_time = (args.slots, args.slots) if args.slots else jobs_at_a_time(read_runs(), stale_after)
             slots, after_slots = at_a_time or (1, 1)
-            refresh = max(1, round(args.every)) if args.every else None
             page = render_page(progress, slots, refresh=refresh, after_slots=after_slots)
             atomic_write_text(args.html, page)
             print(f"status page: {args.html}", flush=True)

@@ -135,8 +135,10 @@ def estimate_progress(
     rate = statistics.median(rates) if rates else None
     overhead = _training_overhead(statuses, rows, logs)
     job_seconds = _seconds_per_job(after_jobs, logs, fallback=overhead) if after_jobs else {}
-    after = [a for a in (after_training_seconds(logs, s.name) for s in statuses if s.state == "done") if a is not None]
-    after_each = statistics.median(after) if after else 0.0
+    after_each = 0.0
+    if not after_jobs:  # without the job list: the jobs after a training at their median over those that ran
+        after = [after_training_seconds(logs, s.name) for s in statuses if s.state == "done"]
+        after_each = statistics.median([a for a in after if a is not None] or [0.0])
     found = []
     for status in statuses:
         curve = [row["metrics/mAP50-95(B)"] for row in rows[status.name] if "metrics/mAP50-95(B)" in row]
