@@ -20,11 +20,19 @@ def coco128() -> Path:
 
 
 @pytest.fixture(scope="session")
-def learned_weights(tmp_path_factory) -> Path:
-    """A checkpoint that detects the demo's objects, trained once per session (about two minutes)."""
+def scratch_campaign(tmp_path_factory) -> Path:
+    """SCRATCH's folder: yolov8n trained from random weights by the workflow and validated (about two minutes)."""
     from tiny_campaign import learn_checkpoint
 
-    return learn_checkpoint(tmp_path_factory.mktemp("learned"))
+    workdir = tmp_path_factory.mktemp("scratch")
+    learn_checkpoint(workdir)
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def learned_weights(scratch_campaign) -> Path:
+    """The folder with SCRATCH's trained checkpoint, which detects the demo's objects, and its SHA256SUMS."""
+    return scratch_campaign / "weights"
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -15,11 +15,16 @@ import yaml
 from onnx import checker as onnx_checker
 from PIL import Image
 
+from campaign.core.layout import EPOCH_TABLE, RESIZED_DATASET_YAML, result_path
+from campaign.evaluation.validation import evaluate
 from campaign.reporting.figures import device_intervals
 from tiny_campaign import (
     LEARNED_MAP50_FLOOR,
     LEARNING,
     ROOT,
+    SCRATCH,
+    SCRATCH_CONFIG,
+    SCRATCH_METRICS,
     TINY,
     install_learned_weights,
     planned_jobs,
@@ -48,6 +53,30 @@ def campaign(tmp_path_factory, learned_weights):
     install_learned_weights(learned_weights, workdir)
     snakemake(workdir, "--cores", "2", config=LEARNING)
     return workdir
+
+
+def test_the_workflows_own_training_learns_from_random_weights(scratch_campaign, tmp_path, monkeypatch):
+    """SCRATCH's yolov8n, trained by the workflow from random weights, detects the objects its start cannot."""
+    imgsz = SCRATCH["campaign"]["defaults"]["imgsz"]
+    dataset = scratch_campaign / result_path(RESIZED_DATASET_YAML, imgsz=imgsz)
+    # Its start: the same network (3 classes) with random weights, validated as the workflow validates.
+    import torch
+    from ultralytics.nn.tasks import DetectionModel
+
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "ultralytics-settings"))
+    torch.manual_seed(0)
+    torch.save({"model": DetectionModel("yolov8n.yaml", nc=3, verbose=False)}, tmp_path / "start.pt")
+    start = evaluate(tmp_path / "start.pt", dataset, "val", imgsz, 16, "cpu", tmp_path / "val", plots=False)
+
+    trained = json.loads((scratch_campaign / SCRATCH_METRICS).read_text())
+    assert start.box.map50 < 0.01
+    assert trained["split"] == "val" and trained["imgsz"] == imgsz
+    assert trained["mAP50"] >= LEARNED_MAP50_FLOOR, trained
+    # Learnt over the epochs, not at the last one by chance: the run's own validations rise to it.
+    with open(scratch_campaign / result_path(EPOCH_TABLE, cfg=SCRATCH_CONFIG)) as table:
+        epochs = [float(row["metrics/mAP50(B)"]) for row in csv.DictReader(table)]
+    assert len(epochs) == SCRATCH["campaign"]["defaults"]["epochs"]
+    assert epochs[0] < 0.01 and max(epochs[-3:]) >= LEARNED_MAP50_FLOOR, epochs
 
 
 def test_every_output_exists_with_real_content(campaign):
