@@ -46,7 +46,7 @@ def estimate(workdir: Path, config: dict, configs) -> tuple[float, float | None]
     total = sum(s.epochs for s in statuses)
     written = sum(min(s.epochs_done, s.epochs) for s in statuses)
     costs = {name: run.expected_cost() for name, run in configs.items()}
-    after_jobs = jobs_after_training(list(configs), config)
+    after_jobs = jobs_after_training(configs, config)
     progress = estimate_progress(statuses, costs, workdir / "results", workdir / "logs", after_jobs)
     # The trainings and jobs at a time the live run records (Snakemake's --cores and gpu resource).
     slots, after_slots = jobs_at_a_time(read_runs(workdir), stale_after=600) or (1, 1)

@@ -42,7 +42,7 @@ QUICK = {
         "matrix": {"freeze": [0, 10]},
         "overrides": [],
     },
-    "speed": {"batch": [1, 4], "cpu_repeats": 1, "warmup": 1, "images": 8},
+    "speed": {"batch": [1, 4], "cpu_repeats": 5, "warmup": 1, "images": 8},
     "study": {"imgsz": [32, 64]},
     "detect": {"configs": ["yolov8n_b16_img64_freeze0"]},
 }

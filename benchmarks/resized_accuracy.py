@@ -33,7 +33,7 @@ def campaign(imgsz: int, epochs: int, resize: bool) -> dict:
     config["campaign"]["matrix"] = {}
     config["campaign"]["overrides"] = []
     config["evaluation"]["splits"] = ["test"]
-    config["speed"].update(batch=[1], images=4, cpu_repeats=1, formats=["pytorch"])
+    config["speed"].update(batch=[1], images=4, cpu_repeats=5, formats=["pytorch"])
     config["detect"] = {"configs": [], "sources": []}
     return config
 

@@ -25,6 +25,7 @@ from campaign.core.configurations import (
 )
 from campaign.core.layout import probes_table
 from campaign.dataset.upload_checks import CleaningError, check_upload
+from campaign.evaluation.timing import timing_representatives
 from campaign.evaluation.video import detect_source_names
 from campaign.gpus.packing import shares_per_gpu, training_needs_mb
 from campaign.planning.probe import probe_settings
@@ -35,7 +36,7 @@ from campaign.planning.runs import (
     other_live_runs_notice,
     start_run,
 )
-from campaign.planning.shards import campaign_shards, parse_shard
+from campaign.planning.shards import campaign_shards, parse_shard, recorded_shards
 from campaign.training.checkpoints import verify_checkpoints
 from campaign.training.weights import resolve_pretrained_weights
 
@@ -178,17 +179,18 @@ except ConfigError as error:
     raise invalid_configuration(error) from None
 # The split is recorded by the first run of a shard, so that every server and
 # takeover uses the same one, however the probes and timings change later.
+SHARD_OF = (
+    campaign_shards(
+        CONFIGS,
+        SHARD[1],
+        config,
+        record=workflow.is_main_process and not workflow.dryrun,
+    )[0]
+    if SHARD
+    else recorded_shards()
+)
 SHARD_CONFIGS = (
-    [
-        name
-        for name, shard in campaign_shards(
-            CONFIGS,
-            SHARD[1],
-            config,
-            record=workflow.is_main_process and not workflow.dryrun,
-        )[0].items()
-        if shard == SHARD[0]
-    ]
+    [name for name, shard in SHARD_OF.items() if shard == SHARD[0]]
     if SHARD
     else list(CONFIGS)
 )
@@ -252,6 +254,19 @@ VALIDATION_ARGS = {key: config["evaluation"][key] for key in ("batch", "conf", "
 
 # Deployment formats the speed study times besides PyTorch (each exported once per configuration).
 EXPORT_FORMATS = [fmt for fmt in config["speed"]["formats"] if fmt != "pytorch"]
+
+# Configurations with the same network, size and kind of device share one timing (timing.py):
+# TIMED_BY names, for each, the configuration whose weights are timed (on each server, its own;
+# one already timed where there is one, so that adding a configuration never moves a timing).
+TIMED_BY = timing_representatives(
+    CONFIGS,
+    SHARD_OF,
+    timed=[
+        name
+        for name in CONFIGS
+        if Path(layout.LATENCY_TABLE.format(cfg=name)).is_file()
+    ],
+)
 
 
 # The cleaned dataset as the trainer sees it. The split lists and the manifest

@@ -84,9 +84,37 @@ rule export:
         "../scripts/export.py"
 
 
+rule latency:
+    input:
+        unpack(config_dataset),
+        # Full-size photos, timed from file to boxes.
+        photos=layout.DATASET_YAML,
+        weights=layout.TRAINED_WEIGHTS,
+        exported=expand(layout.EXPORTED_MODEL, cfg="{cfg}", format=EXPORT_FORMATS),
+    output:
+        latency=layout.LATENCY_TABLE,
+        provenance=layout.LATENCY_PROVENANCE,
+    log:
+        "logs/latency/{cfg}.log",
+    benchmark:
+        "logs/latency/{cfg}.benchmark.tsv"
+    conda:
+        "../envs/train.yaml"
+    # A timing needs the machine to itself: taking every core keeps other jobs off it.
+    threads: all_cores()
+    resources:
+        gpu=evaluation_gpus,
+    params:
+        args=lambda wc: {"imgsz": CONFIGS[wc.cfg].imgsz, **config["speed"]},
+    script:
+        "../scripts/latency.py"
+
+
 rule speed:
     input:
         unpack(config_dataset),
+        # The timing of the configuration's network (made on the first configuration with it).
+        latency=lambda wc: layout.LATENCY_TABLE.format(cfg=TIMED_BY[wc.cfg]),
         weights=layout.TRAINED_WEIGHTS,
         # The PyTorch model's accuracy, to stand beside each exported one's.
         metrics=layout.EVAL_METRICS.replace("{split}", COMPARISON_SPLIT),
@@ -100,12 +128,7 @@ rule speed:
         "logs/speed/{cfg}.benchmark.tsv"
     conda:
         "../envs/train.yaml"
-    # A timing needs the machine to itself: taking every core keeps other jobs off it.
-    threads: all_cores()
-    resources:
-        gpu=evaluation_gpus,
     params:
-        args=lambda wc: {"imgsz": CONFIGS[wc.cfg].imgsz, **config["speed"]},
         evaluation={"split": COMPARISON_SPLIT, **VALIDATION_ARGS},
     script:
         "../scripts/speed.py"

@@ -39,8 +39,9 @@ def test_the_course_campaign_dry_runs_with_its_own_keys_only(tmp_path):
     course_folder(tmp_path)
     jobs = dry_run_jobs(["-d", str(tmp_path), "--configfile", str(tmp_path / "configs" / "course.yaml")])
     counts = Counter(job["rule"] for job in jobs)
-    # 4 sizes x 2 batches x 2 freeze values; val + test; speed each; the study on 4; 2 configs x 1 video.
-    assert counts["train"] == 16 and counts["evaluate"] == 32 and counts["speed"] == 16
+    # 4 sizes x 2 batches x 2 freeze values; val + test; a speed table each, one timing per network (the 4
+    # sizes: batch and freeze do not change the network); the study on 4; 2 configs x 1 video.
+    assert counts["train"] == 16 and counts["evaluate"] == 32 and counts["speed"] == 16 and counts["latency"] == 4
     assert counts["imgsz_study"] == 4 and counts["detect"] == 2
     # Nothing of the demo's config.yaml: no pretraining, not its detection configurations.
     assert "pretrain" not in counts and "pretrain_source_data" not in counts

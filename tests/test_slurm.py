@@ -48,7 +48,7 @@ CAMPAIGN = {
         # Long enough to be killed after its first epoch.
         "extra": [{"epochs": 4}],
     },
-    "speed": {"batch": [1], "cpu_repeats": 1, "warmup": 1, "images": 4},
+    "speed": {"batch": [1], "cpu_repeats": 5, "warmup": 1, "images": 4},
     "study": {"imgsz": [32]},
     "detect": {"configs": [], "sources": []},
 }

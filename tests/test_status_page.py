@@ -116,28 +116,32 @@ def test_the_campaign_end_counts_the_jobs_after_the_trainings_before_any_ran(tmp
     statuses = [config_status(tmp_path, name, run.epochs, run.batch) for name, run in configs.items()]
     costs = {name: run.expected_cost() for name, run in configs.items()}
     config = {"evaluation": {"splits": ["val", "test"]}, "speed": {"formats": ["pytorch", "onnx"]}}
-    jobs = jobs_after_training(list(configs), config)
+    jobs = jobs_after_training(configs, config)
     assert jobs[done] == {
         "evaluate": [f"{done}_val", f"{done}_test"],
         "bootstrap": [f"{done}_val", f"{done}_test"],
         "export": [f"{done}_onnx"],
+        "latency": [done],  # the four share one network: timed once, on the first by name
         "speed": [done],
         "imgsz_study": [done],
         "detect": [],
     }
+    assert jobs[todo]["latency"] == [] and jobs[todo]["speed"] == [todo]
     progress = {p.status.name: p for p in estimate_progress(statuses, costs, tmp_path, logs, jobs)}
-    # 7 jobs after each training at 10 s; one of them (speed) needs the machine alone.
-    assert progress[done].remaining_seconds == 70 and progress[done].alone_seconds == 10
+    # 8 jobs after the first training at 10 s, one of them (the network's timing) needs the machine alone;
+    # 7 after each of the others.
+    assert progress[done].remaining_seconds == 80 and progress[done].alone_seconds == 10
     assert progress[running].training_seconds == 60 + 10 and progress[running].remaining_seconds == 70 + 70
+    assert progress[running].alone_seconds == 0
     # Two trainings at a time: running (70) then failed (100) on one slot, to do (130) on the other: they end
-    # at 170, leaving 40 s of a slot; the jobs beside others (4 x 60 s) fill it, then run 2 at a time, then
-    # the 4 speed studies one by one.
-    assert campaign_seconds_left(list(progress.values()), slots=2, after_slots=2) == 170 + (240 - 40) / 2 + 40
+    # at 170, leaving 40 s of a slot; the jobs beside others (70 + 3 x 70 s) fill it, then run 2 at a time,
+    # then the one timing alone.
+    assert campaign_seconds_left(list(progress.values()), slots=2, after_slots=2) == 170 + (280 - 40) / 2 + 10
 
     for stem in (f"{done}_val", f"{done}_test"):
         benchmark_file(logs, "evaluate", stem, 4)
     progress = {p.status.name: p for p in estimate_progress(statuses, costs, tmp_path, logs, jobs)}
-    assert progress[done].remaining_seconds == 50  # its evaluations ran
+    assert progress[done].remaining_seconds == 60  # its evaluations ran
     assert progress[todo].remaining_seconds == 130 + 2 * 4 + 50  # the others' at what the evaluations took
 
 

@@ -14,6 +14,17 @@ def test_pareto_front_of_equal_latency_keeps_the_more_accurate():
     assert pareto_front(np.array([1.0, 1.0]), np.array([0.3, 0.6])) == [1]
 
 
+def test_pareto_front_counts_latencies_within_their_spread_as_equal():
+    """A faster median inside the other's spread does not make it faster: the more accurate point wins alone."""
+    latency, accuracy = np.array([9.2, 13.9, 30.0]), np.array([0.40, 0.45, 0.50])
+    assert pareto_front(latency, accuracy) == [0, 1, 2]  # by medians alone the noise puts 0 on the front
+    low, high = np.array([8.0, 9.0, 28.0]), np.array([14.5, 15.0, 32.0])
+    assert pareto_front(latency, accuracy, low, high) == [1, 2]
+    # Spreads apart: the faster one is faster again.
+    low, high = np.array([9.0, 13.5, 28.0]), np.array([9.5, 14.2, 32.0])
+    assert pareto_front(latency, accuracy, low, high) == [0, 1, 2]
+
+
 def test_markdown_table_formats_numbers_and_blanks_nan():
     text = markdown_table([{"config": "a", "mAP50": 0.123456, "x": float("nan")}])
     assert text.splitlines() == ["| config | mAP50 | x |", "|---|---|---|", "| a | 0.1235 |  |"]

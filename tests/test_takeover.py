@@ -55,7 +55,7 @@ def test_a_lost_server_is_taken_over_and_its_training_resumes_where_it_stopped(t
             "matrix": {"batch": [8, 16]},
         },
         "evaluation": {"splits": ["test"], "bootstrap": {"resamples": 10}},
-        "speed": {"batch": [1], "cpu_repeats": 1, "warmup": 1, "images": 4, "formats": ["pytorch"]},
+        "speed": {"batch": [1], "cpu_repeats": 5, "warmup": 1, "images": 4, "formats": ["pytorch"]},
         "study": {"imgsz": [32]},
         "detect": {"configs": [], "sources": []},
         "gpu": {"devices": [{"index": 0, "memory_mb": 8000}], "lock_dir": str(workdir / "leases")},

@@ -51,7 +51,7 @@ def two_servers(tmp_path_factory):
             },
             "matrix": {"batch": [8, 16]},
         },
-        "speed": {"batch": [1], "cpu_repeats": 1, "warmup": 1, "images": 4},
+        "speed": {"batch": [1], "cpu_repeats": 5, "warmup": 1, "images": 4},
         "study": {"imgsz": [32]},
         "detect": {"configs": [], "sources": []},
         # Two GPUs, rehearsed on the CPU (declared devices): every job leases one.

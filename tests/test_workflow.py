@@ -3,11 +3,13 @@
 import copy
 import csv
 import json
+import logging
 import os
 import re
 import shutil
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -96,7 +98,11 @@ def test_every_output_exists_with_real_content(campaign):
         assert abs(sum(float(r["mAP50"]) for r in per_class) / 3 - metrics["mAP50"]) < 1e-9
         assert (campaign / f"results/train/{name}/best.pt").stat().st_size > 100_000
         speed = list(csv.DictReader(open(campaign / f"results/speed/{name}.csv")))
-        assert {(r["format"], r["batch"]) for r in speed} == {(f, b) for f in ("pytorch", "onnx") for b in ("1", "4")}
+        assert sorted((r["format"], r["measure"], r["batch"]) for r in speed) == [
+            (f, measure, b)
+            for f in ("onnx", "pytorch")
+            for measure, b in (("end_to_end", "1"), ("model", "1"), ("model", "4"))
+        ]
         # The exported model, run by ONNX Runtime, keeps the accuracy of the PyTorch one it came from.
         onnx = next(r for r in speed if r["format"] == "onnx")
         assert abs(float(onnx["mAP50-95"]) - metrics["mAP50-95"]) < 0.02 and float(onnx["latency_ms"]) > 0
@@ -179,6 +185,45 @@ def test_the_frozen_backbone_keeps_its_starting_weights_bit_for_bit(campaign, le
             assert len(backbone & kernels & unchanged) < len(backbone & kernels) / 2, "fine-tuned: the backbone moved"
         head = kernels - backbone
         assert len(head - unchanged) > len(head) / 2, f"{name}: the head trained"
+
+
+def test_every_latency_says_its_device_and_input_and_one_timing_serves_one_network(campaign):
+    """The three configurations (freeze 0, freeze 10 with two seeds) are one network: timed once, on the first."""
+    assert sorted(path.name for path in (campaign / "results/latency").glob("*.csv")) == [f"{CONFIGS[0]}.csv"]
+    timing = list(csv.DictReader(open(campaign / f"results/latency/{CONFIGS[0]}.csv")))
+    for name in CONFIGS:
+        speed = list(csv.DictReader(open(campaign / f"results/speed/{name}.csv")))
+        assert {row["timed_config"] for row in speed} == {CONFIGS[0]}
+        assert [row["latency_ms"] for row in speed] == [row["latency_ms"] for row in timing]
+        for row in speed:
+            assert row["device"] == "cpu" and row["device_name"]  # no GPU here: PyTorch on the CPU too
+            assert row["exclusive"] in ("True", "False") and float(row["other_cores"]) >= 0
+            assert float(row["latency_ms_p10"]) <= float(row["latency_ms"]) <= float(row["latency_ms_p90"])
+            assert int(row["repeats"]) >= 5
+            if row["measure"] == "model":  # the shrunk copy at the training's size, decoded before timing
+                assert row["input"] == "decoded test image, median 96x96 px", row["input"]
+            else:  # the cleaned full-size photo, from its file
+                assert row["measure"] == "end_to_end" and row["input"].startswith("photo file, median ")
+                assert row["input"] != "photo file, median 96x96 px"
+    metrics = list(csv.DictReader(open(campaign / "results/summary/metrics.csv")))
+    assert all(float(row["end_to_end_ms"]) > 0 and row["speed_input"] for row in metrics)
+
+
+def test_two_configurations_differing_only_in_freeze_time_within_their_spread(campaign, tmp_path, monkeypatch):
+    """Timed apart, as the workflow would if it timed each: the spreads overlap, the front counts them equal."""
+    from campaign.dataset.resizing import split_images
+    from campaign.evaluation.timing import exclusively, time_model
+
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "ultralytics-settings"))
+    images = [str(path) for path in split_images(campaign / "results/dataset/resized/96/dataset.yaml", "test")][:8]
+    spread = {}
+    for name in CONFIGS[:2]:
+        weights = campaign / f"results/train/{name}/best.pt"
+        timing = partial(time_model, weights, images, 96, "cpu", [1], [False], warmup=3, repeats=20)
+        (row,) = exclusively(timing, "cpu", logging.getLogger("test"))
+        spread[name] = (row["latency_ms_p10"], row["latency_ms"], row["latency_ms_p90"])
+    (low_a, _, high_a), (low_b, _, high_b) = spread.values()
+    assert low_a <= high_b and low_b <= high_a, spread
 
 
 def test_a_complete_run_leaves_nothing_to_do(campaign):

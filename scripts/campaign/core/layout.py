@@ -60,6 +60,9 @@ EVAL_INTERVALS = EVALUATION_FILE.replace("{file}", "intervals.json")
 EVAL_BOOTSTRAP = EVALUATION_FILE.replace("{file}", "bootstrap.npz")
 EXPORTED_MODEL = "results/export/{cfg}/best.{format}"
 EXPORT_PROVENANCE = "results/export/{cfg}/{format}.provenance.json"
+# The timing of a configuration's network, made once on the first configuration with it (timing.py).
+LATENCY_TABLE = "results/latency/{cfg}.csv"
+LATENCY_PROVENANCE = "results/latency/{cfg}.provenance.json"
 SPEED_TABLE = "results/speed/{cfg}.csv"
 SPEED_PROVENANCE = "results/speed/{cfg}.provenance.json"
 STUDY_TABLE = "results/study/{cfg}.csv"

@@ -250,8 +250,11 @@ def group_table(
             by_group.setdefault(row["group"], {}).update(row)
     for row in by_group.values():
         members = [run for run in run_rows if run["group"] == row["group"]]
-        latencies = [run["latency_ms"] for run in members if "latency_ms" in run]
-        row["latency_ms"] = round(float(np.mean(latencies)), 3) if latencies else np.nan
+        # A group's runs share their network's timing (timing.py); the spread spans every member's.
+        pooled = {"latency_ms": np.mean, "latency_ms_p10": np.min, "latency_ms_p90": np.max, "end_to_end_ms": np.mean}
+        for column, pool in pooled.items():
+            values = [float(run[column]) for run in members if column in run]
+            row[column] = round(float(pool(values)), 3) if values else np.nan
         row["speed_device"] = members[0].get("speed_device", "")
         row["batch_note"] = "; ".join(sorted({run["batch_note"] for run in members if run["batch_note"]}))
         row["configs"] = " ".join(run["config"] for run in members)

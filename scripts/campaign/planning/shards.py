@@ -76,6 +76,12 @@ def split_record(results: Path = Path("results")) -> Path:
     return results / "plan" / "shards.json"
 
 
+def recorded_shards(results: Path = Path("results")) -> dict[str, int] | None:
+    """The shard of each configuration as a sharded run recorded it; None where the campaign was never split."""
+    path = split_record(results)
+    return json.loads(path.read_text())["configs"] if path.is_file() else None
+
+
 def campaign_shards(
     configs: dict[str, RunConfig],
     count: int,

@@ -8,7 +8,8 @@ speed and image-size studies) take what their Snakemake benchmark files say
 once any of them ran for that configuration; before, what they took for the
 other configurations relative to their trainings; before any ran, an
 estimate from the probe's validation speed: every evaluated split, each
-image size of the study (scaled by its area) and the speed study's timed
+image size of the study (scaled by its area) and, for the first
+configuration of each network (which is timed for all of them), the timed
 passes, each image at the probed validation speed.
 """
 
@@ -33,6 +34,7 @@ def planned_work(
     configs: dict[str, Any], config: dict[str, Any], results: Path = Path("results"), logs: Path = Path("logs")
 ) -> tuple[dict[str, float], dict[str, float]] | None:
     """(training GPU-hours, hours of the jobs after it) of every configuration; None without probes or lists."""
+    from campaign.evaluation.timing import timing_representatives
     from campaign.planning.estimate import estimate, read_probes
     from campaign.planning.probe import probe_settings
 
@@ -57,10 +59,13 @@ def planned_work(
     per_cost = statistics.median(training[n] / configs[n].expected_cost() for n in training)
     val_s = statistics.median(validation.values())
     measured_ratio = _after_training_ratio(configs, training, logs)
+    timed = set(timing_representatives(configs).values())
     trains, afters = {}, {}
     for name, run in configs.items():
         trains[name] = training.get(name, per_cost * run.expected_cost())
-        afters[name] = _after_training_hours(name, run, trains[name], measured_ratio, config, images, val_s, logs)
+        afters[name] = _after_training_hours(
+            name, run, trains[name], measured_ratio, config, images, val_s, logs, timed=name in timed
+        )
     return trains, afters
 
 
@@ -85,7 +90,9 @@ def _after_training_hours(
     images: dict[str, int],
     val_s: float,
     logs: Path,
+    timed: bool,
 ) -> float:
+    """`timed`: the configuration's network is timed on it (for every configuration with that network)."""
     from campaign.reporting.status_page import after_training_seconds
 
     seconds = after_training_seconds(logs, name)
@@ -102,5 +109,6 @@ def _after_training_hours(
         (size / run.imgsz) ** 2 for size in study.get("imgsz", [320, 416, 512, 640])
     )
     passes = speed.get("warmup", 3) + speed.get("repeats", 10)
-    timed_images = sum(passes * min(batch, speed.get("images", 32)) for batch in speed.get("batch", [1, 32]))
+    batches = [*speed.get("batch", [1, 32]), 1]  # the last: a full-size photo from its file
+    timed_images = sum(passes * min(batch, speed.get("images", 32)) for batch in batches) if timed else 0
     return val_s * (evaluated + (study_images if studied else 0) + timed_images) / 3600

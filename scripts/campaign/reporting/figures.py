@@ -91,37 +91,61 @@ def map_by_config(groups_csv: Path, out: Path) -> None:
     save_figure(figure, out)
 
 
-def pareto_front(latency: np.ndarray, accuracy: np.ndarray) -> list[int]:
-    """Indices of points not beaten by another that is both faster and at least as accurate."""
-    order = np.lexsort((-accuracy, latency))
-    front, best = [], -np.inf
-    for index in order:
-        if accuracy[index] > best:
-            front.append(int(index))
-            best = accuracy[index]
-    return front
+def pareto_front(
+    latency: np.ndarray, accuracy: np.ndarray, low: np.ndarray | None = None, high: np.ndarray | None = None
+) -> list[int]:
+    """Indices of points no other beats, fastest first.
+
+    One point beats another when it is at least as accurate and at least as
+    fast, and better in one of the two. With a latency spread (`low`, `high`:
+    each timing's 10th and 90th percentile), a latency counts as faster only
+    where the two spreads do not overlap: latencies within each other's
+    spread are equal, and the more accurate point wins, however their
+    medians fall.
+    """
+    low = latency if low is None else low
+    high = latency if high is None else high
+
+    def beats(j: int, i: int) -> bool:
+        as_fast = low[j] <= high[i]  # not clearly slower
+        faster = high[j] < low[i]  # clearly faster
+        return accuracy[j] >= accuracy[i] and as_fast and (accuracy[j] > accuracy[i] or faster)
+
+    points = range(len(latency))
+    unbeaten = [i for i in points if not any(beats(j, i) for j in points if j != i)]
+    return sorted(unbeaten, key=lambda i: (latency[i], -accuracy[i]))
 
 
 def accuracy_vs_latency(groups_csv: Path, out: Path) -> None:
-    """Test mAP50-95 (with its interval) against latency at batch 1, and the Pareto front of the point values."""
+    """Test mAP50-95 (with its interval) against latency at batch 1 (with its spread), and the Pareto front."""
     table = pd.read_csv(groups_csv)
     split = "test" if "test_mAP50-95" in table else "val"
     latency = table["latency_ms"].to_numpy(float)
+    low = table["latency_ms_p10"].to_numpy(float) if "latency_ms_p10" in table else latency
+    high = table["latency_ms_p90"].to_numpy(float) if "latency_ms_p90" in table else latency
     accuracy = table[f"{split}_mAP50-95"].to_numpy(float)
     errors = _error_bars(table, f"{split}_mAP50-95")
+    spread = np.vstack([latency - low, high - latency])
     figure, axis = plt.subplots(figsize=(7, 5))
     for freeze, marker in zip(sorted(table["freeze"].unique()), "os^Dv"):
         rows = (table["freeze"] == freeze).to_numpy()
         axis.errorbar(
-            latency[rows], accuracy[rows], yerr=errors[:, rows], fmt=marker, ms=7, capsize=3, label=f"freeze {freeze}"
+            latency[rows],
+            accuracy[rows],
+            xerr=spread[:, rows],
+            yerr=errors[:, rows],
+            fmt=marker,
+            ms=7,
+            capsize=3,
+            label=f"freeze {freeze}",
         )
     for row, x, y in zip(table.itertuples(), latency, accuracy):
         axis.annotate(row.group + _reduced(row), (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
     _footnote(figure, table)
-    front = pareto_front(latency, accuracy)
-    axis.plot(latency[front], accuracy[front], "k--", lw=1, label="Pareto front")
+    front = pareto_front(latency, accuracy, low, high)
+    axis.plot(latency[front], accuracy[front], "k--", lw=1, label="Pareto front (latencies within spread equal)")
     device = table["speed_device"].iloc[0] if "speed_device" in table else ""
-    axis.set_xlabel(f"latency per image at batch 1, fp32 (ms) on {device}")
+    axis.set_xlabel(f"latency per image at batch 1, fp32 (ms; bars: 10th-90th percentile) on {device}")
     axis.set_ylabel(f"{split} mAP50-95 ({_runs_note(table)}; bars: bootstrap interval)")
     axis.margins(0.15)
     axis.grid(alpha=0.3)

@@ -13,8 +13,9 @@ host and device, and when it ends. For the campaign: when it ends, from
 - what a training costs besides its epochs (start-up, the final validation,
   plots), measured on the finished ones: their job's benchmark file against
   their last epoch's time;
-- the jobs after each training (evaluations, bootstraps, export, speed and
-  image-size studies, detections: `jobs_after_training`), each rule's jobs
+- the jobs after each training (evaluations, bootstraps, export, its
+  network's timing where it is the first with it, speed table, image-size
+  study, detections: `jobs_after_training`), each rule's jobs
   at the median its benchmark files show once any ran, before that at what a
   training costs besides its epochs (most of them are the same start-up,
   checkpoint load and validation pass);
@@ -23,7 +24,7 @@ placed as Snakemake runs them: the trainings first (they have priority),
 `slots` at a time (the GPUs), running ones first, then the longest first on
 the slot that frees first; then the jobs after them, `after_slots` at a time
 (one per GPU, or one per core on a CPU-only campaign) where the trainings
-leave room, the speed studies one at a time (each holds every core). The
+leave room, the network timings one at a time (each holds every core). The
 summary and figures at the end take seconds and are not counted. Before any
 training has run an epoch there is nothing to measure from, and the page
 says so.
@@ -45,9 +46,16 @@ from campaign.reporting.status import COLOURS, ConfigStatus, format_eta
 
 # Rules that run per configuration after its training, and whether their benchmark file names add
 # a split or a format to the configuration's name (logs/evaluate/<cfg>_<split>.benchmark.tsv).
-AFTER_TRAINING = {"evaluate": True, "bootstrap": True, "export": True, "speed": False, "imgsz_study": False}
+AFTER_TRAINING = {
+    "evaluate": True,
+    "bootstrap": True,
+    "export": True,
+    "latency": False,
+    "speed": False,
+    "imgsz_study": False,
+}
 # Jobs that take every core (a timing needs the machine to itself): they run one at a time.
-ALONE = {"speed"}
+ALONE = {"latency"}
 
 
 @dataclass
@@ -56,7 +64,7 @@ class Progress:
     curve: list[float]  # validation mAP50-95 per epoch
     remaining_seconds: float | None  # training and the jobs after it; None: nothing to estimate from
     training_seconds: float = 0.0  # of remaining_seconds: the training's
-    alone_seconds: float = 0.0  # of remaining_seconds: jobs that run alone (speed studies)
+    alone_seconds: float = 0.0  # of remaining_seconds: jobs that run alone (network timings)
 
 
 def epoch_rows(results_csv: Path) -> list[dict[str, float]]:
@@ -92,10 +100,16 @@ def after_training_seconds(logs: Path, name: str) -> float | None:
     return sum(seconds) if seconds else None
 
 
-def jobs_after_training(names: list[str], config: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
-    """Each configuration's jobs after its training, by rule, as their benchmark files name them (no suffix)."""
+def jobs_after_training(configs: dict[str, Any], config: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
+    """Each configuration's (RunConfig by name) jobs after its training, by rule, as their benchmark files name them.
+
+    A network is timed once, after the first configuration with it (timing.py).
+    """
+    from campaign.evaluation.timing import timing_representatives
     from campaign.evaluation.video import detect_source_names
 
+    names = list(configs)
+    timed = set(timing_representatives(configs).values())
     splits = (config.get("evaluation") or {}).get("splits", ["val", "test"])
     formats = [fmt for fmt in (config.get("speed") or {}).get("formats", []) if fmt != "pytorch"]
     studied = (config.get("study") or {}).get("configs") or names
@@ -107,6 +121,7 @@ def jobs_after_training(names: list[str], config: dict[str, Any]) -> dict[str, d
             "evaluate": [f"{name}_{split}" for split in splits],
             "bootstrap": [f"{name}_{split}" for split in splits],
             "export": [f"{name}_{fmt}" for fmt in formats],
+            "latency": [name] if name in timed else [],
             "speed": [name],
             "imgsz_study": [name] if name in studied else [],
             "detect": [f"{name}_{source}" for source in sources] if name in (detect.get("configs") or []) else [],

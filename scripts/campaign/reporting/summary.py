@@ -18,18 +18,30 @@ def _read_json(path: Path) -> dict:
 
 
 def _speed_at_batch_one(path: Path) -> dict[str, Any]:
-    """Latency at batch 1 in fp32: PyTorch's, then each exported format's with its accuracy."""
+    """Latency at batch 1 in fp32 with its spread: PyTorch's, then each exported format's with its accuracy.
+
+    The network's latency (decoded image to boxes) and, beside it, a
+    full-size photo's from file to boxes (`end_to_end_ms`).
+    """
     with open(path, newline="") as stream:
         rows = [r for r in csv.DictReader(stream) if r["batch"] == "1" and r["half"] == "False"]
     speed: dict[str, Any] = {}
     for row in rows:
         fmt = row.get("format") or "pytorch"
-        if fmt == "pytorch":
+        if row.get("measure") == "end_to_end":
+            prefix = "end_to_end" if fmt == "pytorch" else f"{fmt}_end_to_end"
+            speed.update({f"{prefix}_ms": float(row["latency_ms"]), f"{prefix}_input": row["input"]})
+        elif fmt == "pytorch":
             speed.update(
                 latency_ms=float(row["latency_ms"]),
+                latency_ms_p10=float(row["latency_ms_p10"]),
+                latency_ms_p90=float(row["latency_ms_p90"]),
                 inference_ms=float(row["inference_ms"]),
                 throughput_ips_b1=float(row["throughput_ips"]),
                 speed_device=row["device_name"],
+                speed_input=row.get("input", ""),
+                timed_config=row.get("timed_config", ""),
+                speed_exclusive=row.get("exclusive", ""),
             )
         else:
             speed[f"{fmt}_latency_ms"] = float(row["latency_ms"])

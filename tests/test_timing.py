@@ -1,0 +1,84 @@
+"""Timings: which configurations share one, and the check that nothing else ran beside it."""
+
+import logging
+import subprocess
+import sys
+import time
+
+from campaign.core.configurations import expand_campaign
+from campaign.evaluation.timing import LoadWatch, exclusively, timing_representatives
+
+CAMPAIGN = {
+    "defaults": {"model": "yolov8n", "batch": 16, "imgsz": 64, "freeze": 0, "epochs": 1},
+    "matrix": {"batch": [8, 16], "freeze": [0, 10], "imgsz": [64, 96]},
+    "extra": [{"model": "yolov8s"}, {"model": "yolov8n", "gpus": 0}],
+}
+
+
+def test_configurations_differing_only_in_training_share_one_timing():
+    configs = expand_campaign(CAMPAIGN)
+    timed_by = timing_representatives(configs)
+    # Batch and freeze change the training, not the network: one timing per model, size and kind of device.
+    assert sorted(set(timed_by.values())) == [
+        "yolov8n_b16_img64_freeze0",
+        "yolov8n_b16_img64_freeze0_gpu0",
+        "yolov8n_b16_img96_freeze0",
+        "yolov8s_b16_img64_freeze0",
+    ]
+    assert timed_by["yolov8n_b8_img96_freeze10"] == "yolov8n_b16_img96_freeze0"
+    assert timed_by["yolov8n_b16_img64_freeze0_gpu0"] == "yolov8n_b16_img64_freeze0_gpu0"  # on the CPU
+
+
+def test_a_timing_that_exists_keeps_its_place_and_each_server_times_its_own():
+    configs = expand_campaign(CAMPAIGN)
+    # A configuration whose timing exists keeps it, though a new one sorts before it.
+    timed_by = timing_representatives(configs, timed=["yolov8n_b8_img64_freeze10"])
+    assert timed_by["yolov8n_b16_img64_freeze0"] == "yolov8n_b8_img64_freeze10"
+    # Split between two servers: each shard times the networks of its own configurations.
+    shard_of = {name: 1 + ("b8" in name) for name in configs}
+    timed_by = timing_representatives(configs, shard_of)
+    assert timed_by["yolov8n_b8_img64_freeze10"] == "yolov8n_b8_img64_freeze0"
+    assert timed_by["yolov8n_b16_img64_freeze10"] == "yolov8n_b16_img64_freeze0"
+
+
+def busy_process() -> subprocess.Popen:
+    """Another process keeping one core busy."""
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def test_the_watch_sees_another_process_load_a_core():
+    with LoadWatch("cpu") as quiet:
+        time.sleep(1.0)
+    other = busy_process()
+    try:
+        time.sleep(0.3)  # started
+        with LoadWatch("cpu") as shared:
+            time.sleep(1.0)
+    finally:
+        other.kill()
+        other.wait()
+    assert shared.load.cores > quiet.load.cores + 0.6, (quiet.load, shared.load)
+    assert not shared.load.exclusive and shared.load.gpu_processes is None
+
+
+def test_a_timing_shared_with_other_work_is_taken_again_and_recorded(caplog):
+    calls = []
+
+    def measure():
+        """The first measurement shares the machine with a busy process; the second has it alone."""
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            other = busy_process()
+            time.sleep(1.0)
+            other.kill()
+            other.wait()
+        else:
+            time.sleep(0.5)
+        return [{"latency_ms": float(len(calls))}]
+
+    with caplog.at_level(logging.WARNING):
+        rows = exclusively(measure, "cpu", logging.getLogger("test"))
+    # Taken again, and the measurement kept is a quiet one, not the first.
+    assert len(calls) >= 2 and rows[0]["latency_ms"] != 1.0 and rows[0]["other_cores"] < 0.6, rows
+    assert rows[0]["exclusive"] == (rows[0]["other_cores"] <= 0.25)
+    assert "timing 1 of 3 shared the machine" in caplog.text
