@@ -9,7 +9,9 @@ column of Ultralytics' results.csv, summed as train.json's `train_seconds`)
 and the error; goal: within 25 %.
 
 Run: `.venv/bin/python benchmarks/plan_accuracy.py` (about 12 minutes on 2
-cores). Writes results/benchmarks/plan_accuracy.csv.
+cores). Writes results/benchmarks/plan_accuracy.csv. `--quick` does the same
+on the one-configuration quick demo (common.demo_config; about a minute, a
+check of the code path, not a figure).
 """
 
 from __future__ import annotations
@@ -20,20 +22,20 @@ import os
 from pathlib import Path
 
 import yaml
-from common import ROOT, SNAKEMAKE, report, run_timed, scratch_folder
+from common import ROOT, SNAKEMAKE, demo_config, report, run_timed, scratch_folder
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--quick", action="store_true", help="the one-configuration quick demo (a check)")
     args = parser.parse_args()
 
     from campaign.core.configurations import expand_campaign
     from campaign.planning.estimate import estimate, read_probes
     from campaign.planning.probe import probe_settings
 
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config["dataset"]["raw"] = str(ROOT / config["dataset"]["raw"])
+    config = demo_config(quick=args.quick)
     config["detect"] = {"configs": [], "sources": []}
     configs = expand_campaign(config["campaign"])
     with scratch_folder() as scratch:

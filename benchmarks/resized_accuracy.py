@@ -11,6 +11,8 @@ mAP50-95.
 
 Run: `.venv/bin/python benchmarks/resized_accuracy.py` (about 10 minutes on
 2 cores). Prints a table and writes results/benchmarks/resized_accuracy.csv.
+`--quick`: from random weights (no pretraining), 64 px, one epoch (about a
+minute and a half; a check of the code path, its accuracies mean nothing).
 """
 
 from __future__ import annotations
@@ -21,14 +23,14 @@ import statistics
 from pathlib import Path
 
 import yaml
-from common import ROOT, SNAKEMAKE, report, run_timed, scratch_folder
+from common import ROOT, SNAKEMAKE, demo_config, report, run_timed, scratch_folder
 
 
-def campaign(imgsz: int, epochs: int, resize: bool) -> dict:
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config["dataset"]["raw"] = str(ROOT / config["dataset"]["raw"])
+def campaign(imgsz: int, epochs: int, resize: bool, quick: bool) -> dict:
+    config = demo_config(quick)
     config["dataset"]["resize"] = resize
-    config["pretrain"]["models"] = ["yolov8n"]
+    if not quick:
+        config["pretrain"]["models"] = ["yolov8n"]
     config["campaign"]["defaults"].update(imgsz=imgsz, epochs=epochs, replicates=2)
     config["campaign"]["matrix"] = {}
     config["campaign"]["overrides"] = []
@@ -43,14 +45,17 @@ def main() -> None:
     parser.add_argument("--imgsz", type=int, default=96)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="64 px, one epoch, from random weights (a check)")
     args = parser.parse_args()
+    if args.quick:
+        args.imgsz, args.epochs = 64, 1
     names = [f"yolov8n_b16_img{args.imgsz}_freeze0", f"yolov8n_b16_img{args.imgsz}_freeze0_seed1"]
     rows = []
     with scratch_folder() as scratch:
         workdir = Path(scratch)
         for resize in (False, True):
             config_file = workdir / f"resize-{resize}.yaml"
-            config_file.write_text(yaml.safe_dump(campaign(args.imgsz, args.epochs, resize)))
+            config_file.write_text(yaml.safe_dump(campaign(args.imgsz, args.epochs, resize, args.quick)))
             targets = [f"results/eval/{name}/test/intervals.json" for name in names]
             targets += [f"results/train/{name}/train.json" for name in names]
             command = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", str(args.cores)]
@@ -64,7 +69,7 @@ def main() -> None:
                 low, high = intervals["mAP50-95"]["low"], intervals["mAP50-95"]["high"]
                 rows.append(
                     {
-                        "images": "copy at 96 px" if resize else "full size (128 px)",
+                        "images": f"copy at {args.imgsz} px" if resize else "full size (128 px)",
                         "seed": seed,
                         "data_file": provenance["data_file"],
                         "test_mAP50": round(metrics["mAP50"], 3),

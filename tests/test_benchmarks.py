@@ -66,6 +66,48 @@ def test_packing_quick(tmp_path):
         assert "no GPU figure was measured" in out
 
 
+def test_incremental_quick(tmp_path):
+    out, rows = run_benchmark(tmp_path, "incremental.py", "--quick")
+    assert [row["step"] for row in rows] == [
+        "bring the demo run up to date first",
+        "no-op run",
+        "rebuild one figure",
+        "change one configuration (epochs -> 2)",
+    ]
+    jobs = [int(row["jobs"]) for row in rows]
+    assert jobs[1:3] == [0, 1] and jobs[3] > 5 and jobs[3] < jobs[0], rows  # its jobs, not the data's
+
+
+def test_plan_accuracy_quick(tmp_path):
+    out, rows = run_benchmark(tmp_path, "plan_accuracy.py", "--quick")
+    (row,) = rows
+    assert row["config"] == "yolov8n_b16_img64_freeze0" and float(row["predicted_s"]) > 0
+    assert float(row["measured_s"]) > 0 and "probes took" in out
+
+
+def test_resized_accuracy_quick(tmp_path):
+    out, rows = run_benchmark(tmp_path, "resized_accuracy.py", "--quick")
+    assert [(row["images"], row["seed"]) for row in rows] == [
+        ("full size (128 px)", "0"),
+        ("full size (128 px)", "1"),
+        ("copy at 64 px", "0"),
+        ("copy at 64 px", "1"),
+    ]
+    # Each training read what its side names: the full-size images, then the copy.
+    assert [row["data_file"] for row in rows] == ["results/dataset/dataset.yaml"] * 2 + [
+        "results/dataset/resized/64/dataset.yaml"
+    ] * 2
+
+
+def test_campaign_eta_quick(tmp_path):
+    out, rows = run_benchmark(tmp_path, "campaign_eta.py", "--quick")
+    assert [row["progress"].split(" (")[0] for row in rows] == [
+        f"{mark} of the epochs" for mark in ("25%", "50%", "75%")
+    ]
+    estimated = [row for row in rows if row["error"] != "no estimate"]
+    assert estimated and all(0 <= float(row["estimated_left_s"]) and 0 < float(row["real_left_s"]) for row in estimated)
+
+
 def test_demo_times_reads_every_rule_s_benchmark_files(tmp_path):
     logs = tmp_path / "demo" / "logs"
     now = time.time()
