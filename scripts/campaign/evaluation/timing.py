@@ -180,7 +180,13 @@ def _other_gpu_processes(index: int | None) -> int | None:
         processes = pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
     except Exception:  # no NVML (a declared test device), or a driver that does not list processes
         return None
-    return sum(1 for process in processes if process.pid != os.getpid())
+    pids = [process.pid for process in processes]
+    if os.getpid() in pids:
+        return len(pids) - 1
+    # In a container the driver lists host PIDs: this process is among them once it has a CUDA context.
+    import torch
+
+    return max(len(pids) - int(torch.cuda.is_initialized()), 0)
 
 
 def exclusively(measure: Callable[[], list[dict[str, Any]]], device: str, log: logging.Logger):
