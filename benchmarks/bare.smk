@@ -12,6 +12,7 @@ SPLITS = ["val", "test"]
 DETECT = config["detect"]  # configuration names with an annotated video
 STUDY = config["study"]  # configuration names in the image-size study
 FORMATS = config["formats"]  # exported formats timed beside PyTorch
+TIMED_BY = config["timed_by"]  # {name: the configuration its network is timed on}
 FIGURES = [
     "map_by_config",
     "accuracy_vs_latency",
@@ -160,9 +161,22 @@ rule export:
         "touch {output}"
 
 
+rule latency:
+    input:
+        at_size,
+        "dataset/dataset.yaml",
+        "train/{cfg}/best.pt",
+        lambda wc: expand("export/{cfg}/best.{format}", cfg=wc.cfg, format=FORMATS),
+    output:
+        "latency/{cfg}.csv",
+    shell:
+        "touch {output}"
+
+
 rule speed:
     input:
         at_size,
+        lambda wc: f"latency/{TIMED_BY[wc.cfg]}.csv",
         "train/{cfg}/best.pt",
         "eval/{cfg}/test/metrics.json",
         lambda wc: expand("export/{cfg}/best.{format}", cfg=wc.cfg, format=FORMATS),

@@ -54,6 +54,7 @@ def campaign_config(configurations: int) -> dict:
 
 def bare_config(config: dict) -> dict:
     from campaign.core.configurations import expand_campaign
+    from campaign.evaluation.timing import timing_representatives
 
     configs = expand_campaign(config["campaign"])
     raw = Path(config["dataset"]["raw"])
@@ -63,6 +64,7 @@ def bare_config(config: dict) -> dict:
         "detect": list(config["detect"]["configs"]),
         "study": list((config.get("study") or {}).get("configs") or configs),
         "formats": [fmt for fmt in (config.get("speed") or {}).get("formats", []) if fmt != "pytorch"],
+        "timed_by": timing_representatives(configs),
         "raw_files": sorted(str(path) for path in raw.rglob("*") if path.is_file()),
     }
 
