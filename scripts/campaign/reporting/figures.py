@@ -377,7 +377,8 @@ def imgsz_study(study_csvs: list[Path], out: Path) -> None:
             right.annotate(str(size), (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
     split = pd.read_csv(study_csvs[0])["split"].iloc[0] if study_csvs else "val"
     left.set_xlabel("image size (px)")
-    right.set_xlabel("latency per image: pre + inference + post (ms)")
+    # Measured by the validation passes themselves, beside other jobs: the curve's shape, not a timing.
+    right.set_xlabel("latency per image in validation, pre + inference + post (ms; not exclusive)")
     for axis in (left, right):
         axis.set_ylabel(f"{split} mAP50-95")
         axis.margins(0.08)
