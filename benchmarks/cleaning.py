@@ -116,6 +116,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.copies, args.rounds = 1, 1
+    if not (args.coco / "data.yaml").is_file():
+        parser.error(
+            f"coco128 not found at {args.coco}: give its folder with --coco "
+            "(a clone beside the project's shared/ folder finds it as ../shared/datasets/coco128)"
+        )
 
     timings: dict[str, list[float]] = {
         "clean_upload": [],
