@@ -1,6 +1,6 @@
 """Every benchmark, one after the other; each prints its table and writes results/benchmarks/<name>.csv.
 
-Run: `.venv/bin/python benchmarks/run_all.py` (about 40 minutes on 2 cores
+Run: `.venv/bin/python benchmarks/run_all.py` (55 minutes on 2 cores on 2026-12-05
 after a complete demo run, plus the demo itself if it has not run yet).
 The GPU check and the course's GPU rehearsal run too where PyTorch sees a CUDA GPU.
 """
