@@ -30,17 +30,19 @@ from common import ROOT, SNAKEMAKE, demo_config, report, scratch_folder
 MARKS = (0.25, 0.5, 0.75)
 
 
-def estimate(workdir: Path, config: dict, configs) -> tuple[float, float | None]:
-    """(share of training epochs written, seconds left by the status page's estimate), as `status.py --html`."""
+def estimate(workdir: Path, configs, after_jobs: dict) -> tuple[float, float | None]:
+    """(share of training epochs written, seconds left by the status page's estimate), as `status.py --html`.
+
+    `after_jobs`: jobs_after_training, worked out once as `campaign status --html --every` does.
+    """
     from campaign.planning.runs import jobs_at_a_time, read_runs
     from campaign.reporting.status import config_status
-    from campaign.reporting.status_page import campaign_seconds_left, estimate_progress, jobs_after_training
+    from campaign.reporting.status_page import campaign_seconds_left, estimate_progress
 
     statuses = [config_status(workdir / "results", name, run.epochs, run.batch) for name, run in configs.items()]
     total = sum(s.epochs for s in statuses)
     written = sum(min(s.epochs_done, s.epochs) for s in statuses)
     costs = {name: run.expected_cost() for name, run in configs.items()}
-    after_jobs = jobs_after_training(configs, config)
     progress = estimate_progress(statuses, costs, workdir / "results", workdir / "logs", after_jobs)
     # The trainings and jobs at a time the live run records (Snakemake's --cores and gpu resource).
     slots, after_slots = jobs_at_a_time(read_runs(workdir), stale_after=600) or (1, 1)
@@ -55,6 +57,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from campaign.core.configurations import expand_campaign
+    from campaign.reporting.status_page import jobs_after_training
 
     config = demo_config(quick=args.quick)
     if args.quick:
@@ -65,12 +68,13 @@ def main() -> None:
     with scratch_folder() as scratch:
         workdir = Path(scratch)
         (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+        after_jobs = jobs_after_training(configs, config, workdir / "results")
         command = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", str(args.cores)]
         started = time.time()
         with open(workdir / "snakemake.log", "w") as log:
             process = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
             while process.poll() is None:
-                share, left = estimate(workdir, config, configs)
+                share, left = estimate(workdir, configs, after_jobs)
                 samples.append((time.time(), share, left))
                 time.sleep(args.every)
         ended = time.time()

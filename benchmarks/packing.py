@@ -37,7 +37,7 @@ import statistics
 from pathlib import Path
 
 import yaml
-from common import ROOT, SNAKEMAKE, report, run_timed, scratch_folder
+from common import ROOT, SNAKEMAKE, demo_config, report, run_timed, scratch_folder
 
 # On the CPU a training's memory is its process's: the share each packed training is held to there.
 CPU_NEED_MB = 3000
@@ -51,8 +51,7 @@ def on_gpu() -> bool:
 
 def campaign(count: int, imgsz: int, epochs: int, gpu: bool) -> dict:
     """The demo's dataset with `count` (even) small trainings: yolov5n and yolov8n, seeds 0, 1, ..."""
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config["dataset"]["raw"] = str(ROOT / config["dataset"]["raw"])
+    config = demo_config()
     models = ["yolov5n", "yolov8n"]
     config["campaign"] = {
         "defaults": {

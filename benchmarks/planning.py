@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import yaml
-from common import ROOT, SNAKEMAKE, median, report, run_timed, scratch_folder, snakemake_jobs
+from common import ROOT, SNAKEMAKE, demo_config, median, report, run_timed, scratch_folder, snakemake_jobs
 
 MODELS = ["yolov8n", "yolov8s", "yolov8m", "yolov8l"]
 GOALS = {128: "ratio <= 1.5", 512: "ratio <= 1.5, workflow < 5 s", 3840: "time and memory ratios <= 1.3"}
@@ -34,9 +34,7 @@ QUICK = 2  # --quick: two configurations, once: the same code path in seconds (t
 
 def campaign_config(configurations: int) -> dict:
     """config.yaml with its matrix widened to 128, 512 or 3,840 configurations (or QUICK), paths made absolute."""
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config["dataset"]["raw"] = str(ROOT / config["dataset"]["raw"])
-    config["detect"]["sources"] = [str(ROOT / source) for source in config["detect"]["sources"]]
+    config = demo_config()
     config["pretrain"]["models"] = MODELS
     matrix = {"model": MODELS, "batch": [8, 16, 32, 64], "imgsz": [64, 96, 128, 160], "freeze": [0, 10]}
     if configurations == QUICK:  # the demo's two models, as its overrides and detections name them

@@ -25,13 +25,12 @@ import sys
 from pathlib import Path
 
 import yaml
-from common import ROOT, SNAKEMAKE, median, report, run_timed, scratch_folder
+from common import ROOT, SNAKEMAKE, demo_config, median, report, run_timed, scratch_folder
 
 
 def single_configuration(epochs: int) -> dict:
     """The demo config with one configuration (the demo's default one, from scratch) and nothing else."""
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config["dataset"]["raw"] = str(ROOT / config["dataset"]["raw"])
+    config = demo_config()
     config["campaign"]["defaults"].update(epochs=epochs, pretrained=False)
     config["campaign"]["matrix"] = {}
     config["campaign"]["overrides"] = []

@@ -25,7 +25,7 @@ from campaign.core.configurations import (
 )
 from campaign.core.layout import probes_table
 from campaign.dataset.upload_checks import CleaningError, check_upload
-from campaign.evaluation.timing import timing_representatives
+from campaign.evaluation.timing import timed_by
 from campaign.evaluation.video import detect_source_names
 from campaign.gpus.packing import shares_per_gpu, training_needs_mb
 from campaign.planning.probe import probe_settings
@@ -258,15 +258,7 @@ EXPORT_FORMATS = [fmt for fmt in config["speed"]["formats"] if fmt != "pytorch"]
 # Configurations with the same network, size and kind of device share one timing (timing.py):
 # TIMED_BY names, for each, the configuration whose weights are timed (on each server, its own;
 # one already timed where there is one, so that adding a configuration never moves a timing).
-TIMED_BY = timing_representatives(
-    CONFIGS,
-    SHARD_OF,
-    timed=[
-        name
-        for name in CONFIGS
-        if Path(layout.LATENCY_TABLE.format(cfg=name)).is_file()
-    ],
-)
+TIMED_BY = timed_by(CONFIGS, shard_of=SHARD_OF)
 
 
 # The cleaned dataset as the trainer sees it. The split lists and the manifest

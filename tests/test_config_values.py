@@ -130,6 +130,8 @@ def test_excluding_every_configuration_is_said_as_such():
     [
         ("gpu", {"lock_dir": "leases"}, "gpu.lock_dir: 'leases' does not have the form ^/"),
         ("speed", {"batch": [1, 1]}, "speed.batch: 1 is listed twice"),
+        # A median with its 10th-90th percentile spread needs a few timed calls.
+        ("speed", {"cpu_repeats": 1}, "speed.cpu_repeats: 1 is out of range (must be at least 5)"),
         ("study", {"imgsz": [64, 64]}, "study.imgsz: 64 is listed twice"),
         ("detect", {"configs": ["a", "a"]}, "detect.configs: 'a' is listed twice"),
         (

@@ -82,3 +82,22 @@ def test_a_timing_shared_with_other_work_is_taken_again_and_recorded(caplog):
     assert len(calls) >= 2 and rows[0]["latency_ms"] != 1.0 and rows[0]["other_cores"] < 0.6, rows
     assert rows[0]["exclusive"] == (rows[0]["other_cores"] <= 0.25)
     assert "timing 1 of 3 shared the machine" in caplog.text
+
+
+def test_the_status_page_and_planner_see_the_timings_the_workflow_makes(tmp_path):
+    """timed_by reads the recorded shard split and the timings that exist, as the rules do."""
+    import json
+
+    from campaign.evaluation.timing import timed_by
+
+    configs = expand_campaign(CAMPAIGN)
+    assert timed_by(configs, tmp_path) == timing_representatives(configs)
+    (tmp_path / "latency").mkdir()
+    (tmp_path / "latency" / "yolov8n_b8_img64_freeze10.csv").write_text("config\n")
+    assert timed_by(configs, tmp_path)["yolov8n_b16_img64_freeze0"] == "yolov8n_b8_img64_freeze10"
+    shard_of = {name: 1 + ("b8" in name) for name in configs}
+    (tmp_path / "plan").mkdir()
+    (tmp_path / "plan" / "shards.json").write_text(json.dumps({"count": 2, "basis": "test", "configs": shard_of}))
+    timed = timed_by(configs, tmp_path)
+    assert timed["yolov8n_b16_img64_freeze10"] == "yolov8n_b16_img64_freeze0"  # its shard's own
+    assert timed["yolov8n_b8_img64_freeze0"] == "yolov8n_b8_img64_freeze10"  # the one already timed

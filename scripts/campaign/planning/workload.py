@@ -34,7 +34,7 @@ def planned_work(
     configs: dict[str, Any], config: dict[str, Any], results: Path = Path("results"), logs: Path = Path("logs")
 ) -> tuple[dict[str, float], dict[str, float]] | None:
     """(training GPU-hours, hours of the jobs after it) of every configuration; None without probes or lists."""
-    from campaign.evaluation.timing import timing_representatives
+    from campaign.evaluation.timing import timed_by
     from campaign.planning.estimate import estimate, read_probes
     from campaign.planning.probe import probe_settings
 
@@ -59,7 +59,7 @@ def planned_work(
     per_cost = statistics.median(training[n] / configs[n].expected_cost() for n in training)
     val_s = statistics.median(validation.values())
     measured_ratio = _after_training_ratio(configs, training, logs)
-    timed = set(timing_representatives(configs).values())
+    timed = set(timed_by(configs, results).values())
     trains, afters = {}, {}
     for name, run in configs.items():
         trains[name] = training.get(name, per_cost * run.expected_cost())

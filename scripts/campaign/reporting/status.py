@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         from campaign.reporting.status_page import estimate_progress, jobs_after_training, render_page
 
         costs = {name: run.expected_cost() for name, run in configs.items()}
-        after_jobs = jobs_after_training(configs, config)
+        after_jobs = jobs_after_training(configs, config, args.results)
         refresh = max(1, round(args.every)) if args.every else None
     while True:
         statuses = [

@@ -100,16 +100,18 @@ def after_training_seconds(logs: Path, name: str) -> float | None:
     return sum(seconds) if seconds else None
 
 
-def jobs_after_training(configs: dict[str, Any], config: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
+def jobs_after_training(
+    configs: dict[str, Any], config: dict[str, Any], results: Path = Path("results")
+) -> dict[str, dict[str, list[str]]]:
     """Each configuration's (RunConfig by name) jobs after its training, by rule, as their benchmark files name them.
 
-    A network is timed once, after the first configuration with it (timing.py).
+    A network is timed once, on the configuration the workflow times it on (timing.timed_by).
     """
-    from campaign.evaluation.timing import timing_representatives
+    from campaign.evaluation.timing import timed_by
     from campaign.evaluation.video import detect_source_names
 
     names = list(configs)
-    timed = set(timing_representatives(configs).values())
+    timed = set(timed_by(configs, results).values())
     splits = (config.get("evaluation") or {}).get("splits", ["val", "test"])
     formats = [fmt for fmt in (config.get("speed") or {}).get("formats", []) if fmt != "pytorch"]
     studied = (config.get("study") or {}).get("configs") or names
