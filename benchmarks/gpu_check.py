@@ -90,6 +90,10 @@ def device_facts() -> dict:
             facts["driver"] = f"unknown ({error})"
     else:
         facts["gpu"] = "none (CPU rehearsal)"
+    # The compatibility check's real path: NVML's driver and cards against the installed torch build.
+    from campaign.gpus.leases import check_this_server
+
+    facts["compatibility"] = check_this_server().table()
     return facts
 
 
@@ -252,6 +256,12 @@ def render(result: dict) -> str:
         f"driver {facts.get('driver', '-')}, CUDA {facts['cuda']}, torch {facts['torch']}, "
         f"ultralytics {facts['ultralytics']}; campaign: {result['campaign']}; "
         f"whole run {result['wall_seconds']} s",
+        "",
+        "## This server's GPUs against the installed torch (`campaign plan`'s check)",
+        "",
+        "```",
+        facts.get("compatibility", "(not read)"),
+        "```",
         "",
         "## Device utilisation while training (NVML on a GPU; CPU load in a CPU rehearsal)",
         "",

@@ -1,4 +1,4 @@
-"""The pinned environment: one lock, installed as pinned, and the conda envs agree with it."""
+"""The pinned environment: two locks that differ only in the torch build, installed as pinned; conda envs agree."""
 
 import re
 from importlib import metadata
@@ -20,6 +20,14 @@ def pins(path: Path) -> dict[str, str]:
 
 
 LOCK = pins(ROOT / "requirements.lock")
+OLDER_LOCK = pins(ROOT / "requirements-cu126.lock")
+# What moves with the torch build: torch itself, its CUDA libraries and its compiler.
+TORCH_BUILD = re.compile(r"^(torch|torchvision|triton|nvidia-(?!ml-py).*|cuda-.*)$")
+
+
+def installed_lock() -> dict[str, str]:
+    """The lock whose torch is installed: the suite runs under either."""
+    return OLDER_LOCK if metadata.version("torch") == OLDER_LOCK["torch"] else LOCK
 
 
 def test_lock_pins_every_direct_requirement_at_the_same_version():
@@ -38,13 +46,22 @@ def test_conda_envs_agree_with_the_lock(env):
         assert LOCK.get(name.lower()) == version, f"envs/{env}: {requirement} but the lock has {LOCK.get(name.lower())}"
 
 
+def test_the_older_lock_differs_from_the_main_one_only_in_the_torch_build():
+    assert {n: v for n, v in LOCK.items() if not TORCH_BUILD.match(n)} == {
+        n: v for n, v in OLDER_LOCK.items() if not TORCH_BUILD.match(n)
+    }
+    assert (OLDER_LOCK["torch"], OLDER_LOCK["torchvision"]) == ("2.7.1", "0.22.1")
+    assert any(n.endswith("-cu12") for n in OLDER_LOCK) and not any(n.endswith("-cu12") for n in LOCK)
+
+
+@pytest.mark.both_locks
 def test_installed_packages_match_the_lock():
     mismatched = {}
-    for name, version in LOCK.items():
+    for name, version in installed_lock().items():
         try:
             installed = metadata.version(name)
         except metadata.PackageNotFoundError:
             installed = None
         if installed != version:
             mismatched[name] = (version, installed)
-    assert not mismatched, f"installed versions differ from requirements.lock (pinned, installed): {mismatched}"
+    assert not mismatched, f"installed versions differ from the lock (pinned, installed): {mismatched}"

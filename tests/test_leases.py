@@ -98,7 +98,21 @@ def test_without_gpu_the_cpu_is_used_unless_a_gpu_is_required(tmp_path):
             pass
 
 
-def test_inside_slurm_the_allocated_devices_are_used(tmp_path, monkeypatch):
+@pytest.fixture
+def torch_with_cuda(monkeypatch):
+    """The installed torch as it answers on a GPU server whose driver and cards fit (see test_compatibility.py)."""
+    import campaign.gpus.leases as leases
+    from campaign.gpus.compatibility import LOCKS, TorchBuild
+
+    build = TorchBuild("2.14.1+cu130", "13.0", LOCKS[0].architectures, cuda_available=True)
+    monkeypatch.setattr(TorchBuild, "installed", classmethod(lambda cls: build))
+    monkeypatch.setattr(leases, "nvml_driver", lambda: None)
+
+
+def test_inside_slurm_the_allocated_devices_are_used(tmp_path, monkeypatch, torch_with_cuda):
+    import campaign.gpus.leases as leases
+
+    monkeypatch.setattr(leases, "nvml_devices", lambda: [])
     monkeypatch.setenv("SLURM_JOB_ID", "42")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
     with lease_devices(2, LeaseOptions(lock_dir=tmp_path / "locks")) as lease:
@@ -112,7 +126,7 @@ def test_a_request_no_device_can_ever_meet_fails_instead_of_waiting(tmp_path):
             pass
 
 
-def test_nvml_leases_number_devices_as_nvml_does(tmp_path, monkeypatch):
+def test_nvml_leases_number_devices_as_nvml_does(tmp_path, monkeypatch, torch_with_cuda):
     """CUDA's default order is fastest first; on a server with mixed cards only PCI order matches NVML's index."""
     import campaign.gpus.leases as leases
 

@@ -54,6 +54,34 @@ def software_versions() -> dict[str, str | None]:
     return versions
 
 
+def torch_architectures() -> list[str]:
+    """The GPU architectures the installed torch carries kernels for ('sm_75', ..., 'compute_90'); [] for a CPU build.
+
+    torch.cuda.get_arch_list() answers [] where no device is usable; the build's own flags do not depend on one.
+    """
+    import torch
+
+    flags = torch._C._cuda_getArchFlags() if torch.version.cuda else None
+    return (flags or "").split()
+
+
+def build_record(device: str) -> dict[str, Any]:
+    """Which torch build ran a job, and the compute capability of each device it used (none on the CPU)."""
+    import torch
+
+    capabilities = []
+    if device != "cpu" and torch.cuda.is_available():
+        for index in range(torch.cuda.device_count()):
+            major, minor = torch.cuda.get_device_capability(index)
+            capabilities.append(f"{major}.{minor}")
+    return {
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "torch_architectures": torch_architectures(),
+        "device_capability": capabilities,
+    }
+
+
 def git_state(directory: Path) -> dict[str, Any]:
     def git(*args: str) -> str:
         return subprocess.run(
@@ -97,6 +125,7 @@ def provenance(
         "git": git_state(workflow_dir),
         "device": device,
         "device_names": devices or [platform.processor() or platform.machine()],
+        "build": build_record(device),
         "host": platform.node(),
         "started": started,
         "finished": now(),

@@ -17,7 +17,7 @@ from pathlib import Path
 from campaign.core.configurations import stable_hash
 from campaign.core.io import atomic_write_bytes, atomic_write_json, job_logger
 from campaign.core.layout import WORKFLOW_DIR
-from campaign.core.provenance import dataset_hash, file_hash, now, provenance
+from campaign.core.provenance import build_record, dataset_hash, file_hash, now, provenance
 from campaign.gpus.jobs import leased_device
 from campaign.gpus.monitor import FIELDS as MONITOR_FIELDS
 
@@ -29,6 +29,8 @@ class ModelJob:
     log: logging.Logger
     device: str
     started: str
+    # Why a job that asked for GPUs runs on the CPU (torch cannot use this server's GPUs); None otherwise.
+    fallback: str | None = None
 
 
 def job_name(snakemake) -> str:
@@ -67,7 +69,7 @@ def model_job(
         cpu_allowed=cpu_allowed,
         need_mb=snakemake.resources.get("gpu_mb") or None,
     ) as lease:
-        yield ModelJob(log, lease.ultralytics_device(), started)
+        yield ModelJob(log, lease.ultralytics_device(), started, lease.fallback)
 
 
 def data_hash(snakemake) -> str:
@@ -91,6 +93,7 @@ def record_provenance(snakemake, job: ModelJob, weights: Path | None = None) -> 
         workflow_dir=WORKFLOW_DIR,
     )
     record["rule"] = snakemake.rule
+    record["device_fallback"] = job.fallback
     # Which copy of the data the job read: the cleaned dataset, or one shrunk to a training size.
     record["data_file"] = snakemake.input.get("dataset")
     atomic_write_json(snakemake.output.provenance, record)
@@ -146,6 +149,7 @@ def run_training(snakemake) -> None:
             tensorboard=True,
         ) as job:
             summary = train_with_attempts(request, job.device, job.started, job.log)
+        summary.update(build_record(job.device), device_fallback=job.fallback)
         output = snakemake.output
         if output.get("monitor"):  # every attempt's samples, now that they are complete
             samples = folder.live_monitor

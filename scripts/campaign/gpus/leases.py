@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from campaign.gpus.compatibility import Driver, ServerCheck, TorchBuild, check_server
+
 
 class NoDeviceError(RuntimeError):
     """A GPU is required by the config but none is available."""
@@ -89,6 +91,7 @@ class Device:
     total_mb: int
     free_mb: int
     utilization: int = 0  # percent, from processes already on the device
+    capability: tuple[int, int] | None = None  # CUDA compute capability (NVML); None where unknown
 
 
 @dataclass
@@ -130,6 +133,8 @@ class Lease:
     devices: list[Device] = field(default_factory=list)
     source: str = "cpu"  # "nvml", "declared", "slurm" or "cpu"
     share_mb: float | None = None  # a shared device: the memory this job was admitted with, its cap
+    # Why a job that asked for GPUs runs on the CPU (torch cannot use the server's GPUs); None otherwise.
+    fallback: str | None = None
 
     def ultralytics_device(self) -> str:
         """Ultralytics' device argument: leased devices are renumbered from 0 inside the job.
@@ -166,11 +171,43 @@ def nvml_devices() -> list[Device]:
                     total_mb=memory.total // 2**20,
                     free_mb=memory.free // 2**20,
                     utilization=pynvml.nvmlDeviceGetUtilizationRates(handle).gpu,
+                    capability=tuple(pynvml.nvmlDeviceGetCudaComputeCapability(handle)),
                 )
             )
         return devices
     finally:
         pynvml.nvmlShutdown()
+
+
+def nvml_driver() -> Driver | None:
+    """The server's NVIDIA driver and the newest CUDA it runs; None without a driver."""
+    try:
+        import pynvml
+    except ImportError:
+        return None
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError:
+        return None
+    try:
+        cuda = pynvml.nvmlSystemGetCudaDriverVersion()  # 12020 for CUDA 12.2
+        return Driver(version=str(pynvml.nvmlSystemGetDriverVersion()), cuda=(cuda // 1000, cuda % 1000 // 10))
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def check_this_server(devices: list[Device] | None = None) -> ServerCheck:
+    """Every GPU NVML sees (or `devices`) against the installed torch build."""
+    return check_server(nvml_devices() if devices is None else devices, nvml_driver(), TorchBuild.installed())
+
+
+def cpu_fallback(check: ServerCheck, require_gpu: bool, log: logging.Logger) -> str:
+    """No GPU the job could have can train: stop under gpu.require, else one warning, and the reason to record."""
+    if require_gpu:
+        raise NoDeviceError(f"gpu.require is set, but torch cannot train on this server's GPUs: {check.problems()}")
+    reason = f"trained on the CPU: torch cannot use this server's GPUs: {check.problems()}"
+    log.warning(reason)
+    return reason
 
 
 def declared_devices(declared: list[dict[str, Any]]) -> list[Device]:
@@ -345,13 +382,26 @@ def lease_devices(
         if not in_slurm and options.require_gpu:
             raise NoDeviceError("gpu.require is set, but this SLURM job was given no GPU (ask for --gres=gpu:N)")
         log.info("inside SLURM job %s: using its devices %s", os.environ["SLURM_JOB_ID"], [d.index for d in in_slurm])
-        yield Lease(devices=in_slurm, source="slurm") if in_slurm else Lease()
+        if not in_slurm:
+            yield Lease()
+            return
+        given = {d.index for d in in_slurm}
+        # SLURM chose the devices: all of them must be usable (NVML's facts where it sees them, else torch's).
+        check = check_this_server([d for d in nvml_devices() if d.index in given] or in_slurm)
+        if check.usable != {gpu.index for gpu in check.gpus}:
+            yield Lease(fallback=cpu_fallback(check, options.require_gpu, log))
+            return
+        yield Lease(devices=in_slurm, source="slurm")
         return
 
-    def candidates() -> list[Device]:
-        return declared_devices(options.declared) if options.declared is not None else nvml_devices()
-
     source = "declared" if options.declared is not None else "nvml"
+    usable: set[int] | None = None  # NVML's devices that the installed torch can train on
+
+    def candidates() -> list[Device]:
+        if options.declared is not None:
+            return declared_devices(options.declared)
+        return [d for d in nvml_devices() if usable is None or d.index in usable]
+
     devices_now = candidates()  # each look asks NVML afresh: once here, then once per try
     if not devices_now:
         if options.require_gpu:
@@ -359,6 +409,15 @@ def lease_devices(
         log.info("no GPU found: running on the CPU")
         yield Lease()
         return
+    if source == "nvml":
+        check = check_this_server(devices_now)
+        usable = check.usable
+        if not usable:
+            yield Lease(fallback=cpu_fallback(check, options.require_gpu, log))
+            return
+        if len(usable) < len(devices_now):
+            log.warning("GPU(s) that torch cannot train on are not leased: %s", check.problems())
+            devices_now = [d for d in devices_now if d.index in usable]
     large_enough = [d for d in devices_now if d.total_mb >= options.min_free_mb or d.total_mb == 0]
     if count > len(large_enough):
         raise NoDeviceError(

@@ -203,6 +203,23 @@ def makespan(durations: list[float], workers: int) -> float:
     return max(loads)
 
 
+def gpu_check_section(gpu: dict) -> str:
+    """This server's GPUs against the installed torch: which can train, and what to do about those that cannot."""
+    from campaign.core.configurations import section_defaults
+    from campaign.gpus.leases import check_this_server
+
+    gpu = {**section_defaults("gpu"), **gpu}
+    if gpu["devices"] not in (None, "auto"):
+        return f"GPUs: {len(gpu['devices'])} declared in gpu.devices (a rehearsal without NVML): no driver to check"
+    check = check_this_server()
+    lines = [check.table()]
+    if gpu["require"] and not check.usable:
+        lines.append("  gpu.require is set: every training will stop at once on this server, as said above")
+    elif check.gpus and not check.usable:
+        lines.append("  gpu.require is not set: the trainings would run on the CPU, each saying so in its log")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     from campaign.core.layout import RESULTS, probes_table
 
@@ -224,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         config, configs = load_campaign(args.configfile)
     except ConfigError as error:
         parser.error(f"invalid configuration: {error}")
+    print(gpu_check_section(config.get("gpu", {})))
+    print()
     if args.servers > 1:
         from campaign.planning.shards import shard_table
 

@@ -95,6 +95,8 @@ def summary_rows(configs: list[dict[str, Any]], splits: list[str], files: RunFil
         gpus = parameters["gpus"] if train["device"] != "cpu" else 0
         row["gpu_hours"] = round(train["train_seconds"] / 3600 * gpus, 4)
         row["train_device"] = train["device"]
+        # A training that asked for GPUs the installed torch could not use ran on the CPU: said, never hidden.
+        row["device_note"] = "trained on the CPU: torch could not use the GPUs" if train.get("device_fallback") else ""
         provenance = _read_json(files.provenance[name])
         row["args_hash"] = provenance["args_hash"]
         row["dataset_hash"] = provenance["dataset_hash"]
