@@ -107,6 +107,31 @@ def test_args_may_not_set_what_the_workflow_sets(key):
     )
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            {"optimizer": "adamw_typo"},
+            "'adamw_typo' is not an optimizer Ultralytics builds (did you mean AdamW? it builds",
+        ),
+        ({"mosaic": 1.5}, "1.5 is out of range; Ultralytics takes mosaic between 0.0 and 1.0"),
+        ({"lr0": -0.01}, "-0.01 is out of range; Ultralytics takes lr0 between 0.0 and 1.0"),
+        ({"close_mosaic": 2.5}, "2.5 is not a whole number; Ultralytics takes one for close_mosaic"),
+        ({"cos_lr": "yes"}, "'yes' is not true or false; Ultralytics takes a boolean for cos_lr"),
+        ({"nbs": 0}, "0 is too small; Ultralytics takes nbs of at least 1"),
+    ],
+)
+def test_args_are_checked_by_ultralytics_own_rules_before_anything_trains(args, said):
+    key = next(iter(args))
+    assert problem(with_campaign("defaults", {"args": args})).startswith(f"campaign.defaults.args.{key}: {said}")
+
+
+def test_args_ultralytics_accepts_pass_as_written():
+    config = with_campaign("defaults", {"args": {"optimizer": "sgd", "mosaic": 0.5, "lr0": 0.001, "cos_lr": True}})
+    check_config(config)
+    assert expand_campaign(config["campaign"])
+
+
 def test_a_number_written_as_text_in_args_is_refused():
     message = problem(with_campaign("defaults", {"args": {"lr0": "1e-3"}}))
     assert message.startswith("campaign.defaults.args.lr0: '1e-3' is not a number, and Ultralytics expects one")

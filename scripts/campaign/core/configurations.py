@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from campaign.core.layout import WORKFLOW_DIR
+from campaign.core.ultralytics_rules import argument_rules
 
 HYPERPARAMETER_FILE = Path(__file__).with_name("hyperparameters.yaml")
 
@@ -202,6 +203,10 @@ def _check_args(run: dict[str, Any], origin: dict[str, str]) -> None:
                 f"{where}: {value!r} is not a number, and Ultralytics expects one (its default is {default!r}); "
                 "write it as a number without quotes, e.g. 0.001"
             )
+        rules = argument_rules()
+        said = rules.problem(key, value) if rules else None
+        if said:
+            raise ConfigError(f"{where}: {said}")
 
 
 def _check_pattern_matched(where: str, pattern: dict[str, Any], hits: int, defaults: dict[str, Any]) -> None:
