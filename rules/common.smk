@@ -24,6 +24,7 @@ from campaign.core.configurations import (
     stable_hash,
 )
 from campaign.core.layout import probes_table
+from campaign.core.records import set_aside_damaged_records
 from campaign.dataset.upload_checks import CleaningError, check_upload
 from campaign.evaluation.timing import timed_by
 from campaign.evaluation.video import detect_source_names
@@ -159,6 +160,9 @@ if workflow.is_main_process:
         )
     except FutureDatedError as error:
         raise WorkflowError(f"Clock: {error}") from None
+    # A damaged record would count as done while every reader of it fails.
+    for _said in set_aside_damaged_records(layout.record_globs()):
+        print(_said, file=sys.stderr, flush=True)
 
 # Packing (gpu.pack): each training's memory need, and Snakemake's `gpu`
 # resource counted in shares of a GPU (campaign/gpus/packing.py).

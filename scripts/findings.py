@@ -1,9 +1,8 @@
 """Rule findings: every pair of configurations that differ in one argument, with the paired interval."""
 
-import json
-
 from campaign.core.io import atomic_write_csv, atomic_write_text, job_logger
 from campaign.core.layout import by_config
+from campaign.core.records import read_json_record
 from campaign.evaluation.comparison import findings, load_groups
 from campaign.reporting.summary import batch_note, html_table
 
@@ -17,7 +16,7 @@ groups = load_groups(list(params.runs), intervals, resampled)
 # A group trained partly at another batch than configured, in any of its seeds.
 notes: dict[str, list[str]] = {}
 for run in params.runs:
-    note = batch_note(run["batch"], json.loads(trained[run["config"]].read_text()))
+    note = batch_note(run["batch"], read_json_record(trained[run["config"]]))
     if note:
         notes.setdefault(run["group"], []).append(note)
 rows = findings(

@@ -8,10 +8,10 @@ same split, on the CPU.
 """
 
 import csv
-import json
 from pathlib import Path
 
 from campaign.core.io import atomic_write_csv
+from campaign.core.records import read_json_record
 from campaign.core.rule_job import model_job, record_provenance
 from campaign.evaluation.timing import SPEED_FIELDS
 from campaign.evaluation.validation import evaluate
@@ -22,7 +22,7 @@ work = Path(snakemake.output.speed).parent / f".ultralytics_{cfg}"
 with open(snakemake.input.latency, newline="") as stream:
     rows = list(csv.DictReader(stream))
 with model_job(snakemake, work) as job:
-    pytorch = json.loads(Path(snakemake.input.metrics).read_text())
+    pytorch = read_json_record(snakemake.input.metrics, required=("mAP50", "mAP50-95"))
     accuracy = {"pytorch": (pytorch["mAP50"], pytorch["mAP50-95"])}
     for exported in map(Path, snakemake.input.exported):
         metrics = evaluate(

@@ -11,6 +11,7 @@ TrainingFolder's.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 RESULTS = Path("results")
@@ -82,6 +83,28 @@ FINDINGS_CSV = "results/summary/findings.csv"
 FINDINGS_HTML = "results/summary/findings.html"
 DEVICE_USAGE = "results/summary/device_usage.csv"
 FIGURE = "results/figures/{figure}.png"
+
+
+# The JSON records jobs write and later jobs (and the commands) read back: one that cannot be read is set
+# aside before Snakemake plans, so that its job runs again instead of counting as done (core/records.py).
+JSON_RECORDS = (
+    PRETRAIN_SUMMARY,
+    PRETRAIN_PROVENANCE,
+    TRAINING_SUMMARY,
+    TRAINING_PROVENANCE,
+    EVAL_METRICS,
+    EVAL_INTERVALS,
+    EVAL_PROVENANCE,
+    EXPORT_PROVENANCE,
+    LATENCY_PROVENANCE,
+    SPEED_PROVENANCE,
+    STUDY_PROVENANCE,
+)
+
+
+def record_globs() -> list[str]:
+    """JSON_RECORDS as glob patterns, every wildcard any name."""
+    return [re.sub(r"\{[^}]+\}", "*", pattern) for pattern in JSON_RECORDS]
 
 
 def figure(name: str) -> str:

@@ -106,7 +106,7 @@ def monitor_header() -> bytes:
 
 def run_training(snakemake) -> None:
     """Rules train and pretrain: train (resuming what an interrupted attempt left), then write the outputs."""
-    from campaign.training.attempts import earlier_attempts
+    from campaign.training.attempts import earlier_attempts, set_aside_damaged_history
     from campaign.training.disk_space import stop_if_still_no_space
     from campaign.training.run_folder import TrainingFolder
     from campaign.training.trainer import TrainingRequest, export_outputs, train_with_attempts
@@ -138,6 +138,7 @@ def run_training(snakemake) -> None:
     # One trainer per run: the lock is held before anything in the folder is
     # read or written, through the export of the outputs (training_lock.py).
     with one_trainer(folder, job_name(snakemake), job_logger(snakemake.log[0])):
+        set_aside_damaged_history(folder, job_logger(snakemake.log[0]))
         # Before anything is written: a disk still too full for the last attempt is said at once.
         stop_if_still_no_space(earlier_attempts(folder, request.attempt_key), folder.run)
         # The monitor writes beside the run, not in it: a fresh attempt replaces the run folder.

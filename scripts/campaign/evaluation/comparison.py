@@ -23,7 +23,6 @@ own randomness (a second seed can differ by more): the report says so.
 
 from __future__ import annotations
 
-import json
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from campaign.core.records import read_json_record
 from campaign.evaluation.bootstrap import METRICS, load_bootstrap, percentile_interval
 
 
@@ -98,7 +98,7 @@ def load_groups(runs: list[dict[str, Any]], intervals: dict[str, Path], resample
 
 
 def _point(intervals_json: Path) -> np.ndarray:
-    summary = json.loads(intervals_json.read_text())
+    summary = read_json_record(intervals_json)
     return np.array([summary[metric]["value"] for metric in METRICS])
 
 

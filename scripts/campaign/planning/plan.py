@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import heapq
-import json
 import os
 import re
 import statistics
@@ -33,6 +32,7 @@ from collections import Counter
 from pathlib import Path
 
 from campaign.core.layout import WORKFLOW_DIR
+from campaign.core.records import DamagedRecord, read_json_record
 
 
 def dry_run_jobs(snakemake_args: list[str]) -> list[dict[str, str]]:
@@ -59,15 +59,25 @@ def dry_run_jobs(snakemake_args: list[str]) -> list[dict[str, str]]:
     return jobs
 
 
+def finished_seconds(summary: Path) -> float | None:
+    """A finished training's measured seconds; None where it has no readable record (it trains again)."""
+    if not summary.is_file():
+        return None
+    try:
+        return float(read_json_record(summary, required=("train_seconds",))["train_seconds"])
+    except DamagedRecord:
+        return None
+
+
 def seconds_per_cost(configs: dict, results: Path) -> float | None:
     """Median measured training seconds per unit of expected cost, over finished trainings."""
     from campaign.training.run_folder import TrainingFolder
 
     ratios = []
     for name, run in configs.items():
-        summary = TrainingFolder.of(name, results).summary
-        if summary.is_file():
-            ratios.append(json.loads(summary.read_text())["train_seconds"] / run.expected_cost())
+        seconds = finished_seconds(TrainingFolder.of(name, results).summary)
+        if seconds is not None:
+            ratios.append(seconds / run.expected_cost())
     return statistics.median(ratios) if ratios else None
 
 
@@ -77,9 +87,9 @@ def finished_hours(configs: dict, results: Path) -> dict[str, float]:
 
     hours = {}
     for name in configs:
-        summary = TrainingFolder.of(name, results).summary
-        if summary.is_file():
-            hours[name] = json.loads(summary.read_text())["train_seconds"] / 3600
+        seconds = finished_seconds(TrainingFolder.of(name, results).summary)
+        if seconds is not None:
+            hours[name] = seconds / 3600
     return hours
 
 

@@ -17,13 +17,14 @@ Run it as `campaign status` from the workflow folder.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from campaign.core.records import DamagedRecord, read_json_lines, read_json_record
 
 if TYPE_CHECKING:  # imported where used: this file also runs as a command
     from campaign.training.run_folder import TrainingFolder
@@ -75,7 +76,7 @@ def _attempted_batches(folder: TrainingFolder) -> list[int]:
     history = folder.attempts
     if not history.is_file():
         return []
-    return [json.loads(line)["batch"] for line in history.read_text().splitlines() if line.strip()]
+    return [attempt["batch"] for attempt in read_json_lines(history, required=("batch",))]
 
 
 def config_status(
@@ -92,21 +93,36 @@ def config_status(
     from campaign.training.run_folder import TrainingFolder
 
     folder = TrainingFolder.of(name, root)
+    damages = []  # each damaged file says so on this configuration's line; the others are shown as ever
     try:
-        times, damage = epoch_times(folder.epochs), ""
-    except DamagedEpochTable as error:  # this configuration says so; the others are shown as ever
-        times, damage = [], str(error)
+        times = epoch_times(folder.epochs)
+    except DamagedEpochTable as error:
+        times = []
+        damages.append(str(error))
     if folder.summary.is_file():
-        summary = json.loads(folder.summary.read_text())
-        note = "; ".join(filter(None, [batch_note(batch, summary) if batch else "", damage]))
-        return ConfigStatus(name, "done", summary["epochs_run"], epochs, device=summary.get("device", ""), note=note)
-    smaller = [b for b in _attempted_batches(folder) if batch and b < batch]
+        try:
+            summary = read_json_record(folder.summary, required=("epochs_run",))
+            note = "; ".join(filter(None, [batch_note(batch, summary) if batch else "", *damages]))
+            device = summary.get("device", "")
+            return ConfigStatus(name, "done", summary["epochs_run"], epochs, device=device, note=note)
+        except DamagedRecord as error:  # the next run sets it aside and collects the training again
+            damages.append(f"{error.problem}: the next run makes it again")
+    try:
+        attempted = _attempted_batches(folder)
+    except DamagedRecord as error:
+        attempted = []
+        damages.append(error.problem)
+    damage = "; ".join(damages)
+    smaller = [b for b in attempted if batch and b < batch]
     note = f"batch reduced from {batch} to {min(smaller)} after running out of memory" if smaller else ""
     note = "; ".join(filter(None, [note, damage]))
     job_file = folder.job_record
     if not job_file.is_file():
         return ConfigStatus(name, "to do", len(times), epochs, note=note)
-    record = json.loads(job_file.read_text())
+    try:
+        record = read_json_record(job_file)
+    except DamagedRecord as error:
+        return ConfigStatus(name, "to do", len(times), epochs, note="; ".join(filter(None, [note, error.problem])))
     device = record.get("device", "")
     if record.get("host") != socket.gethostname():
         # Another server's job: its process cannot be asked, its files can.

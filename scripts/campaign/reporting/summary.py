@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import csv
 import html
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from campaign.core.records import read_json_record
 from campaign.evaluation.bootstrap import METRICS
 
 
 def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text())
+    return read_json_record(path)
 
 
 def _speed_at_batch_one(path: Path) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from campaign.core.io import atomic_write_json
+from campaign.core.records import DamagedRecord, damage_of, read_json_lines, read_json_record, set_aside
 from campaign.training.memory_evidence import mentions_out_of_memory, oom_kill_counts, oom_kills_since, out_of_memory_in
 from campaign.training.run_folder import TrainingFolder, checkpoint_progress
 
@@ -99,8 +100,23 @@ def earlier_attempts(folder: TrainingFolder, args_hash: str) -> list[dict[str, A
     history = folder.attempts
     if not history.is_file():
         return []
-    attempts = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
+    attempts = read_json_lines(history, required=("args_hash",))
     return [a for a in attempts if a["args_hash"] == args_hash]
+
+
+def set_aside_damaged_history(folder: TrainingFolder, log: logging.Logger) -> None:
+    """A damaged attempt history or under-way note (a copy cut short) is set aside and said; training goes on.
+
+    Without it a memory failure before may be met again at the configured batch, and is then recorded anew.
+    """
+    try:
+        if folder.attempts.is_file():
+            read_json_lines(folder.attempts, required=("args_hash",))
+    except DamagedRecord as damage:
+        log.warning("%s; the training goes on without its earlier attempts", set_aside(folder.attempts, damage.problem))
+    problem = damage_of(folder.attempt_under_way) if folder.attempt_under_way.is_file() else None
+    if problem:
+        log.warning("%s; the attempt it noted is not recorded", set_aside(folder.attempt_under_way, problem))
 
 
 def record_silent_end(folder: TrainingFolder) -> dict[str, Any] | None:
@@ -114,7 +130,7 @@ def record_silent_end(folder: TrainingFolder) -> dict[str, Any] | None:
     under_way = folder.attempt_under_way
     if not under_way.is_file():
         return None
-    attempt = json.loads(under_way.read_text())
+    attempt = read_json_record(under_way)
     kills = oom_kills_since(attempt.get("oom_kills") or [])
     said = out_of_memory_in(folder.stderr_copy, attempt.get("stderr_offset", 0))
     if kills > 0:

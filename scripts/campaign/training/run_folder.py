@@ -12,7 +12,6 @@ is set aside for a person to look at.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from typing import Any
 from campaign.core.epoch_table import read_epoch_table
 from campaign.core.io import atomic_write_bytes
 from campaign.core.layout import RESULTS, TRAINING_MONITOR, TRAINING_RUN, TRAINING_SUMMARY, result_path
+from campaign.core.records import damage_of, read_json_record
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ def run_state(folder: TrainingFolder, args_hash: str) -> tuple[str, int]:
     """
     if not folder.last_checkpoint.is_file() or not folder.args_file.is_file():
         return "fresh", 0
-    if json.loads(folder.args_file.read_text()).get("args_hash") != args_hash:
+    if damage_of(folder.args_file) or read_json_record(folder.args_file).get("args_hash") != args_hash:
         return "stale", 0
     checkpoint = read_checkpoint(folder.last_checkpoint)
     if checkpoint is None:
