@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from campaign.core.io import job_logger
+from campaign.core.io import job_logger, say_on_terminal
 from campaign.dataset.cleaning import clean_upload, write_outputs
 from campaign.dataset.upload_checks import CleaningError
 
@@ -23,6 +23,7 @@ try:
     )
 except CleaningError as error:
     log.error("%s", error)
+    say_on_terminal(f"clean_dataset stopped: {error}")
     raise SystemExit(1) from None
 summary = write_outputs(
     result,
@@ -32,6 +33,7 @@ summary = write_outputs(
     Path(snakemake.output.details),
 )
 log.info("\n%s", summary)
-# Last in the log, so that nobody misses boxes and images that will not be trained on.
+# Last in the log, so that nobody misses boxes and images that will not be trained on; and on the terminal.
 for line in result.warnings():
     log.warning("%s (see cleaning_report.csv)", line)
+say_on_terminal(result.screen_summary(Path(snakemake.output.report)))

@@ -282,3 +282,80 @@ def test_the_same_image_with_other_labels_in_two_groups_is_a_conflict_that_the_c
     assert report[("alpha/shared.jpg", "image")]["action"] == "rejected"
     assert "dataset.prefer_groups ranks its group higher" in report[("alpha/shared.jpg", "image")]["detail"]
     assert sorted(p.name for p in (tmp_path / "out2" / "images").iterdir()) == ["bravo__shared.jpg"]
+
+
+def test_a_group_with_no_usable_image_stops_the_cleaning_naming_it_and_why(tmp_path):
+    raw = tmp_path / "raw"
+    write(raw / "good" / "classes.txt", "ring\n")
+    photo(raw / "good" / "a.jpg")
+    write(raw / "good" / "a.txt", "0 0.5 0.5 0.2 0.2\n")
+    write(raw / "lost" / "classes.txt", "ring\n")
+    for index in range(3):
+        write(raw / "lost" / f"p{index}.jpg", "not a picture")
+        write(raw / "lost" / f"p{index}.txt", "0 0.5 0.5 0.2 0.2\n")
+    with pytest.raises(CleaningError) as caught:
+        clean_upload(raw, tmp_path / "out", CLASSES, {}, min_box_px=1)
+    assert str(caught.value) == (
+        "Group 'lost': none of its 3 images can be used: 3 unreadable image (e.g. lost/p0.jpg, lost/p1.jpg). "
+        "Fix or replace those files in lost/ (the raw upload is never changed), or remove the group's folder; "
+        "cleaning_report.csv of an earlier run lists every file."
+    )
+
+
+def test_a_group_whose_images_are_all_kept_under_another_is_not_lost(tmp_path):
+    raw = tmp_path / "raw"
+    for group in ("first", "second"):
+        write(raw / group / "classes.txt", "ring\n")
+        photo(raw / group / "a.jpg")
+        write(raw / group / "a.txt", "0 0.5 0.5 0.2 0.2\n")
+    result, report, _ = cleaned(raw, tmp_path / "out")
+    assert report[("second/a.jpg", "image")]["detail"].startswith("duplicate of first/a.jpg")
+    assert result.screen_summary(tmp_path / "out" / "report.csv").splitlines()[:2] == [
+        "Cleaned dataset: 1 images from 1 groups (0 fixed on the way), 1 boxes",
+        "  1 images left out: 1 duplicate",
+    ]
+
+
+def test_an_unreadable_image_is_said_without_python_object_names(tmp_path):
+    from campaign.dataset.images import without_object_names
+
+    raw = tmp_path / "raw"
+    write(raw / "g" / "classes.txt", "ring\n")
+    photo(raw / "g" / "a.jpg")
+    write(raw / "g" / "a.txt", "0 0.5 0.5 0.2 0.2\n")
+    write(raw / "g" / "b.jpg", "\x00\x01 no picture")
+    _, report, _ = cleaned(raw, tmp_path / "out")
+    detail = report[("g/b.jpg", "image")]["detail"]
+    assert detail == "unreadable image: not a picture Pillow can decode (damaged, empty, or another kind of file)"
+    said = without_object_names("cannot identify image file <_io.BytesIO object at 0x7fc28e42fa10>")
+    assert said == "cannot identify image file the file"
+
+
+@pytest.mark.slow
+def test_the_terminal_shows_what_cleaning_kept_and_left_out_and_a_lost_group_stops_the_run(tmp_path):
+    import copy
+    import shutil
+
+    from tiny_campaign import TINY, snakemake
+
+    target = "results/dataset/manifest.csv"
+    for folder in ("demo", "lost"):
+        (tmp_path / folder).mkdir()
+    shown = snakemake(tmp_path / "demo", "--cores", "2", target, config=TINY, check=False)
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    assert "Cleaned dataset: 340 images from 4 groups (80 fixed on the way), 730 boxes" in shown.stderr
+    assert "  2 images left out: 1 duplicate, 1 unreadable image" in shown.stderr
+    assert "  every file, kept or not, and why: results/dataset/cleaning_report.csv" in shown.stderr
+
+    config = copy.deepcopy(TINY)
+    raw = tmp_path / "raw"
+    shutil.copytree(config["dataset"]["raw"], raw)
+    write(raw / "echo" / "classes.txt", "ring\n")
+    for index in range(4):
+        write(raw / "echo" / f"IMG_{index}.jpg", "a download page saved as .jpg")
+        write(raw / "echo" / f"IMG_{index}.txt", "0 0.5 0.5 0.2 0.2\n")
+    config["dataset"]["raw"] = str(raw)
+    stopped = snakemake(tmp_path / "lost", "--cores", "2", target, config=config, check=False)
+    assert stopped.returncode != 0
+    assert "clean_dataset stopped: Group 'echo': none of its 4 images can be used: 4 unreadable image" in stopped.stderr
+    assert not (tmp_path / "lost" / target).exists()

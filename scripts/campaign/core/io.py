@@ -51,6 +51,15 @@ def atomic_write_csv(path: str | Path, rows: Iterable[dict[str, Any]], fields: l
     atomic_write_text(path, csv_text(rows, fields))
 
 
+# The job's standard error before job_logger sent it to the log: Snakemake's terminal, for say_on_terminal.
+_terminal: int | None = None
+
+
+def say_on_terminal(text: str) -> None:
+    """Write `text` (and a newline) where Snakemake's own messages go, besides the log: what nobody may miss."""
+    os.write(_terminal if _terminal is not None else 2, (text.rstrip("\n") + "\n").encode())
+
+
 def job_logger(log_path: str | Path | None, name: str = "campaign") -> logging.Logger:
     """A logger for one job; everything the job prints goes to its log file.
 
@@ -59,10 +68,13 @@ def job_logger(log_path: str | Path | None, name: str = "campaign") -> logging.L
     lands in the job's Snakemake log as well, instead of interleaving with
     other jobs on the terminal.
     """
+    global _terminal
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         sys.stdout.flush()
         sys.stderr.flush()
+        if _terminal is None:
+            _terminal = os.dup(2)
         with open(log_path, "a") as stream:
             os.dup2(stream.fileno(), 1)
             os.dup2(stream.fileno(), 2)

@@ -19,7 +19,7 @@ from pathlib import Path
 from campaign.core.io import atomic_write_csv, atomic_write_text
 from campaign.dataset.images import ImageJob, InspectedImage, clean_image, output_suffix
 from campaign.dataset.labels import decode_text
-from campaign.dataset.upload_checks import check_upload, class_mapping
+from campaign.dataset.upload_checks import CleaningError, check_upload, class_mapping
 from campaign.dataset.uploads import UploadedImage, safe_stem
 
 REPORT_FIELDS = ["source", "group", "kind", "action", "output", "detail"]
@@ -93,6 +93,28 @@ class CleaningResult:
             )
         lines += self.conflicts
         return lines
+
+    def screen_summary(self, report_csv: Path) -> str:
+        """The short block the terminal shows after cleaning: what is kept, fixed and left out, and why."""
+        images = [r for r in self.report if r["kind"] == "image"]
+        kept = len(self.manifest)
+        fixed = sum(1 for r in images if r["action"] == "fixed")
+        boxes = sum(int(row["boxes"]) for row in self.manifest)
+        groups = len({row["group"] for row in self.manifest})
+        lines = [f"Cleaned dataset: {kept} images from {groups} groups ({fixed} fixed on the way), {boxes} boxes"]
+        rejected: dict[str, int] = {}
+        for row in images:
+            if row["action"] == "rejected":
+                reason = "duplicate" if row["detail"].startswith("duplicate of") else row["detail"].split(":")[0]
+                rejected[reason or "rejected"] = rejected.get(reason or "rejected", 0) + 1
+        if rejected:
+            by_count = sorted(rejected.items(), key=lambda item: (-item[1], item[0]))
+            lines.append(f"  {sum(rejected.values())} images left out: " + ", ".join(f"{n} {r}" for r, n in by_count))
+        lines += [
+            f"  {line}" for line in self.warnings() if not line.endswith("(rather than trained on as background)")
+        ]
+        lines.append(f"  every file, kept or not, and why: {report_csv}")
+        return "\n".join(lines)
 
     def counts(self) -> dict[str, int]:
         summary: dict[str, int] = {}
@@ -176,7 +198,39 @@ def clean_upload(
                 log.info("inspected and wrote %d/%d images", index, len(image_jobs))
     result.manifest.sort(key=lambda row: row["image"])
     result.report.sort(key=lambda row: (row["source"], row["kind"]))
+    lost = lost_groups([group.name for group in groups if group.images], result)
+    if lost:
+        raise CleaningError(" ".join(lost))
     return result
+
+
+def lost_groups(names: list[str], result: CleaningResult) -> list[str]:
+    """A sentence for each group with images of which none could be kept: by reason, with examples.
+
+    Like an empty group, it stops the run before anything trains: its photos
+    would otherwise vanish from the dataset, noticed only in the log. Images
+    kept under another group (identical photos) do not count as lost.
+    """
+    kept = {row["group"] for row in result.manifest}
+    said = []
+    for name in names:
+        rows = [r for r in result.report if r["group"] == name and r["kind"] == "image"]
+        copies = ("duplicate of", "conflict: the same image as")  # the picture itself is in the dataset
+        if name in kept or not rows or all(r["detail"].startswith(copies) for r in rows):
+            continue
+        reasons: dict[str, list[str]] = {}
+        for row in rows:
+            reasons.setdefault(row["detail"].split(":")[0] or "rejected", []).append(row["source"])
+        parts = [
+            f"{len(sources)} {reason} (e.g. {', '.join(sources[:2])})"
+            for reason, sources in sorted(reasons.items(), key=lambda item: -len(item[1]))
+        ]
+        said.append(
+            f"Group {name!r}: none of its {len(rows)} images can be used: {'; '.join(parts)}. Fix or replace "
+            f"those files in {name}/ (the raw upload is never changed), or remove the group's folder; "
+            "cleaning_report.csv of an earlier run lists every file."
+        )
+    return said
 
 
 class _OutputPlan:

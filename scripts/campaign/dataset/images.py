@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pillow_heif
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from campaign.dataset.labels import Box, parse_labels
 from campaign.dataset.uploads import UploadedImage
@@ -169,8 +170,11 @@ def inspect_image(
     except Image.DecompressionBombError:
         result.error = f"above dataset.max_pixels ({max_pixels / 1e6:g} megapixels): shrink the photo"
         return result
+    except UnidentifiedImageError:
+        result.error = "unreadable image: not a picture Pillow can decode (damaged, empty, or another kind of file)"
+        return result
     except Exception as error:  # PIL raises many types for broken files
-        result.error = f"unreadable image: {error}"
+        result.error = f"unreadable image: {without_object_names(str(error))}"
         return result
     if upload.label_problem:
         result.excluded = f"not trained on: {upload.label_problem}"
@@ -248,3 +252,8 @@ def _upright(data: bytes) -> bytes:
         buffer = io.BytesIO()
         upright.save(buffer, format=image.format, quality=95)
     return buffer.getvalue()
+
+
+def without_object_names(message: str) -> str:
+    """A library's message with Python object names ('<_io.BytesIO object at 0x7f...>') said as 'the file'."""
+    return re.sub(r"<[\w.]+ object at 0x[0-9a-fA-F]+>", "the file", message)
