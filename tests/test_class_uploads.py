@@ -359,3 +359,30 @@ def test_the_terminal_shows_what_cleaning_kept_and_left_out_and_a_lost_group_sto
     assert stopped.returncode != 0
     assert "clean_dataset stopped: Group 'echo': none of its 4 images can be used: 4 unreadable image" in stopped.stderr
     assert not (tmp_path / "lost" / target).exists()
+
+
+def test_one_label_for_two_different_pictures_stops_the_plan_naming_them(tmp_path):
+    raw = tmp_path / "raw"
+    write(raw / "g" / "classes.txt", "ring\n")
+    photo(raw / "g" / "IMG_0003.jpg", shade=1)
+    photo(raw / "g" / "IMG_0003.png", shade=2)
+    write(raw / "g" / "IMG_0003.txt", "0 0.5 0.5 0.2 0.2\n")
+    with pytest.raises(CleaningError) as caught:
+        check_upload(raw, CLASSES, {}, [])
+    assert (
+        "group g: IMG_0003.jpg and IMG_0003.png are different pictures sharing one label, IMG_0003.txt: its boxes "
+        "fit one of them at most. Give each picture a name of its own with its own label file, or remove the "
+        "picture that does not belong"
+    ) in str(caught.value)
+
+
+def test_one_label_for_two_copies_of_one_picture_keeps_one_with_its_row(tmp_path):
+    raw = tmp_path / "raw"
+    write(raw / "g" / "classes.txt", "ring\n")
+    photo(raw / "g" / "IMG_0003.jpg")
+    (raw / "g" / "IMG_0003.jpeg").write_bytes((raw / "g" / "IMG_0003.jpg").read_bytes())
+    write(raw / "g" / "IMG_0003.txt", "0 0.5 0.5 0.2 0.2\n")
+    result, report, labels = cleaned(raw, tmp_path / "out")
+    (kept,) = labels  # one of the two, with the label's box
+    other = ({"g/IMG_0003.jpg", "g/IMG_0003.jpeg"} - {kept}).pop()
+    assert report[(other, "image")]["detail"].startswith(f"duplicate of {kept}, with the same labels")

@@ -8,6 +8,7 @@ each group's own class ids onto the campaign's classes, which cleaning uses.
 from __future__ import annotations
 
 import difflib
+import hashlib
 from collections import Counter
 from pathlib import Path
 
@@ -74,6 +75,30 @@ def unmapped_classes_error(unmapped: dict[str, list[str]], classes: list[str]) -
     return CleaningError("\n".join(lines))
 
 
+def shared_label_problems(group: GroupUpload) -> list[str]:
+    """A label that several different pictures would take (`IMG_3.jpg`, `IMG_3.png`, one `IMG_3.txt`).
+
+    Its boxes can be right for one of them at most, and nothing says which:
+    the plan stops naming them. Identical files are no problem: cleaning
+    keeps one and reports the other as its duplicate.
+    """
+    by_label: dict[Path, list[Path]] = {}
+    for image in group.images:
+        if image.label is not None:
+            by_label.setdefault(image.label, []).append(image.path)
+    problems = []
+    for label, images in sorted(by_label.items()):
+        if len(images) < 2 or len({hashlib.sha256(path.read_bytes()).digest() for path in images}) == 1:
+            continue
+        names = " and ".join(path.relative_to(group.root).as_posix() for path in sorted(images))
+        problems.append(
+            f"group {group.name}: {names} are different pictures sharing one label, "
+            f"{label.relative_to(group.root).as_posix()}: its boxes fit one of them at most. Give each picture "
+            "a name of its own with its own label file, or remove the picture that does not belong"
+        )
+    return problems
+
+
 def upload_errors(
     groups: list[GroupUpload],
     classes: list[str],
@@ -107,6 +132,7 @@ def upload_errors(
             )
             continue
         labelled = [image for image in group.images if image.label is not None]
+        problems += shared_label_problems(group)
         if group.images and not labelled and group.name not in background_groups:
             problems.append(
                 f"group {group.name}: {len(group.images)} images and not one label file "
