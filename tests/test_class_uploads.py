@@ -71,16 +71,44 @@ def test_each_export_reads_its_labels_with_its_own_class_list(tmp_path):
     )
 
 
-def test_two_class_lists_that_could_apply_to_the_same_labels_stop_the_plan_naming_both(tmp_path):
+def test_the_nearest_class_list_applies_and_each_label_row_names_it(tmp_path):
     raw = tmp_path / "raw"
+    # The group's top list, and two extra exports each with their own (the upload).
+    write(raw / "g" / "data.yaml", "names: [glasses, lentils, ring]\n")
+    photo(raw / "g" / "images" / "top.jpg", shade=1)
+    write(raw / "g" / "labels" / "top.txt", "2 0.5 0.5 0.2 0.2\n")
+    for export, names, shade in (("extra1", ["ring", "glasses"], 2), ("extra2", ["lentils", "ring"], 3)):
+        write(raw / "g" / export / "data.yaml", f"names: {names}\n")
+        photo(raw / "g" / export / "train" / "images" / "p.jpg", shade=shade)
+        write(raw / "g" / export / "train" / "labels" / "p.txt", "0 0.5 0.5 0.2 0.2\n")
+    _, report, labels = cleaned(raw, tmp_path / "out")
+    assert classes_of(labels["g/images/top.jpg"]) == ["ring"]
+    assert classes_of(labels["g/extra1/train/images/p.jpg"]) == ["ring"]
+    assert classes_of(labels["g/extra2/train/images/p.jpg"]) == ["lentils"]
+    assert report[("g/labels/top.txt", "label")]["class_list"] == "data.yaml"
+    assert report[("g/extra1/train/labels/p.txt", "label")]["class_list"] == "extra1/data.yaml"
+
+    # A list in labels/ is nearer than the group's data.yaml: it applies.
+    raw = tmp_path / "raw2"
     write(raw / "g" / "data.yaml", "names: [ring, glasses]\n")
     write(raw / "g" / "labels" / "classes.txt", "glasses\nring\n")
     photo(raw / "g" / "images" / "a.jpg")
     write(raw / "g" / "labels" / "a.txt", "0 0.5 0.5 0.2 0.2\n")
+    _, report, labels = cleaned(raw, tmp_path / "out2")
+    assert classes_of(labels["g/images/a.jpg"]) == ["glasses"]
+    assert report[("g/labels/a.txt", "label")]["class_list"] == "labels/classes.txt"
+
+
+def test_two_class_lists_side_by_side_that_disagree_stop_the_plan_naming_both(tmp_path):
+    raw = tmp_path / "raw"
+    write(raw / "g" / "data.yaml", "names: [ring, glasses]\n")
+    write(raw / "g" / "classes.txt", "glasses\nring\n")
+    photo(raw / "g" / "a.jpg")
+    write(raw / "g" / "a.txt", "0 0.5 0.5 0.2 0.2\n")
     with pytest.raises(CleaningError) as error:
         check_upload(raw, CLASSES, {}, [])
     assert (
-        "group g: class lists labels/classes.txt and data.yaml both apply to the labels in images/ and disagree"
+        "group g: class lists data.yaml and classes.txt, side by side, both apply to the labels in ./ and disagree"
         in str(error.value)
     )
 

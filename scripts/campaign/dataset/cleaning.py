@@ -22,7 +22,8 @@ from campaign.dataset.labels import decode_text
 from campaign.dataset.upload_checks import CleaningError, check_upload, class_mapping
 from campaign.dataset.uploads import UploadedImage, safe_stem
 
-REPORT_FIELDS = ["source", "group", "kind", "action", "output", "detail"]
+# class_list: on a label's row, the class list its ids were read with (a path in its group, or the config's class_map).
+REPORT_FIELDS = ["source", "group", "kind", "action", "output", "detail", "class_list"]
 MANIFEST_FIELDS = [
     "image",
     "label",
@@ -184,7 +185,7 @@ def clean_upload(
             jobs.append((image, group.name, mapping, names, background_ok))
 
     stems = _output_names([(image, group) for image, group, _, _, _ in jobs])
-    plan = _OutputPlan(raw, out, result, prefer_groups)
+    plan = _OutputPlan(raw, out, result, prefer_groups, mapped_groups={g for g, m in class_maps.items() if m})
     image_jobs = [
         ImageJob(image, group, mapping, names, min_box_px, out, stem, background_ok, max_pixels)
         for (image, group, mapping, names, background_ok), stem in zip(jobs, stems)
@@ -241,7 +242,15 @@ class _OutputPlan:
     dataset.prefer_groups ranks a later one's group higher.
     """
 
-    def __init__(self, raw: Path, out: Path, result: CleaningResult, prefer_groups: list[str] = ()):
+    def __init__(
+        self,
+        raw: Path,
+        out: Path,
+        result: CleaningResult,
+        prefer_groups: list[str] = (),
+        mapped_groups: set[str] = frozenset(),
+    ):
+        self.mapped_groups = mapped_groups  # groups whose class ids the config maps (dataset.class_map)
         self.raw, self.result = raw, result
         self.rank = {group: index for index, group in enumerate(prefer_groups)}
         self.images_dir, self.labels_dir = out / "images", out / "labels"
@@ -344,6 +353,8 @@ class _OutputPlan:
                 self.result.count_dropped(reason, count)
             action = "fixed" if problems else "kept"
             rows.append(self.row(record, record.upload.label, "label", action, label_name, "; ".join(problems)))
+            configured = record.group in self.mapped_groups
+            rows[-1]["class_list"] = f"dataset.class_map.{record.group}" if configured else record.upload.class_source
         manifest_row = {
             "image": f"images/{image_name}",
             "label": f"labels/{label_name}",
@@ -384,6 +395,7 @@ def _row(raw: Path, path: Path, group: str, kind: str, action: str, output: str,
         "action": action,
         "output": output,
         "detail": detail,
+        "class_list": "",
     }
 
 

@@ -248,9 +248,10 @@ def _class_lists(group: GroupUpload, files: list[Path]) -> dict[Path, list[Path]
 def _class_source(group: GroupUpload, folders: dict[Path, list[Path]], places: list[Path]) -> str | None:
     """The class list that applies to a label found at `places` (its folder and its image's): the nearest above.
 
-    Where lists that differ could apply (two at the same depth, or one
-    nested in another), the group's problems say so, naming both files: a
-    label must never be read with another export's class order.
+    A list nested deeper (an export's own data.yaml) wins over one further up
+    (the group's); where two lists that differ sit at that same depth, the
+    group's problems say so, naming both files: a label must never be read
+    with another export's class order.
     """
     above = {folder for place in places for folder in (place, *place.parents) if folder.is_relative_to(group.root)}
     applicable = [path for folder in above for path in folders.get(folder, [])]
@@ -266,16 +267,21 @@ def _class_source(group: GroupUpload, folders: dict[Path, list[Path]], places: l
                 f"lists differ ({listed}): move each list into the folder of the export it belongs to"
             )
         return None
-    # Nearest first; at one depth, the order of CLASS_FILES (data.yaml before classes.txt).
-    applicable.sort(key=lambda path: (-len(path.parts), CLASS_FILES.index(path.name), str(path)))
-    nearest = applicable[0].relative_to(group.root).as_posix()
-    for other in applicable[1:]:
+    # The nearest applies: a list in an export's own folder wins over one further up (the group's top folder).
+    # Lists at that same depth that disagree stop the plan: nothing says which the labels were made with.
+    depth = max(len(path.parts) for path in applicable)
+    nearest_lists = sorted(
+        (path for path in applicable if len(path.parts) == depth),
+        key=lambda path: (CLASS_FILES.index(path.name), str(path)),
+    )
+    nearest = nearest_lists[0].relative_to(group.root).as_posix()
+    for other in nearest_lists[1:]:
         other_name = other.relative_to(group.root).as_posix()
         if group.class_lists[other_name] != group.class_lists[nearest]:
             problem = (
-                f"group {group.name}: class lists {nearest} and {other_name} both apply to the labels in "
-                f"{places[0].relative_to(group.root).as_posix() or '.'}/ and disagree: keep the one the labels "
-                "were made with, or put each export in its own folder with its own list"
+                f"group {group.name}: class lists {nearest} and {other_name}, side by side, both apply to the "
+                f"labels in {places[0].relative_to(group.root).as_posix() or '.'}/ and disagree: keep the one "
+                "the labels were made with"
             )
             if problem not in group.problems:
                 group.problems.append(problem)
