@@ -20,6 +20,7 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from campaign.dataset.annotation_formats import local_ids
 from campaign.dataset.labels import Box, parse_labels
 from campaign.dataset.uploads import UploadedImage
 
@@ -170,7 +171,9 @@ def inspect_image(
     except Image.DecompressionBombError:
         result.error = f"above dataset.max_pixels ({max_pixels / 1e6:g} megapixels): shrink the photo"
         return result
-    except UnidentifiedImageError:
+    # Once Ultralytics is imported in the process, its patched Image.open answers a file Pillow cannot identify
+    # by importing pi_heif, which is not installed: that ImportError means the same.
+    except (UnidentifiedImageError, ImportError):
         result.error = "unreadable image: not a picture Pillow can decode (damaged, empty, or another kind of file)"
         return result
     except Exception as error:  # PIL raises many types for broken files
@@ -179,11 +182,18 @@ def inspect_image(
     if upload.label_problem:
         result.excluded = f"not trained on: {upload.label_problem}"
     elif upload.label is not None:
-        parsed = parse_labels(
-            upload.label.read_bytes(), mapping, local_names, (result.width, result.height), min_box_px
-        )
+        converted = upload.converted
+        if converted is not None:  # another tool's boxes, written as YOLO lines and checked like them
+            label_bytes = converted.yolo_text(local_ids(local_names), (result.width, result.height))
+        else:
+            label_bytes = upload.label.read_bytes()
+        parsed = parse_labels(label_bytes, mapping, local_names, (result.width, result.height), min_box_px)
         result.boxes, result.fixes, result.rejections = parsed.boxes, parsed.fixes, parsed.rejections
-        result.fixes = ([upload.label_note] if upload.label_note else []) + result.fixes
+        notes = [upload.label_note] if upload.label_note else []
+        if converted is not None:
+            entry = f" (its entry for {converted.image_name})" if converted.image_name else ""
+            notes.append(f"{len(converted.boxes)} boxes converted from {converted.format}{entry}")
+        result.fixes = notes + result.fixes
         result.dropped = parsed.dropped
         if result.rejections and not result.boxes:
             result.excluded = "not trained on: no box of its label file could be used (see the label's row)"

@@ -84,7 +84,7 @@ def shared_label_problems(group: GroupUpload) -> list[str]:
     """
     by_label: dict[Path, list[Path]] = {}
     for image in group.images:
-        if image.label is not None:
+        if image.label is not None and not (image.converted and image.converted.image_name):  # COCO: one file for all
             by_label.setdefault(image.label, []).append(image.path)
     problems = []
     for label, images in sorted(by_label.items()):
@@ -134,9 +134,17 @@ def upload_errors(
         labelled = [image for image in group.images if image.label is not None]
         problems += shared_label_problems(group)
         if group.images and not labelled and group.name not in background_groups:
+            unread = [(path, detail) for path, kind, _, detail in group.other_files if kind == "annotation"]
+            found = (
+                f"; its {len(unread)} .xml/.json files are not labels read here ({unread[0][0].name}: "
+                f"{unread[0][1].removeprefix('not read: ')})"
+                if unread
+                else ""
+            )
             problems.append(
                 f"group {group.name}: {len(group.images)} images and not one label file "
-                "(YOLO labels go in a labels/ folder beside images/, one <image name>.txt each). Upload "
+                "(YOLO labels go in a labels/ folder beside images/, one <image name>.txt each; Pascal VOC .xml "
+                f"beside each image, a COCO .json or LabelMe .json are read too){found}. Upload "
                 f"its labels, or add {group.name} to dataset.background_groups to train on its images "
                 "as background images (no objects) on purpose"
             )

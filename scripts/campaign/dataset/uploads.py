@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import yaml
 
+from campaign.dataset.annotation_formats import COCO, NAMES_IN_FILES, ConvertedLabel, find_annotations
 from campaign.dataset.labels import decode_text
 
 # Phones write HEIC/HEIF (cleaning converts them to JPEG); Ultralytics reads the rest as they are.
@@ -42,6 +43,8 @@ class UploadedImage:
     class_source: str | None = None
     label_note: str = ""  # how the label was matched, where not by its exact name
     label_problem: str = ""  # why no label could be chosen although some look like it (several candidates)
+    # Labels read from another tool's file (Pascal VOC, COCO, LabelMe); `label` is that file.
+    converted: ConvertedLabel | None = None
 
 
 @dataclass
@@ -288,6 +291,13 @@ def _class_source(group: GroupUpload, folders: dict[Path, list[Path]], places: l
     return nearest
 
 
+def annotation_class_list(converted: ConvertedLabel, root: Path) -> str:
+    """The class list a converted label is read with: its COCO file's categories, or its format's names."""
+    return (
+        converted.source.relative_to(root).as_posix() if converted.format == COCO else NAMES_IN_FILES[converted.format]
+    )
+
+
 def discover_group(root: Path, upload: Path | None = None) -> GroupUpload:
     """A group's images, labels, class lists and split lists; `upload` is the whole upload folder."""
     group = GroupUpload(name=root.name, root=root)
@@ -296,6 +306,8 @@ def discover_group(root: Path, upload: Path | None = None) -> GroupUpload:
     labels = _match_labels(images, files)
     claimed = {label for label, _, _ in labels.values() if label is not None}
     class_folders = _class_lists(group, files)
+    annotations = find_annotations(root, [i for i in images if labels[i][0] is None and not labels[i][2]], files)
+    group.class_lists.update(annotations.class_lists)
 
     # Split lists at any depth; each entry is matched by file name.
     by_stem: dict[str, list[Path]] = {}
@@ -331,20 +343,27 @@ def discover_group(root: Path, upload: Path | None = None) -> GroupUpload:
         relative = PurePosixPath(image.relative_to(root).as_posix())
         label, note, problem = labels[image]
         places = [image.parent] + ([label.parent] if label is not None else [])
+        class_source = _class_source(group, class_folders, places) if label is not None else None
+        converted = annotations.labels.get(image)
+        if converted is not None:  # its class names come with it, not from a class list
+            label, class_source = converted.source, annotation_class_list(converted, root)
         group.images.append(
             UploadedImage(
                 path=image,
                 relative=str(relative),
                 label=label,
                 split=listed.get(image) or _split_from_folders(relative),
-                class_source=_class_source(group, class_folders, places) if label is not None else None,
+                class_source=class_source,
                 label_note=note,
                 label_problem=problem,
+                converted=converted,
             )
         )
 
     used = {image.class_source for image in group.images}
     for relative, names in sorted(group.class_lists.items()):
+        if relative in NAMES_IN_FILES.values():
+            continue  # names read from each annotation file: no file of their own to report
         users = sum(image.class_source == relative for image in group.images)
         if relative in used:
             detail = f"{len(names)} class names, for the {users} label files they apply to"
@@ -353,6 +372,14 @@ def discover_group(root: Path, upload: Path | None = None) -> GroupUpload:
             detail = "not used: no label file in its folder or below it"
             group.other_files.append((root / relative, "class-names", "ignored", detail))
 
+    claimed |= annotations.used
+    for path, boxes in annotations.orphans:
+        group.other_files.append((path, "label", "rejected", f"no image with this name ({boxes} boxes)"))
+        claimed.add(path)
+    for path, what in annotations.unread:
+        read = "labels are read from YOLO .txt, Pascal VOC .xml, COCO or LabelMe .json files"
+        group.other_files.append((path, "annotation", "ignored", f"not read: {what}; {read}"))
+        claimed.add(path)
     for path in files:
         is_meta = path.name.lower() in SPLIT_LISTS or path.name in CLASS_FILES
         if path.suffix.lower() == ".txt" and path not in claimed and not is_meta:
