@@ -127,16 +127,25 @@ if not Path(config["dataset"]["raw"]).is_dir():
         f"dataset.raw: folder {config['dataset']['raw']!r} does not "
         "exist; point it at the raw upload folder (one sub-folder per group)"
     )
+# dataset.freeze: the cleaned dataset stays as it is; later uploads wait
+# (rules/dataset.smk then has no cleaning rule; campaign plan says what waits).
+DATASET_FROZEN = config["dataset"]["freeze"]
+if DATASET_FROZEN and not Path(layout.MANIFEST).is_file():
+    raise invalid_configuration(
+        f"dataset.freeze: there is no cleaned dataset to keep ({layout.MANIFEST} "
+        "is missing); run once with dataset.freeze: false to clean the upload"
+    )
 # A bad upload (an empty group, one without labels, class names that match
 # none of dataset.classes) stops here, before any job and on top of the screen.
 try:
-    check_upload(
-        Path(config["dataset"]["raw"]),
-        config["dataset"]["classes"],
-        config["dataset"]["class_map"],
-        config["dataset"]["background_groups"],
-        config["dataset"]["prefer_groups"],
-    )
+    if not DATASET_FROZEN:
+        check_upload(
+            Path(config["dataset"]["raw"]),
+            config["dataset"]["classes"],
+            config["dataset"]["class_map"],
+            config["dataset"]["background_groups"],
+            config["dataset"]["prefer_groups"],
+        )
 except (CleaningError, ValueError) as error:
     raise WorkflowError(
         f"Invalid upload: {error}\n(the campaign's config file: {CONFIGFILE})"

@@ -1,40 +1,44 @@
-rule clean_dataset:
-    input:
-        raw_upload_files(),
-    output:
-        images=directory(layout.CLEAN_IMAGES),
-        labels=directory(layout.CLEAN_LABELS),
-        report=report(
-            layout.CLEANING_REPORT,
-            caption="../report/cleaning_report.rst",
-            category="1. Dataset",
-            labels={"table": "cleaning report"},
-        ),
-        summary=report(
-            layout.CLEANING_SUMMARY,
-            caption="../report/cleaning_summary.rst",
-            category="1. Dataset",
-            labels={"table": "cleaning summary"},
-        ),
-        manifest=layout.MANIFEST,
-        # Report details too long for a cell (a label of thousands of rejected boxes), in full.
-        details=layout.CLEANING_DETAILS,
-    log:
-        "logs/clean_dataset.log",
-    benchmark:
-        "logs/clean_dataset.benchmark.tsv"
-    conda:
-        "../envs/dataset.yaml"
-    threads: 2
-    params:
-        classes=config["dataset"]["classes"],
-        class_map=config["dataset"]["class_map"],
-        min_box_px=config["dataset"]["min_box_px"],
-        background_groups=config["dataset"]["background_groups"],
-        prefer_groups=config["dataset"]["prefer_groups"],
-        max_pixels=config["dataset"]["max_pixels"],
-    script:
-        "../scripts/clean_dataset.py"
+# With dataset.freeze the cleaned dataset is kept as it is: no rule makes it again
+# (rules/common.smk checks it exists), so later uploads change nothing until the next campaign.
+if not DATASET_FROZEN:
+
+    rule clean_dataset:
+        input:
+            raw_upload_files(),
+        output:
+            images=directory(layout.CLEAN_IMAGES),
+            labels=directory(layout.CLEAN_LABELS),
+            report=report(
+                layout.CLEANING_REPORT,
+                caption="../report/cleaning_report.rst",
+                category="1. Dataset",
+                labels={"table": "cleaning report"},
+            ),
+            summary=report(
+                layout.CLEANING_SUMMARY,
+                caption="../report/cleaning_summary.rst",
+                category="1. Dataset",
+                labels={"table": "cleaning summary"},
+            ),
+            manifest=layout.MANIFEST,
+            # Report details too long for a cell (a label of thousands of rejected boxes), in full.
+            details=layout.CLEANING_DETAILS,
+        log:
+            "logs/clean_dataset.log",
+        benchmark:
+            "logs/clean_dataset.benchmark.tsv"
+        conda:
+            "../envs/dataset.yaml"
+        threads: 2
+        params:
+            classes=config["dataset"]["classes"],
+            class_map=config["dataset"]["class_map"],
+            min_box_px=config["dataset"]["min_box_px"],
+            background_groups=config["dataset"]["background_groups"],
+            prefer_groups=config["dataset"]["prefer_groups"],
+            max_pixels=config["dataset"]["max_pixels"],
+        script:
+            "../scripts/clean_dataset.py"
 
 
 # The split lock (config splits.lock) is read and updated here but is neither

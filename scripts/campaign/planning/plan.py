@@ -28,6 +28,7 @@ import re
 import statistics
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -213,6 +214,44 @@ def makespan(durations: list[float], workers: int) -> float:
     return max(loads)
 
 
+def training_gpu_hours(configs: dict, config: dict, results: Path) -> dict[str, float] | None:
+    """Each training's GPU-hours: from the probes, else calibrated on finished trainings; None with neither."""
+    from campaign.planning.workload import planned_work
+
+    work = planned_work(configs, config, results)
+    if work:
+        return work[0]
+    rate = seconds_per_cost(configs, results)
+    if rate is None:
+        return None
+    return {name: rate * run.expected_cost() * max(run.gpus, 1) / 3600 for name, run in configs.items()}
+
+
+def upload_section(config: dict, configs: dict, results: Path, reasons: dict[str, str]) -> str:
+    """Why the trainings run, with what each reason costs; what changed in the upload, or waits under freeze."""
+    from campaign.core.layout import CLEANING_REPORT, MANIFEST, result_path
+    from campaign.dataset.upload_changes import upload_changes
+    from campaign.planning.rerun_reasons import group_by_reason, reasons_table
+
+    changes = upload_changes(
+        Path(config["dataset"]["raw"]), result_path(CLEANING_REPORT, results), result_path(MANIFEST, results)
+    )
+    said = changes.describe() if changes else ""
+    lines = []
+    if reasons:
+        groups = group_by_reason(reasons, training_gpu_hours(configs, config, results), results)
+        lines.append(reasons_table(groups, said))
+    else:
+        lines.append("No training to run again.")
+    if config["dataset"].get("freeze") and changes is not None:
+        cleaned = time.strftime("%Y-%m-%d %H:%M", time.localtime(changes.cleaned_at))
+        waiting = f"waiting for the next campaign: {said}" if said else "no upload has changed since"
+        lines.append(f"dataset.freeze: the dataset cleaned on {cleaned} is kept; {waiting}")
+    elif said and not any(reason.startswith("Input files updated") for reason in reasons.values()):
+        lines.append(f"Uploads changed since the dataset was cleaned: {said}; the next run cleans them")
+    return "\n".join(lines)
+
+
 def gpu_check_section(gpu: dict) -> str:
     """This server's GPUs against the installed torch: which can train, and what to do about those that cannot."""
     from campaign.core.configurations import section_defaults
@@ -277,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {job['rule']:<22} {job['wildcards']:<44} {job['reason'][:90]}")
 
     to_train = [job["wildcards"].removeprefix("cfg=") for job in jobs if job["rule"] == "train"]
+    print()
+    reasons = {job["wildcards"].removeprefix("cfg="): job["reason"] for job in jobs if job["rule"] == "train"}
+    print(upload_section(config, configs, args.results, reasons))
     print()
     probes_csv = probes_table(args.results)
     if probes_csv.is_file():
