@@ -57,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from campaign.core.configurations import expand_campaign
-    from campaign.reporting.status_page import jobs_after_training
+    from campaign.planning.workload import jobs_after_training
 
     config = demo_config(quick=args.quick)
     if args.quick:

@@ -26,7 +26,6 @@ from campaign.core.configurations import (
 from campaign.core.layout import probes_table
 from campaign.core.records import set_aside_damaged_records
 from campaign.dataset.upload_checks import CleaningError, check_upload
-from campaign.evaluation.timing import timed_by
 from campaign.evaluation.video import detect_source_names
 from campaign.gpus.packing import shares_per_gpu, training_needs_mb
 from campaign.planning.probe import probe_settings
@@ -37,7 +36,8 @@ from campaign.planning.runs import (
     other_live_runs_notice,
     start_run,
 )
-from campaign.planning.shards import campaign_shards, parse_shard, recorded_shards
+from campaign.planning.shards import campaign_shards, parse_shard
+from campaign.planning.workload import recorded_shards, timed_by
 from campaign.training.checkpoints import verify_checkpoints
 from campaign.training.weights import resolve_pretrained_weights
 

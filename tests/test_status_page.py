@@ -7,8 +7,9 @@ import subprocess
 import sys
 
 from campaign.core.configurations import expand_campaign
+from campaign.planning.workload import jobs_after_training
 from campaign.reporting.status import config_status
-from campaign.reporting.status_page import campaign_seconds_left, estimate_progress, jobs_after_training, render_page
+from campaign.reporting.status_page import campaign_seconds_left, estimate_progress, render_page
 from campaign.training.run_folder import TrainingFolder
 from tiny_campaign import TINY
 
@@ -86,7 +87,7 @@ def test_a_page_before_any_epoch_says_it_cannot_tell_yet(tmp_path):
 
 
 def test_the_jobs_after_a_training_are_its_own_not_a_longer_named_configurations(tmp_path):
-    from campaign.reporting.status_page import after_training_seconds
+    from campaign.planning.workload import after_training_seconds
 
     for rule, file, seconds in (
         ("evaluate", "cfg_val", 10),

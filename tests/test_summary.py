@@ -76,11 +76,11 @@ def test_two_servers_gpu0_are_two_devices(tmp_path):
 
 
 def test_makespan_schedules_longest_first():
-    from campaign.planning.plan import makespan
+    from campaign.planning.estimate import makespan
 
-    assert makespan([4, 3, 3, 2], 2) == 6
-    assert makespan([5, 1, 1], 4) == 5
-    assert makespan([], 2) == 0
+    assert makespan([(4, 1), (3, 1), (3, 1), (2, 1)], 1, 2) == 6
+    assert makespan([(5, 1), (1, 1), (1, 1)], 1, 4) == 5
+    assert makespan([], 1, 2) == 0
 
 
 def test_plan_calibrates_on_finished_trainings(tmp_path):

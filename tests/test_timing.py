@@ -88,7 +88,7 @@ def test_the_status_page_and_planner_see_the_timings_the_workflow_makes(tmp_path
     """timed_by reads the recorded shard split and the timings that exist, as the rules do."""
     import json
 
-    from campaign.evaluation.timing import timed_by
+    from campaign.planning.workload import timed_by
 
     configs = expand_campaign(CAMPAIGN)
     assert timed_by(configs, tmp_path) == timing_representatives(configs)

@@ -74,6 +74,8 @@ DETECTION_SHEET = DETECTION.replace("{ending}", "png")
 # Probes before the campaign (rules/plan.smk).
 PROBE_TABLE = "results/plan/probe/{probe}.csv"
 PROBES_TABLE = "results/plan/probes.csv"
+# The split of a campaign into shards, as a sharded run recorded it (planning/shards.py).
+SHARD_SPLIT = "results/plan/shards.json"
 # Summary and figures (rules/summary.smk).
 METRICS_CSV = "results/summary/metrics.csv"
 METRICS_MD = "results/summary/metrics.md"

@@ -84,21 +84,6 @@ def timing_representatives(
     return {name: first[network_key(run), shard.get(name)] for name, run in configs.items()}
 
 
-def timed_by(
-    configs: dict[str, Any], results: Path = Path("results"), shard_of: dict[str, int] | None = None
-) -> dict[str, str]:
-    """timing_representatives as the workflow resolves them in a campaign folder's `results`.
-
-    The shards are `shard_of` where given (a sharded run's split), else the
-    split a sharded run recorded; the timings kept are those that exist.
-    """
-    from campaign.core.layout import LATENCY_TABLE, result_path
-    from campaign.planning.shards import recorded_shards
-
-    existing = [name for name in configs if result_path(LATENCY_TABLE, results, cfg=name).is_file()]
-    return timing_representatives(configs, shard_of or recorded_shards(results), existing)
-
-
 def device_name(device: str) -> str:
     import torch
 

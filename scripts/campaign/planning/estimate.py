@@ -16,12 +16,13 @@ largest batch that fits a device of any size follows.
 from __future__ import annotations
 
 import csv
-import heapq
 import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from campaign.planning.schedule import Job, schedule
 
 
 @dataclass
@@ -144,22 +145,9 @@ def calibration(predicted_hours: dict[str, float], measured_hours: dict[str, flo
 
 
 def makespan(jobs: list[tuple[float, int]], servers: int, gpus_per_server: int) -> float:
-    """Longest first, each job on the server where its GPUs come free first; a multi-GPU job holds all of them.
-
-    `jobs` are (hours, GPUs); a job never spans servers (DDP runs on one machine).
-    """
-    free = [[0.0] * gpus_per_server for _ in range(max(servers, 1))]
-    end = 0.0
-    for hours, gpus in sorted(jobs, key=lambda job: (-job[0], -job[1])):
-        need = min(max(gpus, 1), gpus_per_server)
-        starts = [sorted(times)[need - 1] for times in free]
-        server = min(range(len(free)), key=starts.__getitem__)
-        start = starts[server]
-        chosen = heapq.nsmallest(need, range(gpus_per_server), key=free[server].__getitem__)
-        for gpu in chosen:
-            free[server][gpu] = start + hours
-        end = max(end, start + hours)
-    return end
+    """Longest first on whole GPUs (schedule.schedule); `jobs` are (hours, GPUs), a job never spans servers."""
+    planned = [Job(str(index), hours, gpus) for index, (hours, gpus) in enumerate(jobs)]
+    return schedule(planned, servers, gpus_per_server).end
 
 
 @dataclass
@@ -180,57 +168,7 @@ class PackedPlan:
 def packed_makespan(
     jobs: list[PlannedJob], servers: int, gpus_per_server: int, device_mb: float, max_share: int
 ) -> PackedPlan:
-    """The makespan when jobs with a known need share GPUs, as the leases admit them.
-
-    Longest first, each job starts as soon as a GPU admits it: a shared job where fewer than
-    `max_share` shared jobs run and their needs plus its own fit `device_mb`; a job without a
-    need (or on several GPUs) only on GPUs nobody holds, all on one server. Every job runs at
-    the speed probed alone: what sharing a GPU costs each is measured by benchmarks/packing.py.
-    """
-    devices = [(server, gpu) for server in range(max(servers, 1)) for gpu in range(max(gpus_per_server, 1))]
-    running: dict[tuple[int, int], list[tuple[float, PlannedJob]]] = {device: [] for device in devices}
-    waiting = sorted(jobs, key=lambda job: (-job.hours, -job.gpus))
-    together: dict[str, list[list[str]]] = {}
-    now = end = 0.0
-    while waiting:
-        for device in devices:  # free what has ended
-            running[device] = [(until, job) for until, job in running[device] if until > now]
-        for job in list(waiting):
-            chosen = _admitting(job, devices, running, device_mb, max_share)
-            if chosen is None:
-                continue
-            waiting.remove(job)
-            for device in chosen:
-                running[device].append((now + job.hours, job))
-                end = max(end, now + job.hours)
-                if job.need_mb is not None and len(running[device]) > 1:
-                    label = f"server {device[0] + 1} GPU {device[1]}"
-                    together.setdefault(label, []).append([held.name for _, held in running[device]])
-        ends = [until for device in devices for until, _ in running[device] if until > now]
-        if waiting and not ends:
-            raise ValueError(f"{waiting[0].name} fits no GPU of {device_mb:.0f} MB")
-        now = min(ends, default=now)
-    return PackedPlan(end, together)
-
-
-def _admitting(
-    job: PlannedJob,
-    devices: list[tuple[int, int]],
-    running: dict[tuple[int, int], list[tuple[float, PlannedJob]]],
-    device_mb: float,
-    max_share: int,
-) -> list[tuple[int, int]] | None:
-    """The GPUs that take `job` now, or None."""
-    if job.need_mb is None or job.gpus > 1:
-        for server in {device[0] for device in devices}:
-            free = [device for device in devices if device[0] == server and not running[device]]
-            if len(free) >= max(job.gpus, 1):
-                return free[: max(job.gpus, 1)]
-        return None
-    for device in devices:
-        holders = [held for _, held in running[device]]
-        if any(held.need_mb is None or held.gpus > 1 for held in holders) or len(holders) >= max_share:
-            continue
-        if sum(held.need_mb for held in holders) + job.need_mb <= device_mb:
-            return [device]
-    return None
+    """The makespan when jobs with a known need share GPUs as the leases admit them (schedule.schedule)."""
+    planned = [Job(job.name, job.hours, job.gpus, job.need_mb) for job in jobs]
+    placed = schedule(planned, servers, gpus_per_server, device_mb, max_share)
+    return PackedPlan(placed.end, placed.together)

@@ -22,7 +22,6 @@ Run from the workflow folder:
 from __future__ import annotations
 
 import argparse
-import heapq
 import os
 import re
 import statistics
@@ -34,6 +33,7 @@ from pathlib import Path
 
 from campaign.core.layout import WORKFLOW_DIR
 from campaign.core.records import DamagedRecord, read_json_record
+from campaign.planning.estimate import makespan
 
 
 def dry_run_jobs(snakemake_args: list[str]) -> list[dict[str, str]]:
@@ -128,7 +128,7 @@ def _duration(hours: float) -> str:
 
 def print_probe_plan(configs, to_train: list[str], probes_csv: Path, args, config: dict) -> None:
     from campaign.core.layout import split_list
-    from campaign.planning.estimate import calibration, estimate, makespan, read_probes
+    from campaign.planning.estimate import calibration, estimate, read_probes
     from campaign.planning.probe import probe_settings
     from campaign.planning.workload import planned_work
 
@@ -204,14 +204,6 @@ def _packed_plan(configs, remaining, scale, after: dict[str, float], probes_csv:
     jobs = [PlannedJob(e.config, e.hours * scale, e.gpus, fitting.get(e.config)) for e in remaining]
     jobs += [PlannedJob(f"after {name}", hours) for name, hours in after.items()]
     return packed_makespan(jobs, args.servers, args.gpus, device_mb, config["gpu"]["max_share"])
-
-
-def makespan(durations: list[float], workers: int) -> float:
-    """Longest-first greedy schedule of the durations on `workers` identical GPUs."""
-    loads = [0.0] * max(workers, 1)
-    for duration in sorted(durations, reverse=True):
-        heapq.heapreplace(loads, loads[0] + duration)
-    return max(loads)
 
 
 def training_gpu_hours(configs: dict, config: dict, results: Path) -> dict[str, float] | None:
@@ -343,5 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         gpu_seconds += durations[-1] * gpus
         print(f"  {name:<44} {durations[-1] * gpus / 3600:7.2f} GPU-h on {gpus} GPU(s)")
     print(f"Total: {gpu_seconds / 3600:.2f} GPU-h")
-    print(f"Makespan on {args.gpus} GPU(s), longest first: {makespan(durations, args.gpus) / 3600:.2f} h")
+    jobs = [(seconds / 3600, max(configs[name].gpus, 1)) for name, seconds in zip(to_train, durations)]
+    span = makespan(jobs, args.servers, args.gpus)
+    print(f"Makespan on {args.servers} server(s) x {args.gpus} GPU(s), longest first: {span:.2f} h")
     return 0

@@ -20,14 +20,15 @@ least loaded shard.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 from campaign.core.configurations import ConfigError, RunConfig
 from campaign.core.io import atomic_write_json
-from campaign.core.layout import split_list
+from campaign.core.layout import SHARD_SPLIT, result_path, split_list
+from campaign.core.records import read_json_record
+from campaign.planning.workload import planned_hours
 
 SHARD_PATTERN = re.compile(r"^([1-9][0-9]*)/([1-9][0-9]*)$")
 
@@ -73,13 +74,7 @@ def assign_shards(
 
 
 def split_record(results: Path = Path("results")) -> Path:
-    return results / "plan" / "shards.json"
-
-
-def recorded_shards(results: Path = Path("results")) -> dict[str, int] | None:
-    """The shard of each configuration as a sharded run recorded it; None where the campaign was never split."""
-    path = split_record(results)
-    return json.loads(path.read_text())["configs"] if path.is_file() else None
+    return result_path(SHARD_SPLIT, results)
 
 
 def campaign_shards(
@@ -97,10 +92,9 @@ def campaign_shards(
     `count` shards; `record` writes the split made here (a shard's run does,
     a dry-run or campaign plan does not). `hours`: workload.planned_hours, where the caller has them.
     """
-    from campaign.planning.workload import planned_hours
 
     path = split_record(results)
-    recorded = json.loads(path.read_text()) if path.is_file() else {}
+    recorded = read_json_record(path) if path.is_file() else {}
     if recorded.get("count") == count and set(recorded.get("configs", {})) == set(configs):
         return recorded["configs"], recorded["basis"]
     hours = hours or planned_hours(configs, config, results, logs)
@@ -119,7 +113,6 @@ def shard_table(
     configs: dict[str, RunConfig], count: int, config: dict[str, Any], results: Path = Path("results")
 ) -> str:
     """The split as campaign plan prints it: per shard, its configurations and share of the work."""
-    from campaign.planning.workload import planned_hours
 
     hours = planned_hours(configs, config, results) or {}
     shard_of, basis = campaign_shards(configs, count, config, results, hours=hours)

@@ -15,11 +15,98 @@ passes, each image at the probed validation speed.
 
 from __future__ import annotations
 
+import csv
 import statistics
 from pathlib import Path
 from typing import Any
 
-from campaign.core.layout import probes_table, split_list
+from campaign.core.layout import LATENCY_TABLE, SHARD_SPLIT, probes_table, result_path, split_list
+from campaign.core.records import read_json_record
+from campaign.evaluation.timing import timing_representatives
+from campaign.evaluation.video import detect_source_names
+
+# Rules that run per configuration after its training, and whether their benchmark file names add
+# a split or a format to the configuration's name (logs/evaluate/<cfg>_<split>.benchmark.tsv).
+AFTER_TRAINING = {
+    "evaluate": True,
+    "bootstrap": True,
+    "export": True,
+    "latency": False,
+    "speed": False,
+    "imgsz_study": False,
+}
+# Jobs that take every core (a timing needs the machine to itself): they run one at a time.
+ALONE = {"latency"}
+
+
+def benchmark_seconds(path: Path) -> float | None:
+    """The wall-clock seconds of a Snakemake benchmark file's last run; None where there is none."""
+    if not path.is_file():
+        return None
+    with open(path, newline="") as stream:
+        rows = [row for row in csv.DictReader(stream, delimiter="\t") if row.get("s")]
+    return float(rows[-1]["s"]) if rows else None
+
+
+def after_training_seconds(logs: Path, name: str) -> float | None:
+    """Seconds of the jobs after one configuration's training, from their benchmark files; None if none ran."""
+    seconds = []
+    for rule, suffixed in AFTER_TRAINING.items():
+        for path in (logs / rule).glob(f"{name}*.benchmark.tsv"):
+            stem = path.name.removesuffix(".benchmark.tsv")
+            # Not another configuration whose name starts with this one's (`<cfg>_seed1`).
+            if (stem.rsplit("_", 1)[0] if suffixed else stem) != name:
+                continue
+            found = benchmark_seconds(path)
+            seconds += [found] if found is not None else []
+    return sum(seconds) if seconds else None
+
+
+def recorded_shards(results: Path = Path("results")) -> dict[str, int] | None:
+    """The shard of each configuration as a sharded run recorded it; None where the campaign was never split."""
+    path = result_path(SHARD_SPLIT, results)
+    return read_json_record(path, required=("configs",))["configs"] if path.is_file() else None
+
+
+def timed_by(
+    configs: dict[str, Any], results: Path = Path("results"), shard_of: dict[str, int] | None = None
+) -> dict[str, str]:
+    """timing_representatives as the workflow resolves them in a campaign folder's `results`.
+
+    The shards are `shard_of` where given (a sharded run's split), else the
+    split a sharded run recorded; the timings kept are those that exist.
+    """
+    existing = [name for name in configs if result_path(LATENCY_TABLE, results, cfg=name).is_file()]
+    return timing_representatives(configs, shard_of or recorded_shards(results), existing)
+
+
+def jobs_after_training(
+    configs: dict[str, Any], config: dict[str, Any], results: Path = Path("results")
+) -> dict[str, dict[str, list[str]]]:
+    """Each configuration's (RunConfig by name) jobs after its training, by rule, as their benchmark files name them.
+
+    A network is timed once, on the configuration the workflow times it on (timed_by).
+    """
+
+    names = list(configs)
+    timed = set(timed_by(configs, results).values())
+    splits = (config.get("evaluation") or {}).get("splits", ["val", "test"])
+    formats = [fmt for fmt in (config.get("speed") or {}).get("formats", []) if fmt != "pytorch"]
+    studied = (config.get("study") or {}).get("configs") or names
+    detect = config.get("detect") or {}
+    sources = detect_source_names(detect.get("sources") or [])
+    jobs = {}
+    for name in names:
+        jobs[name] = {
+            "evaluate": [f"{name}_{split}" for split in splits],
+            "bootstrap": [f"{name}_{split}" for split in splits],
+            "export": [f"{name}_{fmt}" for fmt in formats],
+            "latency": [name] if name in timed else [],
+            "speed": [name],
+            "imgsz_study": [name] if name in studied else [],
+            "detect": [f"{name}_{source}" for source in sources] if name in (detect.get("configs") or []) else [],
+        }
+    return jobs
 
 
 def planned_hours(
@@ -34,7 +121,6 @@ def planned_work(
     configs: dict[str, Any], config: dict[str, Any], results: Path = Path("results"), logs: Path = Path("logs")
 ) -> tuple[dict[str, float], dict[str, float]] | None:
     """(training GPU-hours, hours of the jobs after it) of every configuration; None without probes or lists."""
-    from campaign.evaluation.timing import timed_by
     from campaign.planning.estimate import estimate, read_probes
     from campaign.planning.probe import probe_settings
 
@@ -71,8 +157,6 @@ def planned_work(
 
 def _after_training_ratio(configs: dict[str, Any], training: dict[str, float], logs: Path) -> float | None:
     """Median hours of the jobs after a training per hour of training, over configurations where they ran."""
-    from campaign.reporting.status_page import after_training_seconds
-
     ratios = []
     for name in training:
         seconds = after_training_seconds(logs, name)
@@ -93,8 +177,6 @@ def _after_training_hours(
     timed: bool,
 ) -> float:
     """`timed`: the configuration's network is timed on it (for every configuration with that network)."""
-    from campaign.reporting.status_page import after_training_seconds
-
     seconds = after_training_seconds(logs, name)
     if seconds is not None:
         return seconds / 3600

@@ -227,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.html:
         from campaign.core.io import atomic_write_text
         from campaign.planning.runs import jobs_at_a_time, read_runs
-        from campaign.reporting.status_page import estimate_progress, jobs_after_training, render_page
+        from campaign.planning.workload import jobs_after_training
+        from campaign.reporting.status_page import estimate_progress, render_page
 
         costs = {name: run.expected_cost() for name, run in configs.items()}
         after_jobs = jobs_after_training(configs, config, args.results)

@@ -32,30 +32,16 @@ says so.
 
 from __future__ import annotations
 
-import csv
-import heapq
 import html
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from campaign.core.epoch_table import DamagedEpochTable, read_epoch_table
+from campaign.planning.schedule import Job, schedule
+from campaign.planning.workload import ALONE, after_training_seconds, benchmark_seconds
 from campaign.reporting.status import COLOURS, ConfigStatus, format_eta
-
-# Rules that run per configuration after its training, and whether their benchmark file names add
-# a split or a format to the configuration's name (logs/evaluate/<cfg>_<split>.benchmark.tsv).
-AFTER_TRAINING = {
-    "evaluate": True,
-    "bootstrap": True,
-    "export": True,
-    "latency": False,
-    "speed": False,
-    "imgsz_study": False,
-}
-# Jobs that take every core (a timing needs the machine to itself): they run one at a time.
-ALONE = {"latency"}
 
 
 @dataclass
@@ -65,6 +51,8 @@ class Progress:
     remaining_seconds: float | None  # training and the jobs after it; None: nothing to estimate from
     training_seconds: float = 0.0  # of remaining_seconds: the training's
     alone_seconds: float = 0.0  # of remaining_seconds: jobs that run alone (network timings)
+    after_jobs: list[float] = field(default_factory=list)  # seconds of each job after it that runs beside others
+    alone_jobs: list[float] = field(default_factory=list)  # seconds of each job after it that runs alone
 
 
 def epoch_rows(results_csv: Path) -> list[dict[str, float]]:
@@ -75,60 +63,6 @@ def epoch_rows(results_csv: Path) -> list[dict[str, float]]:
         return read_epoch_table(results_csv)
     except DamagedEpochTable:
         return []
-
-
-def benchmark_seconds(path: Path) -> float | None:
-    """The wall-clock seconds of a Snakemake benchmark file's last run; None where there is none."""
-    if not path.is_file():
-        return None
-    with open(path, newline="") as stream:
-        rows = [row for row in csv.DictReader(stream, delimiter="\t") if row.get("s")]
-    return float(rows[-1]["s"]) if rows else None
-
-
-def after_training_seconds(logs: Path, name: str) -> float | None:
-    """Seconds of the jobs after one configuration's training, from their benchmark files; None if none ran."""
-    seconds = []
-    for rule, suffixed in AFTER_TRAINING.items():
-        for path in (logs / rule).glob(f"{name}*.benchmark.tsv"):
-            stem = path.name.removesuffix(".benchmark.tsv")
-            # Not another configuration whose name starts with this one's (`<cfg>_seed1`).
-            if (stem.rsplit("_", 1)[0] if suffixed else stem) != name:
-                continue
-            found = benchmark_seconds(path)
-            seconds += [found] if found is not None else []
-    return sum(seconds) if seconds else None
-
-
-def jobs_after_training(
-    configs: dict[str, Any], config: dict[str, Any], results: Path = Path("results")
-) -> dict[str, dict[str, list[str]]]:
-    """Each configuration's (RunConfig by name) jobs after its training, by rule, as their benchmark files name them.
-
-    A network is timed once, on the configuration the workflow times it on (timing.timed_by).
-    """
-    from campaign.evaluation.timing import timed_by
-    from campaign.evaluation.video import detect_source_names
-
-    names = list(configs)
-    timed = set(timed_by(configs, results).values())
-    splits = (config.get("evaluation") or {}).get("splits", ["val", "test"])
-    formats = [fmt for fmt in (config.get("speed") or {}).get("formats", []) if fmt != "pytorch"]
-    studied = (config.get("study") or {}).get("configs") or names
-    detect = config.get("detect") or {}
-    sources = detect_source_names(detect.get("sources") or [])
-    jobs = {}
-    for name in names:
-        jobs[name] = {
-            "evaluate": [f"{name}_{split}" for split in splits],
-            "bootstrap": [f"{name}_{split}" for split in splits],
-            "export": [f"{name}_{fmt}" for fmt in formats],
-            "latency": [name] if name in timed else [],
-            "speed": [name],
-            "imgsz_study": [name] if name in studied else [],
-            "detect": [f"{name}_{source}" for source in sources] if name in (detect.get("configs") or []) else [],
-        }
-    return jobs
 
 
 def estimate_progress(
@@ -172,8 +106,9 @@ def estimate_progress(
             together, alone = _jobs_left(after_jobs[status.name], job_seconds, logs)
         else:
             ran = status.state == "done" and after_training_seconds(logs, status.name) is not None
-            together, alone = (0.0 if ran else after_each), 0.0
-        found.append(Progress(status, curve, training + together + alone, training, alone))
+            together, alone = ([] if ran or not after_each else [after_each]), []
+        remaining = training + sum(together) + sum(alone)
+        found.append(Progress(status, curve, remaining, training, sum(alone), together, alone))
     return found
 
 
@@ -197,40 +132,40 @@ def _seconds_per_job(after_jobs: dict[str, dict[str, list[str]]], logs: Path, fa
     return per_rule
 
 
-def _jobs_left(jobs: dict[str, list[str]], job_seconds: dict[str, float], logs: Path) -> tuple[float, float]:
-    """(seconds of the jobs that can run beside others, seconds of those that run alone) not run yet."""
-    together = alone = 0.0
+def _jobs_left(
+    jobs: dict[str, list[str]], job_seconds: dict[str, float], logs: Path
+) -> tuple[list[float], list[float]]:
+    """The seconds of each job not run yet: (those that can run beside others, those that run alone)."""
+    together, alone = [], []
     for rule, stems in jobs.items():
-        left = sum(not (logs / rule / f"{stem}.benchmark.tsv").is_file() for stem in stems) * job_seconds[rule]
-        if rule in ALONE:
-            alone += left
-        else:
-            together += left
+        left = [job_seconds[rule] for stem in stems if not (logs / rule / f"{stem}.benchmark.tsv").is_file()]
+        (alone if rule in ALONE else together).extend(left)
     return together, alone
 
 
 def campaign_seconds_left(progress: list[Progress], slots: int, after_slots: int | None = None) -> float | None:
-    """Until the last configuration is done; None where some cannot be estimated.
+    """Until the last configuration is done, as planning.schedule places the jobs; None where some cannot be estimated.
 
-    The trainings run `slots` at a time, running ones first, then the longest first on the slot that
-    frees first. The jobs after them fill what the trainings leave of the slots, then run
-    `after_slots` at a time (default: `slots`); the jobs that need the machine alone run one by one.
+    The trainings run `slots` at a time (running ones first, then the longest first); each job after a
+    training starts once it has ended, `after_slots` at a time in all (default: `slots`); a network's
+    timing needs every slot.
     """
     if any(p.remaining_seconds is None for p in progress if p.status.state != "done"):
         return None
+    jobs = []
+    for p in progress:
+        name = p.status.name
+        if p.training_seconds:
+            jobs.append(Job(name, p.training_seconds, running=p.status.state == "running"))
+        jobs += [
+            Job(f"{name} after {i}", seconds, after=name, training=False) for i, seconds in enumerate(p.after_jobs)
+        ]
+        jobs += [
+            Job(f"{name} alone {i}", seconds, after=name, training=False, alone=True)
+            for i, seconds in enumerate(p.alone_jobs)
+        ]
     slots = max(slots, 1)
-    loads = [0.0] * slots
-    running = sorted((p.training_seconds for p in progress if p.status.state == "running"), reverse=True)
-    waiting = sorted(
-        (p.training_seconds for p in progress if p.status.state != "running" and p.training_seconds), reverse=True
-    )
-    for seconds in [*running, *waiting]:
-        heapq.heapreplace(loads, loads[0] + seconds)
-    trainings_end = max(loads)
-    left_room = sum(trainings_end - load for load in loads)
-    alone = sum(p.alone_seconds for p in progress)
-    together = sum((p.remaining_seconds or 0.0) - p.training_seconds - p.alone_seconds for p in progress)
-    return trainings_end + max(0.0, together - left_room) / max(after_slots or slots, 1) + alone
+    return schedule(jobs, 1, max(slots, after_slots or slots), training_slots=slots).end
 
 
 def sparkline(values: list[float], width: int = 120, height: int = 28) -> str:
