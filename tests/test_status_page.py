@@ -6,6 +6,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from campaign.core.configurations import expand_campaign
 from campaign.planning.workload import jobs_after_training
 from campaign.reporting.status import config_status
@@ -159,3 +161,60 @@ def test_the_page_takes_the_trainings_at_a_time_from_the_live_runs(tmp_path):
     for path in runs.iterdir():
         path.write_text(json.dumps({**json.loads(path.read_text()), "pid": 2**22 + 1}))  # no such process
     assert jobs_at_a_time(read_runs(tmp_path), stale_after=60) is None
+
+
+def course_folder(root):
+    """The course's 16 configurations, probed (test_shards.probed_folder), not one epoch trained."""
+    from test_shards import COURSE, probed_folder
+
+    configs = expand_campaign(COURSE)
+    probed_folder(root, configs, lambda run: {"n": 0.01, "s": 0.02, "m": 0.04, "l": 0.08}[run.size])
+    return COURSE, configs
+
+
+def test_a_page_before_any_epoch_ends_from_the_probes(tmp_path):
+    from campaign.reporting.status_page import planned_seconds
+
+    course, configs = course_folder(tmp_path)
+    statuses = [config_status(tmp_path, name, run.epochs) for name, run in configs.items()]
+    costs = {n: r.expected_cost() for n, r in configs.items()}
+    jobs = jobs_after_training(configs, {}, tmp_path)
+    planned = planned_seconds(configs, {}, tmp_path, tmp_path / "logs")
+    progress = estimate_progress(statuses, costs, tmp_path, tmp_path / "logs", jobs, planned)
+    assert all(p.remaining_seconds and p.basis == "the probes" for p in progress)
+    trainings = [planned[name][0] for name in configs]
+    left = campaign_seconds_left(progress, slots=4)
+    assert max(trainings) < left < sum(seconds for pair in planned.values() for seconds in pair)
+    page = render_page(progress, 4)
+    assert "The campaign ends around" in page and "Trainings left: 16 from the probes." in page
+    # One measured training scales the probes for the others (the plan's calibration).
+    first = TrainingFolder.of(next(iter(configs)), tmp_path)
+    epochs(first, 2, 2 * planned[first.path.name][0] / configs[first.path.name].epochs)  # twice as slow
+    statuses = [config_status(tmp_path, name, run.epochs) for name, run in configs.items()]
+    scaled = estimate_progress(statuses, costs, tmp_path, tmp_path / "logs", jobs, planned)
+    assert {p.basis for p in scaled[1:]} == {"the probes, scaled by the trainings measured"}
+    assert scaled[1].training_seconds == pytest.approx(2 * planned[scaled[1].status.name][0])
+
+
+def test_the_class_table_shows_every_configuration_by_model_size_on_a_phone(tmp_path, browser):
+    course, configs = course_folder(tmp_path / "work" / "results")
+    config = tmp_path / "work" / "config.yaml"
+    config.write_text(json.dumps({**TINY, "campaign": course}))
+    page_file = tmp_path / "status.html"
+    command = [sys.executable, "-m", "campaign", "status", "--configfile", str(config)]
+    command += ["--results", str(tmp_path / "work" / "results"), "--html", str(page_file), "--slots", "4"]
+    subprocess.run(command, check=True, capture_output=True, cwd=tmp_path / "work")
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto(page_file.as_uri())
+    assert "The campaign ends around" in page.inner_text("p.end")
+    rows = page.locator(".matrix tbody th").all_inner_texts()
+    assert rows == ["yolov5n", "yolov5s", "yolov5m", "yolov5l"]  # by size, not alphabetically
+    for name in configs:
+        cell = page.locator(f'.matrix td[title="{name}"]')
+        assert cell.count() == 1 and cell.is_visible(), name
+        box = cell.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390, f"{name} is off the phone's screen: {box}"
+        assert "to do" in cell.inner_text() and "left" in cell.inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390, "no sideways scrolling on a phone"
+    page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+    page.close()

@@ -139,6 +139,16 @@ class RunConfig:
         return stable_hash({"model": self.model, "pretrained": self.pretrained, **self.train_args()})
 
 
+# Model sizes from the smallest: yolov8n < yolov8s < yolov8m < yolov8l < yolov8x.
+SIZE_ORDER = "nsmlx"
+
+
+def model_order(model: str) -> tuple[str, int]:
+    """Sort key of a model name: by family, then by size (n, s, m, l, x), never alphabetically (l < m < n < s)."""
+    size = model[-1]
+    return model[:-1], SIZE_ORDER.index(size) if size in SIZE_ORDER else len(SIZE_ORDER)
+
+
 def stable_hash(value: Any) -> str:
     """Short content hash of a JSON-serialisable value, independent of key order."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from campaign.core.configurations import model_order
 from campaign.core.records import read_json_record
 from campaign.evaluation.bootstrap import METRICS, load_bootstrap, percentile_interval
 
@@ -133,7 +134,7 @@ def single_differences(groups: list[Group]) -> list[tuple[str, Group, Group]]:
 
 def _order(argument: str, value: Any) -> Any:
     """Natural order of an argument's values: model sizes n < s < m < l < x within a family."""
-    return (value[:-1], "nsmlx".index(value[-1])) if argument == "model" else value
+    return model_order(value) if argument == "model" else value
 
 
 def _shared(key: dict[str, Any], argument: str) -> str:

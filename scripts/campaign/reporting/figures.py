@@ -11,10 +11,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from campaign.core.configurations import SIZE_ORDER
 from campaign.core.epoch_table import read_epoch_table  # noqa: E402
 from campaign.core.io import atomic_write_bytes  # noqa: E402
-
-SIZE_ORDER = "nsmlx"
 
 
 def save_figure(figure, path: str | Path) -> None:

@@ -24,12 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from campaign.core.configurations import model_order
 from campaign.core.records import DamagedRecord, read_json_lines, read_json_record
 
 if TYPE_CHECKING:  # imported where used: this file also runs as a command
     from campaign.training.run_folder import TrainingFolder
 
-COLOURS = {"done": "#4caf50", "running": "#2196f3", "stale": "#ff9800", "failed": "#f44336", "to do": "#e0e0e0"}
+# The class's own table: green done, yellow running, (pale) red to do; stale orange, failed a strong red.
+COLOURS = {"done": "#81c784", "running": "#fff176", "stale": "#ffb74d", "failed": "#e53935", "to do": "#ffcdd2"}
 # A job on another server is trusted as running while its files change: its
 # device monitor writes every second, Ultralytics every epoch.
 STALE_AFTER_SECONDS = 600
@@ -170,7 +172,7 @@ def status_figure(statuses: list[ConfigStatus], parameters: dict[str, dict], out
 
     from campaign.reporting.figures import save_figure
 
-    rows = sorted({parameters[s.name]["model"] for s in statuses})
+    rows = sorted({parameters[s.name]["model"] for s in statuses}, key=model_order)
     columns = sorted(
         {(parameters[s.name]["batch"], parameters[s.name]["imgsz"], parameters[s.name]["freeze"]) for s in statuses}
     )
@@ -228,10 +230,13 @@ def main(argv: list[str] | None = None) -> int:
         from campaign.core.io import atomic_write_text
         from campaign.planning.runs import jobs_at_a_time, read_runs
         from campaign.planning.workload import jobs_after_training
-        from campaign.reporting.status_page import estimate_progress, render_page
+        from campaign.reporting.status_page import estimate_progress, planned_seconds, render_page
 
         costs = {name: run.expected_cost() for name, run in configs.items()}
         after_jobs = jobs_after_training(configs, config, args.results)
+        # The probes (campaign plan --probe) price every job before it runs: the page has an end from the start.
+        planned = planned_seconds(configs, config, args.results, args.logs)
+        parameters = {name: run.parameters() for name, run in configs.items()}
         refresh = max(1, round(args.every)) if args.every else None
     while True:
         statuses = [
@@ -241,11 +246,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.figure:
             status_figure(statuses, {name: run.parameters() for name, run in configs.items()}, args.figure)
         if args.html:
-            progress = estimate_progress(statuses, costs, args.results, args.logs, after_jobs)
+            progress = estimate_progress(statuses, costs, args.results, args.logs, after_jobs, planned)
             # The live runs may change between rewrites: read each time.
             at_a_time = (args.slots, args.slots) if args.slots else jobs_at_a_time(read_runs(), stale_after)
             slots, after_slots = at_a_time or (1, 1)
-            page = render_page(progress, slots, refresh=refresh, after_slots=after_slots)
+            page = render_page(progress, slots, refresh=refresh, after_slots=after_slots, parameters=parameters)
             atomic_write_text(args.html, page)
             print(f"status page: {args.html}", flush=True)
         if not (args.html and args.every):

@@ -35,13 +35,21 @@ from __future__ import annotations
 import html
 import statistics
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from campaign.core.configurations import model_order
 from campaign.core.epoch_table import DamagedEpochTable, read_epoch_table
 from campaign.planning.schedule import Job, schedule
-from campaign.planning.workload import ALONE, after_training_seconds, benchmark_seconds
+from campaign.planning.workload import ALONE, after_training_seconds, benchmark_seconds, planned_work
 from campaign.reporting.status import COLOURS, ConfigStatus, format_eta
+
+# What a training's time left is based on, as the page says it.
+EPOCHS = "its own epochs"
+CALIBRATED = "the probes, scaled by the trainings measured"
+PROBES = "the probes"
+RATE = "the trainings measured, by cost"
 
 
 @dataclass
@@ -53,6 +61,7 @@ class Progress:
     alone_seconds: float = 0.0  # of remaining_seconds: jobs that run alone (network timings)
     after_jobs: list[float] = field(default_factory=list)  # seconds of each job after it that runs beside others
     alone_jobs: list[float] = field(default_factory=list)  # seconds of each job after it that runs alone
+    basis: str = ""  # what its training's time comes from: EPOCHS, CALIBRATED, PROBES or RATE
 
 
 def epoch_rows(results_csv: Path) -> list[dict[str, float]]:
@@ -71,11 +80,14 @@ def estimate_progress(
     results: Path,
     logs: Path,
     after_jobs: dict[str, dict[str, list[str]]] | None = None,
+    planned: dict[str, tuple[float, float]] | None = None,
 ) -> list[Progress]:
     """Each configuration's progress and remaining seconds (see the module's docstring).
 
     `after_jobs` (jobs_after_training) counts the jobs after each training that have not run;
     without it, the jobs after a finished training count at their median over those that ran.
+    `planned` (planned_seconds: the probes' estimate of each training and of the jobs after it)
+    prices what nothing has measured yet, from the first second of the campaign.
     """
     from campaign.training.run_folder import TrainingFolder
 
@@ -84,32 +96,55 @@ def estimate_progress(
     # Seconds per unit of expected cost, as the trainings measured so far ran.
     rates = [per_epoch[s.name] * s.epochs / costs[s.name] for s in statuses if s.name in per_epoch]
     rate = statistics.median(rates) if rates else None
+    # The probes scaled by how the trainings measured so far compare with them (the plan's calibration).
+    ratios = [
+        per_epoch[s.name] * s.epochs / planned[s.name][0]
+        for s in statuses
+        if s.name in per_epoch and planned and planned.get(s.name, (0, 0))[0] > 0
+    ]
+    scale = statistics.median(ratios) if ratios else 1.0
     overhead = _training_overhead(statuses, rows, logs)
-    job_seconds = _seconds_per_job(after_jobs, logs, fallback=overhead) if after_jobs else {}
+    measured = _seconds_per_job(after_jobs, logs) if after_jobs else {}
     after_each = 0.0
     if not after_jobs:  # without the job list: the jobs after a training at their median over those that ran
         after = [after_training_seconds(logs, s.name) for s in statuses if s.state == "done"]
         after_each = statistics.median([a for a in after if a is not None] or [0.0])
     found = []
     for status in statuses:
-        curve = [row["metrics/mAP50-95(B)"] for row in rows[status.name] if "metrics/mAP50-95(B)" in row]
+        name = status.name
+        curve = [row["metrics/mAP50-95(B)"] for row in rows[name] if "metrics/mAP50-95(B)" in row]
         if status.state == "done":
-            training = 0.0
-        elif status.name in per_epoch:
-            training = per_epoch[status.name] * (status.epochs - status.epochs_done) + overhead
+            training, basis = 0.0, "done"
+        elif name in per_epoch:
+            training, basis = per_epoch[name] * (status.epochs - status.epochs_done) + overhead, EPOCHS
+        elif planned and name in planned:
+            training, basis = planned[name][0] * scale + overhead, CALIBRATED if ratios else PROBES
         elif rate is not None:
-            training = rate * costs[status.name] + overhead
+            training, basis = rate * costs[name] + overhead, RATE
         else:
             found.append(Progress(status, curve, None))
             continue
         if after_jobs:
-            together, alone = _jobs_left(after_jobs[status.name], job_seconds, logs)
+            jobs = after_jobs[name]
+            # What no job of its rule has measured yet: the probes' estimate shared by its jobs, else the
+            # time a training takes besides its epochs (start-up, checkpoint load, a validation pass).
+            count = sum(len(stems) for stems in jobs.values())
+            fallback = planned[name][1] / count if planned and name in planned and count else overhead
+            together, alone = _jobs_left(jobs, measured, fallback, logs)
         else:
-            ran = status.state == "done" and after_training_seconds(logs, status.name) is not None
+            ran = status.state == "done" and after_training_seconds(logs, name) is not None
             together, alone = ([] if ran or not after_each else [after_each]), []
         remaining = training + sum(together) + sum(alone)
-        found.append(Progress(status, curve, remaining, training, sum(alone), together, alone))
+        found.append(Progress(status, curve, remaining, training, sum(alone), together, alone, basis))
     return found
+
+
+def planned_seconds(configs: dict, config: dict, results: Path, logs: Path) -> dict[str, tuple[float, float]] | None:
+    """The probes' estimate of each configuration: (its training's seconds, the jobs after it); None without probes."""
+    work = planned_work(configs, config, results, logs)
+    if not work:
+        return None
+    return {name: (work[0][name] * 3600 / max(run.gpus, 1), work[1][name] * 3600) for name, run in configs.items()}
 
 
 def _training_overhead(statuses: list[ConfigStatus], rows: dict[str, list], logs: Path) -> float:
@@ -122,23 +157,25 @@ def _training_overhead(statuses: list[ConfigStatus], rows: dict[str, list], logs
     return statistics.median(extra) if extra else 0.0
 
 
-def _seconds_per_job(after_jobs: dict[str, dict[str, list[str]]], logs: Path, fallback: float) -> dict[str, float]:
-    """Each rule's median seconds per job over the jobs that ran; `fallback` for a rule none of whose jobs did."""
+def _seconds_per_job(after_jobs: dict[str, dict[str, list[str]]], logs: Path) -> dict[str, float]:
+    """Each rule's median seconds per job over the jobs that ran; rules none of whose jobs ran are left out."""
     per_rule = {}
     for rule in {rule for jobs in after_jobs.values() for rule in jobs}:
         stems = {stem for jobs in after_jobs.values() for stem in jobs[rule]}
         ran = [s for s in (benchmark_seconds(logs / rule / f"{stem}.benchmark.tsv") for stem in stems) if s is not None]
-        per_rule[rule] = statistics.median(ran) if ran else fallback
+        if ran:
+            per_rule[rule] = statistics.median(ran)
     return per_rule
 
 
 def _jobs_left(
-    jobs: dict[str, list[str]], job_seconds: dict[str, float], logs: Path
+    jobs: dict[str, list[str]], measured: dict[str, float], fallback: float, logs: Path
 ) -> tuple[list[float], list[float]]:
     """The seconds of each job not run yet: (those that can run beside others, those that run alone)."""
     together, alone = [], []
     for rule, stems in jobs.items():
-        left = [job_seconds[rule] for stem in stems if not (logs / rule / f"{stem}.benchmark.tsv").is_file()]
+        each = measured.get(rule, fallback)
+        left = [each for stem in stems if not (logs / rule / f"{stem}.benchmark.tsv").is_file()]
         (alone if rule in ALONE else together).extend(left)
     return together, alone
 
@@ -191,15 +228,78 @@ table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid #e0e0e0; vertical-align: middle; }
 td.state { font-weight: 600; border-left: .5rem solid; }
 .small { color: #616161; font-size: .85rem; }
+.matrix { overflow-x: auto; margin: 0 0 1rem; }
+.matrix table { width: auto; border-collapse: separate; border-spacing: 2px; }
+.matrix th { font-size: .72rem; font-weight: 600; padding: .15rem .2rem; border: none; text-align: center; }
+.matrix td.cell { font-size: .68rem; line-height: 1.25; padding: .25rem .2rem; border: none; border-radius: .3rem;
+  text-align: center; white-space: nowrap; }
 @media (max-width: 700px) {
-  thead { display: none; }
-  table, tbody, tr, td { display: block; width: 100%; box-sizing: border-box; }
-  tr { margin-bottom: .8rem; border: 1px solid #e0e0e0; border-radius: .4rem; }
-  td { border: none; padding: .2rem .6rem; }
-  td::before { content: attr(data-label) ": "; color: #757575; font-weight: normal; }
-  td.state::before { content: ""; }
+  body { margin: .5rem; }
+  .list thead { display: none; }
+  .list, .list tbody, .list tr, .list td { display: block; width: 100%; box-sizing: border-box; }
+  .list tr { margin-bottom: .8rem; border: 1px solid #e0e0e0; border-radius: .4rem; }
+  .list td { border: none; padding: .2rem .6rem; }
+  .list td::before { content: attr(data-label) ": "; color: #757575; font-weight: normal; }
+  .list td.state::before { content: ""; }
 }
 """
+
+
+# The varied arguments the class's table puts in its columns (the model is its rows), in this order.
+MATRIX_KEYS = ("batch", "imgsz", "freeze", "epochs", "hyp", "pretrained", "gpus", "seed")
+
+
+def _cell_text(p: Progress) -> str:
+    """A configuration in the class's table: its state, epochs, time left and best validation mAP50-95."""
+    s = p.status
+    parts = [s.state, f"{s.epochs_done}/{s.epochs} ep"]
+    if s.state != "done":
+        parts.append(f"{format_eta(p.remaining_seconds)} left" if p.remaining_seconds else "? left")
+    if p.curve:
+        parts.append(f"mAP {max(p.curve):.3f}")
+    return "<br>".join(html.escape(part) for part in parts)
+
+
+def matrix_html(progress: list[Progress], parameters: dict[str, dict]) -> str:
+    """The class's table: models by size down, the other varied arguments across, each cell coloured by state."""
+    by_name = {p.status.name: p for p in progress if p.status.name in parameters}
+    if not by_name:
+        return ""
+    varied = [k for k in MATRIX_KEYS if len({str(parameters[n].get(k)) for n in by_name}) > 1]
+    models = sorted({parameters[n]["model"] for n in by_name}, key=model_order)
+    columns = sorted({tuple(parameters[n].get(k) for k in varied) for n in by_name}, key=lambda c: [str(v) for v in c])
+    short = {"batch": "b", "imgsz": "img", "freeze": "freeze ", "epochs": "ep", "hyp": "", "seed": "seed "}
+    head = "".join(
+        "<th>"
+        + ("<br>".join(html.escape(f"{short.get(k, k + ' ')}{v}") for k, v in zip(varied, column)) or "all")
+        + "</th>"
+        for column in columns
+    )
+    body = []
+    for model in models:
+        cells = []
+        for column in columns:
+            names = [
+                n
+                for n in by_name
+                if parameters[n]["model"] == model and tuple(parameters[n].get(k) for k in varied) == column
+            ]
+            cells.append(
+                "".join(
+                    f'<td class="cell" title="{html.escape(n)}" style="background:{COLOURS[by_name[n].status.state]}">'
+                    f"{_cell_text(by_name[n])}</td>"
+                    for n in names
+                )
+                or "<td></td>"
+            )
+        body.append(f"<tr><th>{html.escape(model)}</th>{''.join(cells)}</tr>")
+    return (
+        '<div class="matrix"><table><thead><tr><th>model</th>'
+        + head
+        + "</tr></thead><tbody>"
+        + "".join(body)
+        + "</tbody></table></div>"
+    )
 
 
 def render_page(
@@ -208,18 +308,29 @@ def render_page(
     now: float | None = None,
     refresh: int | None = None,
     after_slots: int | None = None,
+    parameters: dict[str, dict] | None = None,
 ) -> str:
-    """The whole page as one string of HTML: no script, no file or network access of its own."""
+    """The whole page as one string of HTML: no script, no file or network access of its own.
+
+    `parameters` (RunConfig.parameters() by name) adds the class's table above the list.
+    """
     now = now if now is not None else time.time()
     left = campaign_seconds_left(progress, slots, after_slots)
     if left is None:
-        end = "The campaign's end cannot be estimated yet: no training has finished an epoch."
+        end = (
+            "The campaign's end cannot be estimated yet: no training has run an epoch and there is no probe "
+            "(campaign plan --probe estimates every training before it starts)."
+        )
     elif left == 0:
         end = "The campaign is done."
     else:
         when = time.strftime("%H:%M", time.localtime(now + left))
         day = "" if time.localtime(now + left).tm_yday == time.localtime(now).tm_yday else " tomorrow or later"
         end = f"The campaign ends around {when}{day} (in {format_eta(left)}, {slots} training(s) at a time)."
+        bases = Counter(p.basis for p in progress if p.basis and p.basis != "done")
+        if bases:
+            said = "; ".join(f"{count} from {basis}" for basis, count in bases.most_common())
+            end += f" Trainings left: {said}."
     counts = {state: sum(p.status.state == state for p in progress) for state in COLOURS}
     rows = []
     for p in progress:
@@ -246,7 +357,8 @@ def render_page(
         f"{refresh_tag}<title>Campaign status</title><style>{STYLE}</style></head><body>"
         f'<h1>Campaign status</h1><p class="small">as of {stamp}</p>'
         f'<p class="end">{html.escape(end)}</p><p class="counts">{chips}</p>'
-        "<table><thead><tr><th>configuration</th><th>state</th><th>epochs</th><th>best val mAP50-95</th>"
+        f"{matrix_html(progress, parameters or {})}"
+        '<table class="list"><thead><tr><th>configuration</th><th>state</th><th>epochs</th><th>best val mAP50-95</th>'
         "<th>curve</th><th>where</th><th>time left</th></tr></thead><tbody>"
         + "".join(rows)
         + "</tbody></table></body></html>\n"
