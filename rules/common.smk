@@ -27,7 +27,7 @@ from campaign.core.layout import probes_table
 from campaign.core.records import set_aside_damaged_records
 from campaign.dataset.upload_checks import CleaningError, check_upload
 from campaign.evaluation.video import detect_source_names
-from campaign.gpus.packing import shares_per_gpu, training_needs_mb
+from campaign.planning.packing import shares_per_gpu, training_needs_mb
 from campaign.planning.probe import probe_settings
 from campaign.planning.runs import (
     end_run,
@@ -174,7 +174,7 @@ if workflow.is_main_process:
         print(_said, file=sys.stderr, flush=True)
 
 # Packing (gpu.pack): each training's memory need, and Snakemake's `gpu`
-# resource counted in shares of a GPU (campaign/gpus/packing.py).
+# resource counted in shares of a GPU (campaign/planning/packing.py).
 SHARES_PER_GPU = shares_per_gpu(config["gpu"])
 try:
     TRAINING_NEEDS = training_needs_mb(CONFIGS, config["gpu"], probes_table())

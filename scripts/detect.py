@@ -3,8 +3,8 @@
 import io
 from pathlib import Path
 
+from campaign.adapters.rule_job import model_job
 from campaign.core.io import atomic_write_bytes
-from campaign.core.rule_job import model_job
 from campaign.evaluation.video import annotate_video, contact_sheet
 
 out = Path(snakemake.output.video)

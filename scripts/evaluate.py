@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from campaign.core.rule_job import model_job, record_provenance
+from campaign.adapters.rule_job import model_job, record_provenance
 from campaign.evaluation.bootstrap import ImageMatches
 from campaign.evaluation.validation import evaluate, write_metrics
 

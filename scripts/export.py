@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from campaign.core.rule_job import model_job, record_provenance
+from campaign.adapters.rule_job import model_job, record_provenance
 from campaign.evaluation.timing import export_model
 
 out = Path(snakemake.output.model)

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
+from campaign.adapters.rule_job import model_job, record_provenance
 from campaign.core.io import atomic_write_csv
-from campaign.core.rule_job import model_job, record_provenance
 from campaign.evaluation.validation import STUDY_FIELDS, image_size_study
 
 args = snakemake.params.args

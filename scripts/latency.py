@@ -11,8 +11,8 @@ latency; full-size test photos, the latency from a file to its boxes.
 from functools import partial
 from pathlib import Path
 
+from campaign.adapters.rule_job import model_job, record_provenance
 from campaign.core.io import atomic_write_csv
-from campaign.core.rule_job import model_job, record_provenance
 from campaign.dataset.resizing import split_images
 from campaign.evaluation.timing import SPEED_FIELDS, exclusively, time_model
 

@@ -1,5 +1,5 @@
 """Rule pretrain: a model's own pretrained checkpoint, trained on generic source shapes."""
 
-from campaign.core.rule_job import run_training
+from campaign.adapters.rule_job import run_training
 
 run_training(snakemake)

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
+from campaign.adapters.rule_job import model_job
 from campaign.core.io import atomic_write_csv
-from campaign.core.rule_job import model_job
 from campaign.evaluation.timing import device_name
 from campaign.planning.probe import PROBE_FIELDS, probe
 

@@ -10,9 +10,9 @@ same split, on the CPU.
 import csv
 from pathlib import Path
 
+from campaign.adapters.rule_job import model_job, record_provenance
 from campaign.core.io import atomic_write_csv
 from campaign.core.records import read_json_record
-from campaign.core.rule_job import model_job, record_provenance
 from campaign.evaluation.timing import SPEED_FIELDS
 from campaign.evaluation.validation import evaluate
 

@@ -1,5 +1,5 @@
 """Rule train: one campaign configuration, resumed if an earlier attempt was interrupted."""
 
-from campaign.core.rule_job import run_training
+from campaign.adapters.rule_job import run_training
 
 run_training(snakemake)

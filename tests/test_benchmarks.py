@@ -102,9 +102,10 @@ def test_resized_accuracy_quick(tmp_path):
 def test_campaign_eta_quick(tmp_path):
     out, rows = run_benchmark(tmp_path, "campaign_eta.py", "--quick")
     assert [row["progress"].split(" (")[0] for row in rows] == [
-        f"{mark} of the epochs" for mark in ("25%", "50%", "75%")
+        f"{mark} of the epochs" for mark in ("0%", "25%", "50%", "75%")
     ]
     estimated = [row for row in rows if row["error"] != "no estimate"]
+    assert rows[0]["error"] != "no estimate", "the probes give an estimate before the first epoch"
     assert estimated and all(0 <= float(row["estimated_left_s"]) and 0 < float(row["real_left_s"]) for row in estimated)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from campaign.core.configurations import ConfigError, expand_campaign, section_defaults
 from campaign.gpus.leases import LeaseOptions, NoDeviceError, lease_devices
-from campaign.gpus.packing import training_needs_mb
+from campaign.planning.packing import training_needs_mb
 
 DEVICES = [{"index": 0, "memory_mb": 8192}, {"index": 1, "memory_mb": 8192}]
 

@@ -5,9 +5,9 @@ import socket
 import subprocess
 import time
 
+from campaign.adapters.takeover import main as takeover
+from campaign.adapters.takeover import stale_locks
 from campaign.planning import runs
-from campaign.planning.takeover import main as takeover
-from campaign.planning.takeover import stale_locks
 
 
 def lock(root, number, outputs):

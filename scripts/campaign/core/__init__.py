@@ -1,4 +1,3 @@
 """What every stage shares: the config (read, checked, expanded into configurations), where results go,
-atomic writes, provenance, the clock, Ultralytics' offline settings, and the bridge from a rule's
-`snakemake` object to plain values (rule_job).
+atomic writes, the records read back, provenance, the clock, Ultralytics' offline settings and argument rules.
 """

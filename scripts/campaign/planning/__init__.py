@@ -1,3 +1,4 @@
-"""Before and across runs: probes of each training step, estimates of memory and hours, the plan,
-shards over servers, the record of who runs what, and taking over a lost server's work.
+"""Before and across runs: probes of each training step, estimates of memory and hours, the one
+scheduler, packing trainings onto shared GPUs, the plan and why each training runs, shards over
+servers, each configuration's work, and the record of who runs what.
 """

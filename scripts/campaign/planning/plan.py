@@ -195,8 +195,8 @@ def print_probe_plan(configs, to_train: list[str], probes_csv: Path, args, confi
 
 def _packed_plan(configs, remaining, scale, after: dict[str, float], probes_csv: Path, args, config, device_mb: float):
     """The makespan with shared GPUs (estimate.packed_makespan), each training's need as the leases know it."""
-    from campaign.gpus.packing import training_needs_mb
     from campaign.planning.estimate import PlannedJob, packed_makespan
+    from campaign.planning.packing import training_needs_mb
 
     needs = training_needs_mb(configs, config["gpu"], probes_csv)
     # One that does not fit (said above, with the batch that does) is planned on a whole GPU.
