@@ -34,13 +34,16 @@ from common import ROOT, SNAKEMAKE, demo_config, report, scratch_folder
 MARKS = (0.0, 0.25, 0.5, 0.75)
 
 
-def estimate(workdir: Path, configs, after_jobs: dict, planned: dict | None) -> tuple[float, float | None]:
+def estimate(
+    workdir: Path, configs, config: dict, after_jobs: dict, planned: dict | None
+) -> tuple[float, float | None]:
     """(share of training epochs written, seconds left by the status page's estimate), as `status.py --html`.
 
     `after_jobs` (jobs_after_training) and `planned` (planned_seconds, from the probes): worked out once,
     as `campaign status --html --every` does.
     """
     from campaign.planning.runs import jobs_at_a_time, read_runs
+    from campaign.planning.workload import pretraining_left
     from campaign.reporting.status import config_status
     from campaign.reporting.status_page import campaign_seconds_left, estimate_progress
 
@@ -51,7 +54,8 @@ def estimate(workdir: Path, configs, after_jobs: dict, planned: dict | None) -> 
     progress = estimate_progress(statuses, costs, workdir / "results", workdir / "logs", after_jobs, planned)
     # The trainings and jobs at a time the live run records (Snakemake's --cores and gpu resource).
     slots, after_slots = jobs_at_a_time(read_runs(workdir), stale_after=600) or (1, 1)
-    return written / total, campaign_seconds_left(progress, slots, after_slots)
+    pretraining = pretraining_left(configs, config, workdir / "results", workdir / "logs")
+    return written / total, campaign_seconds_left(progress, slots, after_slots, pretraining)
 
 
 def main() -> None:
@@ -88,7 +92,7 @@ def main() -> None:
         with open(workdir / "snakemake.log", "w") as log:
             process = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
             while process.poll() is None:
-                share, left = estimate(workdir, configs, after_jobs, planned)
+                share, left = estimate(workdir, configs, config, after_jobs, planned)
                 samples.append((time.time(), share, left))
                 time.sleep(args.every)
         ended = time.time()

@@ -11,7 +11,7 @@ import pytest
 from campaign.core.configurations import expand_campaign
 from campaign.planning.workload import jobs_after_training
 from campaign.reporting.status import config_status
-from campaign.reporting.status_page import campaign_seconds_left, estimate_progress, render_page
+from campaign.reporting.status_page import campaign_seconds_left, estimate_progress, planned_seconds, render_page
 from campaign.training.run_folder import TrainingFolder
 from tiny_campaign import TINY
 
@@ -218,3 +218,27 @@ def test_the_class_table_shows_every_configuration_by_model_size_on_a_phone(tmp_
     assert page.evaluate("document.documentElement.scrollWidth") <= 390, "no sideways scrolling on a phone"
     page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
     page.close()
+
+
+def test_the_pretrainings_not_run_yet_are_priced_from_the_probes_and_come_first(tmp_path):
+    from campaign.planning.workload import pretraining_left
+
+    course, configs = course_folder(tmp_path)
+    config = {"pretrain": {"models": ["yolov5n", "yolov5x"], "images": 100, "epochs": 2, "imgsz": 640}}
+    left, waits = pretraining_left(configs, config, tmp_path, tmp_path / "logs")
+    # yolov5n's unfrozen probe: 0.01 s an image at 320 px, so 0.04 s at 640 px, for 100 images and 2 epochs;
+    # yolov5x has no probe to price it with, and is not counted.
+    assert left == {"pretrain yolov5n": pytest.approx(8.0)}
+    assert set(waits) == {name for name, run in configs.items() if run.model == "yolov5n" and run.pretrained}
+    statuses = [config_status(tmp_path, name, run.epochs) for name, run in configs.items()]
+    costs = {n: r.expected_cost() for n, r in configs.items()}
+    planned = planned_seconds(configs, {}, tmp_path, tmp_path / "logs")
+    progress = estimate_progress(statuses, costs, tmp_path, tmp_path / "logs", None, planned)
+    without = campaign_seconds_left(progress, slots=16)
+    waiting = {name: "pretrain yolov5n" for name, run in configs.items() if run.model == "yolov5n"}
+    assert campaign_seconds_left(progress, slots=16, pretraining=(left, waiting)) == pytest.approx(
+        max(without, 8.0 + max(p.remaining_seconds for p in progress if p.status.name in waiting))
+    )
+    (tmp_path / "logs" / "pretrain").mkdir(parents=True)
+    (tmp_path / "logs" / "pretrain" / "yolov5n.benchmark.tsv").write_text("s\th:m:s\n9.5\t0:00:09\n")
+    assert pretraining_left(configs, config, tmp_path, tmp_path / "logs") == ({}, {})

@@ -194,3 +194,42 @@ def _after_training_hours(
     batches = [*speed.get("batch", [1, 32]), 1]  # the last: a full-size photo from its file
     timed_images = sum(passes * min(batch, speed.get("images", 32)) for batch in batches) if timed else 0
     return val_s * (evaluated + (study_images if studied else 0) + timed_images) / 3600
+
+
+def pretraining_left(
+    configs: dict[str, Any], config: dict[str, Any], results: Path = Path("results"), logs: Path = Path("logs")
+) -> tuple[dict[str, float], dict[str, str]]:
+    """The pretrainings not run yet, each priced from the probes of its model, and who waits for which.
+
+    A pretraining is a full training (nothing frozen) of `pretrain.images` for
+    `pretrain.epochs` at `pretrain.imgsz`: its probes' seconds per training
+    image, scaled by the image area, the unfrozen probes where there are any.
+    Returns (seconds by "pretrain <model>", that name by each configuration
+    that starts from it); nothing where no probe prices it, or it has run.
+    """
+    from campaign.planning.estimate import read_probes
+
+    pretrain = config.get("pretrain") or {}
+    probes_csv = probes_table(results)
+    if not pretrain.get("models") or not probes_csv.is_file():
+        return {}, {}
+    rows = [row for found in read_probes(probes_csv).values() for row in found if row.get("train_seconds_per_image")]
+    imgsz, images, epochs = pretrain.get("imgsz", 640), pretrain.get("images", 0), pretrain.get("epochs", 0)
+    left = {}
+    for model in pretrain["models"]:
+        if benchmark_seconds(logs / "pretrain" / f"{model}.benchmark.tsv") is not None:
+            continue  # it ran
+        probed = [row for row in rows if row["model"] == model]
+        unfrozen = [row for row in probed if str(row.get("freeze")) in ("0", "")] or probed
+        if not unfrozen:
+            continue
+        per_image = statistics.median(
+            float(row["train_seconds_per_image"]) * (imgsz / float(row["imgsz"])) ** 2 for row in unfrozen
+        )
+        left[f"pretrain {model}"] = per_image * images * epochs
+    waits = {
+        name: f"pretrain {run.model}"
+        for name, run in configs.items()
+        if f"pretrain {run.model}" in left and run.pretrained
+    }
+    return left, waits

@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.html:
         from campaign.core.io import atomic_write_text
         from campaign.planning.runs import jobs_at_a_time, read_runs
-        from campaign.planning.workload import jobs_after_training
+        from campaign.planning.workload import jobs_after_training, pretraining_left
         from campaign.reporting.status_page import estimate_progress, planned_seconds, render_page
 
         costs = {name: run.expected_cost() for name, run in configs.items()}
@@ -250,7 +250,15 @@ def main(argv: list[str] | None = None) -> int:
             # The live runs may change between rewrites: read each time.
             at_a_time = (args.slots, args.slots) if args.slots else jobs_at_a_time(read_runs(), stale_after)
             slots, after_slots = at_a_time or (1, 1)
-            page = render_page(progress, slots, refresh=refresh, after_slots=after_slots, parameters=parameters)
+            pretraining = pretraining_left(configs, config, args.results, args.logs)
+            page = render_page(
+                progress,
+                slots,
+                refresh=refresh,
+                after_slots=after_slots,
+                parameters=parameters,
+                pretraining=pretraining,
+            )
             atomic_write_text(args.html, page)
             print(f"status page: {args.html}", flush=True)
         if not (args.html and args.every):

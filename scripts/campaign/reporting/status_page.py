@@ -180,7 +180,12 @@ def _jobs_left(
     return together, alone
 
 
-def campaign_seconds_left(progress: list[Progress], slots: int, after_slots: int | None = None) -> float | None:
+def campaign_seconds_left(
+    progress: list[Progress],
+    slots: int,
+    after_slots: int | None = None,
+    pretraining: tuple[dict[str, float], dict[str, str]] = ({}, {}),
+) -> float | None:
     """Until the last configuration is done, as planning.schedule places the jobs; None where some cannot be estimated.
 
     The trainings run `slots` at a time (running ones first, then the longest first); each job after a
@@ -189,11 +194,14 @@ def campaign_seconds_left(progress: list[Progress], slots: int, after_slots: int
     """
     if any(p.remaining_seconds is None for p in progress if p.status.state != "done"):
         return None
-    jobs = []
+    # `pretraining` (workload.pretraining_left): the pretrainings left, and which trainings wait for them.
+    left, waits = pretraining
+    jobs = [Job(name, seconds) for name, seconds in left.items()]
     for p in progress:
         name = p.status.name
         if p.training_seconds:
-            jobs.append(Job(name, p.training_seconds, running=p.status.state == "running"))
+            waiting = waits.get(name) if p.status.state == "to do" else None
+            jobs.append(Job(name, p.training_seconds, after=waiting, running=p.status.state == "running"))
         jobs += [
             Job(f"{name} after {i}", seconds, after=name, training=False) for i, seconds in enumerate(p.after_jobs)
         ]
@@ -309,13 +317,15 @@ def render_page(
     refresh: int | None = None,
     after_slots: int | None = None,
     parameters: dict[str, dict] | None = None,
+    pretraining: tuple[dict[str, float], dict[str, str]] = ({}, {}),
 ) -> str:
     """The whole page as one string of HTML: no script, no file or network access of its own.
 
-    `parameters` (RunConfig.parameters() by name) adds the class's table above the list.
+    `parameters` (RunConfig.parameters() by name) adds the class's table above the list;
+    `pretraining` (workload.pretraining_left) counts the pretrainings not run yet.
     """
     now = now if now is not None else time.time()
-    left = campaign_seconds_left(progress, slots, after_slots)
+    left = campaign_seconds_left(progress, slots, after_slots, pretraining)
     if left is None:
         end = (
             "The campaign's end cannot be estimated yet: no training has run an epoch and there is no probe "
@@ -331,6 +341,8 @@ def render_page(
         if bases:
             said = "; ".join(f"{count} from {basis}" for basis, count in bases.most_common())
             end += f" Trainings left: {said}."
+        if pretraining[0]:
+            end += f" With {len(pretraining[0])} pretraining(s) first, from the probes."
     counts = {state: sum(p.status.state == state for p in progress) for state in COLOURS}
     rows = []
     for p in progress:
