@@ -59,14 +59,20 @@ def test_the_campaign_end_counts_every_remaining_epoch_on_the_gpus_there_are(tmp
     assert campaign_seconds_left(list(progress.values()), slots=2) == 150  # 60 + 90 on one, 120 on the other
 
 
-def test_the_page_shows_every_state_and_when_the_campaign_ends_in_chromium(tmp_path, browser):
-    done, running, failed, todo = campaign_folder(tmp_path / "work" / "results")
+def status_page(tmp_path, campaign: dict, slots: int):
+    """`campaign status --html` on the campaign whose results are in tmp_path/work/results: the page's file."""
     config = tmp_path / "work" / "config.yaml"
-    config.write_text(json.dumps({**TINY, "campaign": CAMPAIGN}))
+    config.write_text(json.dumps({**TINY, "campaign": campaign}))
     page_file = tmp_path / "status.html"
     command = [sys.executable, "-m", "campaign", "status", "--configfile", str(config)]
-    command += ["--results", str(tmp_path / "work" / "results"), "--html", str(page_file), "--slots", "2"]
+    command += ["--results", str(tmp_path / "work" / "results"), "--html", str(page_file), "--slots", str(slots)]
     subprocess.run(command, check=True, capture_output=True, cwd=tmp_path / "work")
+    return page_file
+
+
+def test_the_page_shows_every_state_and_when_the_campaign_ends_in_chromium(tmp_path, browser):
+    done, running, failed, todo = campaign_folder(tmp_path / "work" / "results")
+    page_file = status_page(tmp_path, CAMPAIGN, slots=2)
     html = page_file.read_text()
     assert "http" not in html.replace('http-equiv="refresh"', ""), "self-contained: nothing fetched"
     page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
@@ -198,12 +204,7 @@ def test_a_page_before_any_epoch_ends_from_the_probes(tmp_path):
 
 def test_the_class_table_shows_every_configuration_by_model_size_on_a_phone(tmp_path, browser):
     course, configs = course_folder(tmp_path / "work" / "results")
-    config = tmp_path / "work" / "config.yaml"
-    config.write_text(json.dumps({**TINY, "campaign": course}))
-    page_file = tmp_path / "status.html"
-    command = [sys.executable, "-m", "campaign", "status", "--configfile", str(config)]
-    command += ["--results", str(tmp_path / "work" / "results"), "--html", str(page_file), "--slots", "4"]
-    subprocess.run(command, check=True, capture_output=True, cwd=tmp_path / "work")
+    page_file = status_page(tmp_path, course, slots=4)
     page = browser.new_page(viewport={"width": 390, "height": 844})
     page.goto(page_file.as_uri())
     assert "The campaign ends around" in page.inner_text("p.end")
