@@ -50,7 +50,7 @@ def test_an_old_driver_is_named_with_both_cuda_versions_and_the_lock_that_runs_o
     assert verdict.problem == ("the driver 535.183.01 runs CUDA up to 12.2; torch 2.14.1+cu130 is built for CUDA 13.0")
     assert verdict.fix == (
         "set up with requirements-cu126.lock (torch 2.7.1, CUDA 12.6): "
-        "`python3 -m venv .venv-cu126 && .venv-cu126/bin/pip install -r requirements-cu126.lock -e .`"
+        "`python3 -m venv .venv-cu126 && .venv-cu126/bin/pip install --no-deps -r requirements-cu126.lock -e .`"
     )
 
 
@@ -121,7 +121,7 @@ def test_with_gpu_require_an_unusable_server_stops_at_once_with_the_device_both_
         "gpu.require is set, but torch cannot train on this server's GPUs: GPU 0 (NVIDIA GeForce GTX 1080, sm_61): "
         "the driver 535.183.01 runs CUDA up to 12.2; torch 2.14.1+cu130 is built for CUDA 13.0. To train on it: "
         "set up with requirements-cu126.lock (torch 2.7.1, CUDA 12.6): "
-        "`python3 -m venv .venv-cu126 && .venv-cu126/bin/pip install -r requirements-cu126.lock -e .`"
+        "`python3 -m venv .venv-cu126 && .venv-cu126/bin/pip install --no-deps -r requirements-cu126.lock -e .`"
     )
 
 

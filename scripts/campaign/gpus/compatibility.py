@@ -81,8 +81,11 @@ class Lock:
     minimum_driver: str
 
     def setup(self) -> str:
-        venv = ".venv" if self.file == "requirements.lock" else f".venv-{self.file.split('-')[-1].split('.')[0]}"
-        return f"python3 -m venv {venv} && {venv}/bin/pip install -r {self.file} -e ."
+        if self.file == "requirements.lock":
+            return "python3 -m venv .venv && .venv/bin/pip install -r requirements.lock -e ."
+        # The library's own metadata names the main lock's torch; this lock pins every package itself.
+        venv = f".venv-{self.file.split('-')[-1].split('.')[0]}"
+        return f"python3 -m venv {venv} && {venv}/bin/pip install --no-deps -r {self.file} -e ."
 
 
 # The builds the project's locks install, read from each with `torch._C._cuda_getArchFlags()`;
