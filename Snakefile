@@ -26,7 +26,7 @@ wildcard_constraints:
     format="|".join(EXPORT_FORMATS) or "NONE",
     model=r"yolo(v5|v8|11|26)[nsmlx]",
     # Source names are literal file names (dots, brackets, spaces), not patterns.
-    source="|".join(map(re.escape, DETECT_SOURCES)) or "NONE",
+    source="|".join(map(re.escape, CAMPAIGN.detect_sources)) or "NONE",
 
 
 include: "rules/dataset.smk"
@@ -57,7 +57,7 @@ localrules:
 # Who runs here, with which locks, and a heartbeat: a lost server's locks can
 # then be told from a live one's (campaign takeover).
 onstart:
-    record_campaign_run()
+    record_campaign_run(workflow, CAMPAIGN)
 
 
 onsuccess:
@@ -77,4 +77,4 @@ rule all:
 # Before shards run side by side on several servers: the data they all read.
 rule prepare:
     input:
-        shared_inputs(),
+        CAMPAIGN.shared_inputs(),

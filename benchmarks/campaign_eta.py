@@ -39,8 +39,8 @@ def estimate(
 ) -> tuple[float, float | None]:
     """(share of training epochs written, seconds left by the status page's estimate), as `status.py --html`.
 
-    `after_jobs` (jobs_after_training) and `planned` (planned_seconds, from the probes): worked out once,
-    as `campaign status --html --every` does.
+    `after_jobs` (the resolved campaign's benchmark_stems) and `planned` (planned_seconds, from the
+    probes): worked out once, as `campaign status --html --every` does.
     """
     from campaign.planning.runs import jobs_at_a_time, read_runs
     from campaign.planning.workload import pretraining_left
@@ -66,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from campaign.core.configurations import expand_campaign
-    from campaign.planning.workload import jobs_after_training
+    from campaign.planning.resolved import load_campaign
     from campaign.reporting.status_page import planned_seconds
 
     config = demo_config(quick=args.quick)
@@ -86,7 +86,7 @@ def main() -> None:
         if probed.returncode != 0:
             raise SystemExit(f"the probes failed: see {workdir / 'probes.log'}")
         probe_seconds = time.time() - probing
-        after_jobs = jobs_after_training(configs, config, workdir / "results")
+        after_jobs = load_campaign(workdir / "config.yaml", workdir / "results").benchmark_stems()
         planned = planned_seconds(configs, config, workdir / "results", workdir / "logs")
         started = time.time()
         with open(workdir / "snakemake.log", "w") as log:

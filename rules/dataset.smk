@@ -1,6 +1,6 @@
 # With dataset.freeze the cleaned dataset is kept as it is: no rule makes it again
 # (rules/common.smk checks it exists), so later uploads change nothing until the next campaign.
-if not DATASET_FROZEN:
+if not CAMPAIGN.dataset_frozen:
 
     rule clean_dataset:
         input:
@@ -11,13 +11,13 @@ if not DATASET_FROZEN:
             report=report(
                 layout.CLEANING_REPORT,
                 caption="../report/cleaning_report.rst",
-                category="1. Dataset",
+                category=DATASET_SECTION,
                 labels={"table": "cleaning report"},
             ),
             summary=report(
                 layout.CLEANING_SUMMARY,
                 caption="../report/cleaning_summary.rst",
-                category="1. Dataset",
+                category=DATASET_SECTION,
                 labels={"table": "cleaning summary"},
             ),
             manifest=layout.MANIFEST,
@@ -56,7 +56,7 @@ rule split_dataset:
         leakage=report(
             layout.LEAKAGE,
             caption="../report/leakage.rst",
-            category="1. Dataset",
+            category=DATASET_SECTION,
             labels={"table": "near-duplicates across splits"},
         ),
     log:
@@ -76,7 +76,7 @@ rule split_dataset:
 # again at every epoch: each training size gets its own shrunk copy.
 rule resize_dataset:
     input:
-        **DATASET,
+        **CAMPAIGN.cleaned_dataset,
     output:
         images=directory(layout.RESIZED_IMAGES),
         labels=directory(layout.RESIZED_LABELS),
@@ -98,20 +98,20 @@ rule resize_dataset:
 
 rule dataset_figures:
     input:
-        **split_lists(),
+        **CAMPAIGN.split_lists,
         manifest=layout.MANIFEST,
     output:
         overview=report(
             layout.figure("dataset_overview"),
             caption="../report/dataset_overview.rst",
-            category="1. Dataset",
+            category=DATASET_SECTION,
             labels={"figure": "dataset overview"},
         ),
         overview_csv=layout.DATASET_OVERVIEW,
         labels=report(
             layout.figure("label_analysis"),
             caption="../report/label_analysis.rst",
-            category="1. Dataset",
+            category=DATASET_SECTION,
             labels={"figure": "label analysis"},
         ),
     log:

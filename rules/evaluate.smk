@@ -10,23 +10,23 @@ rule evaluate:
         confusion=report(
             layout.EVAL_CONFUSION,
             caption="../report/confusion.rst",
-            category="3. Evaluation",
+            category=EVALUATION_SECTION,
             subcategory="{split}",
-            labels=lambda wc: evaluation_labels(wc, "confusion matrix"),
+            labels=evaluation_labels("confusion matrix"),
         ),
         pr_curve=report(
             layout.EVAL_PR_CURVE,
             caption="../report/pr_curve.rst",
-            category="3. Evaluation",
+            category=EVALUATION_SECTION,
             subcategory="{split}",
-            labels=lambda wc: evaluation_labels(wc, "precision-recall"),
+            labels=evaluation_labels("precision-recall"),
         ),
         f1_curve=report(
             layout.EVAL_F1_CURVE,
             caption="../report/f1_curve.rst",
-            category="3. Evaluation",
+            category=EVALUATION_SECTION,
             subcategory="{split}",
-            labels=lambda wc: evaluation_labels(wc, "F1-confidence"),
+            labels=evaluation_labels("F1-confidence"),
         ),
     log:
         "logs/evaluate/{cfg}_{split}.log",
@@ -37,11 +37,7 @@ rule evaluate:
     resources:
         gpu=evaluation_gpus,
     params:
-        args=lambda wc: {
-            "imgsz": CONFIGS[wc.cfg].imgsz,
-            **VALIDATION_ARGS,
-            "split": wc.split,
-        },
+        args=evaluation_args,
     script:
         "../scripts/evaluate.py"
 
@@ -67,7 +63,7 @@ rule bootstrap:
 rule export:
     input:
         # The dataset only for the provenance record: what the exported model was trained on.
-        **DATASET,
+        **CAMPAIGN.cleaned_dataset,
         weights=layout.TRAINED_WEIGHTS,
     output:
         model=layout.EXPORTED_MODEL,
@@ -79,7 +75,7 @@ rule export:
     conda:
         "../envs/train.yaml"
     params:
-        args=lambda wc: {"imgsz": CONFIGS[wc.cfg].imgsz, "format": wc.format},
+        args=export_args,
     script:
         "../scripts/export.py"
 
@@ -101,11 +97,11 @@ rule latency:
     conda:
         "../envs/train.yaml"
     # A timing needs the machine to itself: taking every core keeps other jobs off it.
-    threads: all_cores()
+    threads: all_cores(workflow)
     resources:
         gpu=evaluation_gpus,
     params:
-        args=lambda wc: {"imgsz": CONFIGS[wc.cfg].imgsz, **config["speed"]},
+        args=latency_args,
     script:
         "../scripts/latency.py"
 
@@ -114,7 +110,7 @@ rule speed:
     input:
         unpack(config_dataset),
         # The timing of the configuration's network (made on the first configuration with it).
-        latency=lambda wc: layout.LATENCY_TABLE.format(cfg=TIMED_BY[wc.cfg]),
+        latency=timing_of,
         weights=layout.TRAINED_WEIGHTS,
         # The PyTorch model's accuracy, to stand beside each exported one's.
         metrics=layout.EVAL_METRICS.replace("{split}", COMPARISON_SPLIT),
@@ -129,7 +125,7 @@ rule speed:
     conda:
         "../envs/train.yaml"
     params:
-        evaluation={"split": COMPARISON_SPLIT, **VALIDATION_ARGS},
+        evaluation={"split": COMPARISON_SPLIT, **CAMPAIGN.validation_args},
     script:
         "../scripts/speed.py"
 
@@ -149,15 +145,9 @@ rule imgsz_study:
     resources:
         gpu=evaluation_gpus,
     params:
-        args=lambda wc: {
-            "imgsz": config["study"]["imgsz"],
-            "split": config["study"]["split"],
-            **VALIDATION_ARGS,
-        },
+        args=CAMPAIGN.study_args,
         # Sizes up to it read the copy shrunk to it; larger ones the full-size images.
-        resized_to=lambda wc: (
-            CONFIGS[wc.cfg].imgsz if CONFIGS[wc.cfg].imgsz in RESIZED_SIZES else 0
-        ),
+        resized_to=resized_size,
     script:
         "../scripts/imgsz_study.py"
 
@@ -171,8 +161,8 @@ rule detect:
         sheet=report(
             layout.DETECTION_SHEET,
             caption="../report/detect.rst",
-            category="4. Detections",
-            labels=lambda wc: {**config_labels(wc.cfg), "source": wc.source},
+            category=DETECTIONS_SECTION,
+            labels=detection_labels,
         ),
     log:
         "logs/detect/{cfg}_{source}.log",
@@ -183,8 +173,8 @@ rule detect:
     resources:
         gpu=evaluation_gpus,
     params:
-        source=lambda wc: DETECT_SOURCES[wc.source],
-        imgsz=lambda wc: CONFIGS[wc.cfg].imgsz,
+        source=detect_source,
+        imgsz=config_imgsz,
         conf=config["detect"]["conf"],
     script:
         "../scripts/detect.py"

@@ -1,6 +1,6 @@
 rule probe:
     input:
-        unpack(lambda wc: dataset_at(PROBES[wc.probe]["imgsz"])),
+        unpack(probe_dataset),
     output:
         probe=layout.PROBE_TABLE,
     log:
@@ -9,11 +9,11 @@ rule probe:
         "logs/probe/{probe}.benchmark.tsv"
     conda:
         "../envs/train.yaml"
-    threads: lambda wc: probe_threads(wc.probe)
+    threads: probe_threads
     resources:
-        gpu=lambda wc: min(PROBES[wc.probe]["gpus"], 1) * SHARES_PER_GPU,
+        gpu=probe_gpus,
     params:
-        args=lambda wc: PROBES[wc.probe],
+        args=probe_args,
         iterations=config["plan"]["iterations"],
         cpu_batch=config["plan"]["cpu_batch"],
     script:
@@ -22,7 +22,7 @@ rule probe:
 
 rule plan_probes:
     input:
-        expand(layout.PROBE_TABLE, probe=sorted(PROBES)),
+        expand(layout.PROBE_TABLE, probe=sorted(CAMPAIGN.probes)),
     output:
         layout.PROBES_TABLE,
     log:

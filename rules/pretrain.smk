@@ -32,11 +32,11 @@ rule pretrain:
         "../envs/train.yaml"
     threads: 1
     resources:
-        gpu=SHARES_PER_GPU,
+        gpu=CAMPAIGN.shares_per_gpu,
     params:
-        model=lambda wc: wc.model,
-        run_dir=lambda wc: layout.PRETRAIN_RUN.format(model=wc.model),
-        args=pretrain_args(),
-        args_hash=stable_hash(pretrain_args()),
+        model="{model}",
+        run_dir=layout.PRETRAIN_RUN,
+        args=CAMPAIGN.pretrain_args,
+        args_hash=stable_hash(CAMPAIGN.pretrain_args),
     script:
         "../scripts/pretrain.py"

@@ -10,20 +10,20 @@ rule summary_table:
         csv=report(
             layout.METRICS_CSV,
             caption="../report/summary_table.rst",
-            category="2. Comparison",
+            category=COMPARISON_SECTION,
             labels={"table": "metrics (CSV, to download)"},
         ),
         html=report(
             layout.METRICS_HTML,
             caption="../report/summary_table.rst",
-            category="2. Comparison",
+            category=COMPARISON_SECTION,
             labels={"table": "metrics (sortable)"},
         ),
         markdown=layout.METRICS_MD,
         groups=report(
             layout.GROUPS,
             caption="../report/groups_table.rst",
-            category="2. Comparison",
+            category=COMPARISON_SECTION,
             labels={"table": "configurations, seeds pooled (CSV)"},
         ),
     log:
@@ -61,13 +61,13 @@ rule findings:
         csv=report(
             layout.FINDINGS_CSV,
             caption="../report/findings.rst",
-            category="2. Comparison",
+            category=COMPARISON_SECTION,
             labels={"table": "1. findings (CSV, to download)"},
         ),
         html=report(
             layout.FINDINGS_HTML,
             caption="../report/findings.rst",
-            category="2. Comparison",
+            category=COMPARISON_SECTION,
             labels={"table": "1. findings (sortable)"},
         ),
     log:
@@ -100,7 +100,7 @@ rule figure_map_by_config:
         report(
             layout.figure("map_by_config"),
             caption="../report/map_by_config.rst",
-            category="2. Comparison",
+            category=COMPARISON_SECTION,
             labels={"figure": "mAP by configuration"},
         ),
     log:
@@ -118,7 +118,7 @@ rule figure_accuracy_vs_latency:
         report(
             layout.figure("accuracy_vs_latency"),
             caption="../report/accuracy_vs_latency.rst",
-            category="2. Comparison",
+            category=COMPARISON_SECTION,
             labels={"figure": "accuracy vs latency"},
         ),
     log:
@@ -136,7 +136,7 @@ rule figure_training_curves:
         report(
             layout.figure("training_curves"),
             caption="../report/training_curves.rst",
-            category="2. Comparison",
+            category=COMPARISON_SECTION,
             labels={"figure": "training curves"},
         ),
     log:
@@ -160,7 +160,7 @@ rule figure_per_class_ap:
         report(
             layout.figure("per_class_ap"),
             caption="../report/per_class_ap.rst",
-            category="2. Comparison",
+            category=COMPARISON_SECTION,
             labels={"figure": "per-class AP"},
         ),
     log:
@@ -181,7 +181,7 @@ rule campaign_timeline:
         figure=report(
             layout.figure("campaign_timeline"),
             caption="../report/campaign_timeline.rst",
-            category="2. Comparison",
+            category=COMPARISON_SECTION,
             labels={"figure": "campaign timeline"},
         ),
         usage=layout.DEVICE_USAGE,
@@ -197,12 +197,12 @@ rule campaign_timeline:
 
 rule figure_imgsz_study:
     input:
-        expand(layout.STUDY_TABLE, cfg=STUDY_CONFIGS),
+        expand(layout.STUDY_TABLE, cfg=CAMPAIGN.study_configs),
     output:
         report(
             layout.figure("imgsz_study"),
             caption="../report/imgsz_study.rst",
-            category="2. Comparison",
+            category=COMPARISON_SECTION,
             labels={"figure": "image-size study"},
         ),
     log:

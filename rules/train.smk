@@ -13,7 +13,7 @@ rule train:
     benchmark:
         "logs/train/{cfg}.benchmark.tsv"
     # Longest trainings first, so that the last ones to finish are short.
-    priority: lambda wc: training_priority(wc.cfg)
+    priority: training_priority
     # A retry resumes from the last epoch, with a smaller batch only after
     # running out of memory (batch_after_memory_failures in attempts.py).
     retries: 2
@@ -24,9 +24,9 @@ rule train:
         gpu=training_gpus,
         gpu_mb=training_gpu_mb,
     params:
-        model=lambda wc: CONFIGS[wc.cfg].model,
-        args=lambda wc: CONFIGS[wc.cfg].train_args(),
-        args_hash=lambda wc: CONFIGS[wc.cfg].args_hash(),
-        run_dir=lambda wc: layout.TRAINING_RUN.format(cfg=wc.cfg),
+        model=config_model,
+        args=training_args,
+        args_hash=training_args_hash,
+        run_dir=layout.TRAINING_RUN,
     script:
         "../scripts/train.py"

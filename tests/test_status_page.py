@@ -9,11 +9,10 @@ import sys
 import pytest
 
 from campaign.core.configurations import expand_campaign
-from campaign.planning.workload import jobs_after_training
 from campaign.reporting.status import config_status
 from campaign.reporting.status_page import campaign_seconds_left, estimate_progress, planned_seconds, render_page
 from campaign.training.run_folder import TrainingFolder
-from tiny_campaign import TINY
+from tiny_campaign import TINY, resolved
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CAMPAIGN = {
@@ -62,7 +61,10 @@ def test_the_campaign_end_counts_every_remaining_epoch_on_the_gpus_there_are(tmp
 def status_page(tmp_path, campaign: dict, slots: int):
     """`campaign status --html` on the campaign whose results are in tmp_path/work/results: the page's file."""
     config = tmp_path / "work" / "config.yaml"
-    config.write_text(json.dumps({**TINY, "campaign": campaign}))
+    # TINY's sections for this matrix: its models pretrained by the workflow, none of its named configurations.
+    models = sorted({run.model for run in expand_campaign(campaign).values()})
+    sections = {"pretrain": {**TINY["pretrain"], "models": models}, "detect": {**TINY["detect"], "configs": []}}
+    config.write_text(json.dumps({**TINY, "campaign": campaign, **sections}))
     page_file = tmp_path / "status.html"
     command = [sys.executable, "-m", "campaign", "status", "--configfile", str(config)]
     command += ["--results", str(tmp_path / "work" / "results"), "--html", str(page_file), "--slots", str(slots)]
@@ -124,8 +126,9 @@ def test_the_campaign_end_counts_the_jobs_after_the_trainings_before_any_ran(tmp
     benchmark_file(logs, "train", done, 130)  # 4 epochs of 30 s: 10 s besides them
     statuses = [config_status(tmp_path, name, run.epochs, run.batch) for name, run in configs.items()]
     costs = {name: run.expected_cost() for name, run in configs.items()}
-    config = {"evaluation": {"splits": ["val", "test"]}, "speed": {"formats": ["pytorch", "onnx"]}}
-    jobs = jobs_after_training(configs, config)
+    sections = {"evaluation": {"splits": ["val", "test"]}, "speed": {"formats": ["pytorch", "onnx"]}}
+    campaign = resolved(CAMPAIGN, tmp_path, **sections)
+    jobs = campaign.benchmark_stems()
     assert jobs[done] == {
         "evaluate": [f"{done}_val", f"{done}_test"],
         "bootstrap": [f"{done}_val", f"{done}_test"],
@@ -184,8 +187,9 @@ def test_a_page_before_any_epoch_ends_from_the_probes(tmp_path):
     course, configs = course_folder(tmp_path)
     statuses = [config_status(tmp_path, name, run.epochs) for name, run in configs.items()]
     costs = {n: r.expected_cost() for n, r in configs.items()}
-    jobs = jobs_after_training(configs, {}, tmp_path)
-    planned = planned_seconds(configs, {}, tmp_path, tmp_path / "logs")
+    campaign = resolved(course, tmp_path)
+    jobs = campaign.benchmark_stems()
+    planned = planned_seconds(configs, campaign.config, tmp_path, tmp_path / "logs")
     progress = estimate_progress(statuses, costs, tmp_path, tmp_path / "logs", jobs, planned)
     assert all(p.remaining_seconds and p.basis == "the probes" for p in progress)
     trainings = [planned[name][0] for name in configs]

@@ -11,6 +11,7 @@ That checkpoint is SCRATCH's (scratch.yaml): yolov8n trained from random
 weights by the workflow itself, once per test session.
 """
 
+import copy
 import hashlib
 import os
 import shutil
@@ -21,7 +22,9 @@ from pathlib import Path
 
 import yaml
 
+from campaign.core.configurations import expand_campaign
 from campaign.core.layout import EVAL_METRICS, TRAINED_WEIGHTS, result_path
+from campaign.planning.resolved import ResolvedCampaign, resolve_campaign
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,3 +112,18 @@ def install_learned_weights(learned: Path, workdir: Path) -> None:
     (workdir / "weights").mkdir(parents=True, exist_ok=True)
     for name in ("yolov8n-demo.pt", "SHA256SUMS"):
         shutil.copyfile(learned / name, workdir / "weights" / name)
+
+
+def resolved(campaign: dict, results: Path, **sections: dict) -> ResolvedCampaign:
+    """A campaign matrix resolved as the workflow resolves it, on TINY's upload, its models pretrained by the workflow.
+
+    `sections`: config sections besides those (evaluation, speed, study, ...), as a config file would give them.
+    """
+    models = sorted({run.model for run in expand_campaign(campaign).values()})
+    config = {
+        "campaign": copy.deepcopy(campaign),
+        "dataset": copy.deepcopy(TINY["dataset"]),
+        "pretrain": {"models": models},
+        **copy.deepcopy(sections),
+    }
+    return resolve_campaign(config, "test-campaign.yaml", results)

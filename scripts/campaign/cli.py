@@ -19,7 +19,7 @@ import sys
 # Each tool: the module whose main(argv) runs it, and what it is for (the first line of `campaign --help`).
 TOOLS = {
     "plan": ("campaign.planning.plan", "jobs, memory, hours and makespan before anything is trained"),
-    "status": ("campaign.reporting.status", "where every configuration stands; the status page"),
+    "status": ("campaign.reporting.status_command", "where every configuration stands; the status page"),
     "takeover": ("campaign.adapters.takeover", "run the work of a server that is gone"),
     "fetch-weights": ("campaign.training.fetch_weights", "fetch and record the pretrained checkpoints"),
     "demo-upload": ("campaign.dataset.demo_upload", "write the embedded demo's uploads again"),

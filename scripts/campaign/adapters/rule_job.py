@@ -18,8 +18,14 @@ from campaign.core.configurations import stable_hash
 from campaign.core.io import atomic_write_bytes, atomic_write_json, job_logger
 from campaign.core.layout import WORKFLOW_DIR
 from campaign.core.provenance import build_record, dataset_hash, file_hash, now, provenance
+from campaign.core.yolo_env import prepare_ultralytics
 from campaign.gpus.jobs import leased_device
 from campaign.gpus.monitor import FIELDS as MONITOR_FIELDS
+from campaign.training.attempts import earlier_attempts, set_aside_damaged_history
+from campaign.training.disk_space import stop_if_still_no_space
+from campaign.training.run_folder import TrainingFolder
+from campaign.training.trainer import TrainingRequest, export_outputs, train_with_attempts
+from campaign.training.training_lock import one_trainer
 
 
 @dataclass
@@ -53,7 +59,6 @@ def model_job(
     `monitor_csv` samples the leased devices while the job runs; `tensorboard`
     keeps Ultralytics' TensorBoard logging (trainings only).
     """
-    from campaign.core.yolo_env import prepare_ultralytics
 
     log = job_logger(snakemake.log[0])
     started = now()
@@ -106,11 +111,6 @@ def monitor_header() -> bytes:
 
 def run_training(snakemake) -> None:
     """Rules train and pretrain: train (resuming what an interrupted attempt left), then write the outputs."""
-    from campaign.training.attempts import earlier_attempts, set_aside_damaged_history
-    from campaign.training.disk_space import stop_if_still_no_space
-    from campaign.training.run_folder import TrainingFolder
-    from campaign.training.trainer import TrainingRequest, export_outputs, train_with_attempts
-    from campaign.training.training_lock import one_trainer
 
     given, params = snakemake.input, snakemake.params
     weights = Path(given.weights) if given.get("weights") else None

@@ -30,12 +30,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from campaign.core.configurations import ConfigError
 from campaign.core.layout import WORKFLOW_DIR
+from campaign.planning.resolved import load_campaign
+from campaign.planning.runs import HEARTBEAT_SECONDS, lock_pairs, owner_of, read_runs
+from campaign.planning.shards import campaign_shards, parse_shard
+from campaign.reporting.status import config_status
 
 
 def stale_locks(configs: list[str], runs, stale_after: float) -> tuple[list, list[str]]:
     """Lock pairs to remove for a takeover of `configs`, and what stands in the way (live runs)."""
-    from campaign.planning.runs import lock_pairs, owner_of
 
     remove, blocking = [], []
     for pair in lock_pairs():
@@ -51,7 +55,6 @@ def stale_locks(configs: list[str], runs, stale_after: float) -> tuple[list, lis
 
 def unlock_stale(stale_after: float) -> int:
     """Remove the locks of runs that are gone; name those whose owner is unknown, and keep them."""
-    from campaign.planning.runs import lock_pairs, owner_of, read_runs
 
     runs = read_runs()
     removed = kept = 0
@@ -91,23 +94,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("snakemake_args", nargs="*", help="after --: Snakemake's options (--cores, --resources ...)")
     args = parser.parse_args(argv)
     stale_after = args.stale_minutes * 60
-    from campaign.planning.runs import HEARTBEAT_SECONDS
 
     if stale_after < 2 * HEARTBEAT_SECONDS:
         parser.error(f"--stale-minutes must allow two heartbeats ({2 * HEARTBEAT_SECONDS:g} s) of a live run")
     if args.unlock_stale:
         return unlock_stale(stale_after)
 
-    from campaign.core.config_file import load_campaign
-    from campaign.core.configurations import ConfigError
-    from campaign.planning.runs import read_runs
-    from campaign.planning.shards import campaign_shards, parse_shard
-    from campaign.reporting.status import config_status
-
     try:
-        config, configs = load_campaign(args.configfile)
+        campaign = load_campaign(args.configfile, args.results)
     except ConfigError as error:
         parser.error(f"invalid configuration: {error}")
+    config, configs = campaign.config, campaign.configs
     statuses = {
         name: config_status(args.results, name, run.epochs, run.batch, stale_after) for name, run in configs.items()
     }

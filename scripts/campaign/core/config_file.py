@@ -154,27 +154,3 @@ def check_one_campaign(configfiles: list[str]) -> None:
             "is a whole campaign, and Snakemake would merge them key by key (one's matrix with another's "
             "batches). Give one file; for a variant, copy it and edit the copy"
         )
-
-
-def load_config(path: str | Path) -> dict[str, Any]:
-    """A campaign's config file read strictly, checked against the schema and completed with its defaults.
-
-    The command-line tools thus see the config the workflow sees (Snakemake's `validate` fills the same defaults).
-    """
-    from snakemake.utils import validate
-
-    from campaign.core.config_schema import check_config
-    from campaign.core.configurations import SCHEMA
-
-    config = read_config_file(path)
-    check_config(config)
-    validate(config, str(SCHEMA), set_default=True)
-    return config
-
-
-def load_campaign(path: str | Path) -> tuple[dict[str, Any], Any]:
-    """The checked config in `path` and its configurations by name (campaign.core.configurations.Campaign)."""
-    from campaign.core.configurations import expand_campaign
-
-    config = load_config(path)
-    return config, expand_campaign(config["campaign"])

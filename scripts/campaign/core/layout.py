@@ -109,6 +109,24 @@ def record_globs() -> list[str]:
     return [re.sub(r"\{[^}]+\}", "*", pattern) for pattern in JSON_RECORDS]
 
 
+# The figures of the default run (results/figures/<name>.png), each made by its own rule.
+FIGURES = [
+    "dataset_overview",
+    "label_analysis",
+    "map_by_config",
+    "accuracy_vs_latency",
+    "training_curves",
+    "per_class_ap",
+    "campaign_timeline",
+    "imgsz_study",
+]
+# The sections of the HTML report (`snakemake --report`), in their order.
+DATASET_SECTION = "1. Dataset"
+COMPARISON_SECTION = "2. Comparison"
+EVALUATION_SECTION = "3. Evaluation"
+DETECTIONS_SECTION = "4. Detections"
+
+
 def figure(name: str) -> str:
     """The path of one figure (results/figures/<name>.png)."""
     return FIGURE.format(figure=name)

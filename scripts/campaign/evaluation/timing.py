@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from campaign.core.io import atomic_write_bytes
+
 SPEED_FIELDS = [
     "config",
     "timed_config",
@@ -338,8 +340,6 @@ def export_model(weights: Path, fmt: str, imgsz: int, out: Path, work: Path) -> 
     import shutil
 
     from ultralytics import YOLO
-
-    from campaign.core.io import atomic_write_bytes
 
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from campaign.core.configurations import section_defaults
 from campaign.gpus.leases import Lease, LeaseOptions, lease_devices
+from campaign.gpus.memory_cap import cap_cuda_memory
 from campaign.gpus.monitor import Monitor
 
 
@@ -40,8 +41,6 @@ def leased_device(
         if lease.source == "declared" and lease.ultralytics_device() == "cpu":
             limit_memory_to_declared(lease, log)
         elif cap_mb and lease.ultralytics_device() != "cpu":
-            from campaign.gpus.memory_cap import cap_cuda_memory
-
             why = "its share of the GPU" if lease.share_mb else "gpu.emulate_memory_mb"
             for line in cap_cuda_memory(cap_mb, len(lease.devices)):
                 log.info("%s: %s", why, line)

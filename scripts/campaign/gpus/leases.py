@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from campaign.core.configurations import section_defaults
 from campaign.gpus.compatibility import Driver, ServerCheck, TorchBuild, check_server
 
 
@@ -111,7 +112,6 @@ class LeaseOptions:
     @classmethod
     def from_config(cls, gpu: dict[str, Any]) -> LeaseOptions:
         """From the config's `gpu` section; what it leaves out takes the schema's default."""
-        from campaign.core.configurations import section_defaults
 
         gpu = {**section_defaults("gpu"), **gpu}
         declared = gpu["devices"]

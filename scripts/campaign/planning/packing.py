@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from campaign.core.configurations import ConfigError
+from campaign.planning.estimate import probed_memory_mb, read_probes
+from campaign.planning.probe import probe_settings
 
 
 def training_needs_mb(configs: dict[str, Any], gpu: dict[str, Any], probes_csv: Path) -> dict[str, int]:
     """The memory need in MB of every configuration that may share a GPU (none without gpu.pack)."""
     if not gpu["pack"]:
         return {}
-    from campaign.planning.estimate import probed_memory_mb, read_probes
-    from campaign.planning.probe import probe_settings
 
     explicit = gpu["needs_mb"]
     unknown = [name for name in explicit if name not in configs]

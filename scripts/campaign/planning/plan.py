@@ -31,9 +31,19 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from campaign.core.layout import WORKFLOW_DIR
+from campaign.core.configurations import ConfigError, section_defaults
+from campaign.core.layout import CLEANING_REPORT, MANIFEST, RESULTS, WORKFLOW_DIR, probes_table, result_path, split_list
 from campaign.core.records import DamagedRecord, read_json_record
-from campaign.planning.estimate import makespan
+from campaign.dataset.upload_changes import upload_changes
+from campaign.gpus.leases import check_this_server, nvml_devices
+from campaign.planning.estimate import PlannedJob, calibration, estimate, makespan, packed_makespan, read_probes
+from campaign.planning.packing import training_needs_mb
+from campaign.planning.probe import probe_settings
+from campaign.planning.rerun_reasons import group_by_reason, reasons_table
+from campaign.planning.resolved import load_campaign
+from campaign.planning.shards import shard_table
+from campaign.planning.workload import planned_work
+from campaign.training.run_folder import TrainingFolder
 
 
 def dry_run_jobs(snakemake_args: list[str]) -> list[dict[str, str]]:
@@ -72,7 +82,6 @@ def finished_seconds(summary: Path) -> float | None:
 
 def seconds_per_cost(configs: dict, results: Path) -> float | None:
     """Median measured training seconds per unit of expected cost, over finished trainings."""
-    from campaign.training.run_folder import TrainingFolder
 
     ratios = []
     for name, run in configs.items():
@@ -84,7 +93,6 @@ def seconds_per_cost(configs: dict, results: Path) -> float | None:
 
 def finished_hours(configs: dict, results: Path) -> dict[str, float]:
     """Measured training hours of the finished trainings."""
-    from campaign.training.run_folder import TrainingFolder
 
     hours = {}
     for name in configs:
@@ -96,7 +104,6 @@ def finished_hours(configs: dict, results: Path) -> dict[str, float]:
 
 def planned_device_memory(config: dict, given: float | None) -> tuple[float, str]:
     """The memory of one device the campaign will train on, and where that figure comes from."""
-    from campaign.gpus.leases import nvml_devices
 
     if given:
         return given, "--device-memory-mb"
@@ -113,7 +120,6 @@ def planned_device_memory(config: dict, given: float | None) -> tuple[float, str
 
 
 def run_probes(configfile: str, cores: int, gpus: int) -> None:
-    from campaign.core.layout import probes_table
 
     command = [sys.executable, "-m", "snakemake", "-s", str(WORKFLOW_DIR / "Snakefile"), str(probes_table())]
     command += ["--configfile", configfile, "--cores", str(cores), "--resources", f"gpu={gpus}"]
@@ -127,10 +133,6 @@ def _duration(hours: float) -> str:
 
 
 def print_probe_plan(configs, to_train: list[str], probes_csv: Path, args, config: dict) -> None:
-    from campaign.core.layout import split_list
-    from campaign.planning.estimate import calibration, estimate, read_probes
-    from campaign.planning.probe import probe_settings
-    from campaign.planning.workload import planned_work
 
     probes = read_probes(probes_csv)
     images = {split: len(split_list(split, args.results).read_text().split()) for split in ("train", "val")}
@@ -195,8 +197,6 @@ def print_probe_plan(configs, to_train: list[str], probes_csv: Path, args, confi
 
 def _packed_plan(configs, remaining, scale, after: dict[str, float], probes_csv: Path, args, config, device_mb: float):
     """The makespan with shared GPUs (estimate.packed_makespan), each training's need as the leases know it."""
-    from campaign.planning.estimate import PlannedJob, packed_makespan
-    from campaign.planning.packing import training_needs_mb
 
     needs = training_needs_mb(configs, config["gpu"], probes_csv)
     # One that does not fit (said above, with the batch that does) is planned on a whole GPU.
@@ -208,7 +208,6 @@ def _packed_plan(configs, remaining, scale, after: dict[str, float], probes_csv:
 
 def training_gpu_hours(configs: dict, config: dict, results: Path) -> dict[str, float] | None:
     """Each training's GPU-hours: from the probes, else calibrated on finished trainings; None with neither."""
-    from campaign.planning.workload import planned_work
 
     work = planned_work(configs, config, results)
     if work:
@@ -221,9 +220,6 @@ def training_gpu_hours(configs: dict, config: dict, results: Path) -> dict[str, 
 
 def upload_section(config: dict, configs: dict, results: Path, reasons: dict[str, str]) -> str:
     """Why the trainings run, with what each reason costs; what changed in the upload, or waits under freeze."""
-    from campaign.core.layout import CLEANING_REPORT, MANIFEST, result_path
-    from campaign.dataset.upload_changes import upload_changes
-    from campaign.planning.rerun_reasons import group_by_reason, reasons_table
 
     changes = upload_changes(
         Path(config["dataset"]["raw"]), result_path(CLEANING_REPORT, results), result_path(MANIFEST, results)
@@ -246,8 +242,6 @@ def upload_section(config: dict, configs: dict, results: Path, reasons: dict[str
 
 def gpu_check_section(gpu: dict) -> str:
     """This server's GPUs against the installed torch: which can train, and what to do about those that cannot."""
-    from campaign.core.configurations import section_defaults
-    from campaign.gpus.leases import check_this_server
 
     gpu = {**section_defaults("gpu"), **gpu}
     if gpu["devices"] not in (None, "auto"):
@@ -262,7 +256,6 @@ def gpu_check_section(gpu: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from campaign.core.layout import RESULTS, probes_table
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configfile", default="config.yaml")
@@ -275,18 +268,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", action="store_true", help="list every job with its reason")
     args = parser.parse_args(argv)
 
-    from campaign.core.config_file import load_campaign
-    from campaign.core.configurations import ConfigError
-
     try:
-        config, configs = load_campaign(args.configfile)
+        campaign = load_campaign(args.configfile, args.results)
     except ConfigError as error:
         parser.error(f"invalid configuration: {error}")
+    config, configs = campaign.config, campaign.configs
     print(gpu_check_section(config.get("gpu", {})))
     print()
     if args.servers > 1:
-        from campaign.planning.shards import shard_table
-
         print(f"The campaign in {args.servers} shards, one per server sharing this folder:")
         print(shard_table(configs, args.servers, config, args.results))
         print(

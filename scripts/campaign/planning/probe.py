@@ -17,6 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from campaign.gpus.memory_cap import apply_inherited_cap
+from campaign.training.memory_evidence import mentions_out_of_memory
+
 PROBE_FIELDS = [
     "probe",
     "model",
@@ -76,8 +79,6 @@ def time_training_steps(
     that the requested one did not fit.
     """
     from ultralytics import YOLO
-
-    from campaign.gpus.memory_cap import apply_inherited_cap
 
     apply_inherited_cap(device)  # this process measures for a job that may rehearse a smaller GPU
     warmup = 2
@@ -151,7 +152,6 @@ def _in_a_fresh_process(function: str, **kwargs: Any) -> dict[str, Any]:
     import sys
 
     import campaign
-    from campaign.training.memory_evidence import mentions_out_of_memory
 
     code = (
         "import json, sys;"

@@ -23,7 +23,8 @@ from typing import Any
 from campaign.core.layout import LATENCY_TABLE, SHARD_SPLIT, probes_table, result_path, split_list
 from campaign.core.records import read_json_record
 from campaign.evaluation.timing import timing_representatives
-from campaign.evaluation.video import detect_source_names
+from campaign.planning.estimate import estimate, read_probes
+from campaign.planning.probe import probe_settings
 
 # Rules that run per configuration after its training, and whether their benchmark file names add
 # a split or a format to the configuration's name (logs/evaluate/<cfg>_<split>.benchmark.tsv).
@@ -80,35 +81,6 @@ def timed_by(
     return timing_representatives(configs, shard_of or recorded_shards(results), existing)
 
 
-def jobs_after_training(
-    configs: dict[str, Any], config: dict[str, Any], results: Path = Path("results")
-) -> dict[str, dict[str, list[str]]]:
-    """Each configuration's (RunConfig by name) jobs after its training, by rule, as their benchmark files name them.
-
-    A network is timed once, on the configuration the workflow times it on (timed_by).
-    """
-
-    names = list(configs)
-    timed = set(timed_by(configs, results).values())
-    splits = (config.get("evaluation") or {}).get("splits", ["val", "test"])
-    formats = [fmt for fmt in (config.get("speed") or {}).get("formats", []) if fmt != "pytorch"]
-    studied = (config.get("study") or {}).get("configs") or names
-    detect = config.get("detect") or {}
-    sources = detect_source_names(detect.get("sources") or [])
-    jobs = {}
-    for name in names:
-        jobs[name] = {
-            "evaluate": [f"{name}_{split}" for split in splits],
-            "bootstrap": [f"{name}_{split}" for split in splits],
-            "export": [f"{name}_{fmt}" for fmt in formats],
-            "latency": [name] if name in timed else [],
-            "speed": [name],
-            "imgsz_study": [name] if name in studied else [],
-            "detect": [f"{name}_{source}" for source in sources] if name in (detect.get("configs") or []) else [],
-        }
-    return jobs
-
-
 def planned_hours(
     configs: dict[str, Any], config: dict[str, Any], results: Path = Path("results"), logs: Path = Path("logs")
 ) -> dict[str, float] | None:
@@ -121,8 +93,6 @@ def planned_work(
     configs: dict[str, Any], config: dict[str, Any], results: Path = Path("results"), logs: Path = Path("logs")
 ) -> tuple[dict[str, float], dict[str, float]] | None:
     """(training GPU-hours, hours of the jobs after it) of every configuration; None without probes or lists."""
-    from campaign.planning.estimate import estimate, read_probes
-    from campaign.planning.probe import probe_settings
 
     probes_csv = probes_table(results)
     lists = {split: split_list(split, results) for split in ("train", "val", "test")}
@@ -207,7 +177,6 @@ def pretraining_left(
     Returns (seconds by "pretrain <model>", that name by each configuration
     that starts from it); nothing where no probe prices it, or it has run.
     """
-    from campaign.planning.estimate import read_probes
 
     pretrain = config.get("pretrain") or {}
     probes_csv = probes_table(results)

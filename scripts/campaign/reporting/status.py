@@ -16,19 +16,17 @@ Run it as `campaign status` from the workflow folder.
 
 from __future__ import annotations
 
-import argparse
 import os
 import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from campaign.core.configurations import model_order
+from campaign.core.epoch_table import DamagedEpochTable, read_epoch_table
 from campaign.core.records import DamagedRecord, read_json_lines, read_json_record
-
-if TYPE_CHECKING:  # imported where used: this file also runs as a command
-    from campaign.training.run_folder import TrainingFolder
+from campaign.reporting.summary import batch_note
+from campaign.training.run_folder import TrainingFolder
 
 # The class's own table: green done, yellow running, (pale) red to do; stale orange, failed a strong red.
 COLOURS = {"done": "#81c784", "running": "#fff176", "stale": "#ffb74d", "failed": "#e53935", "to do": "#ffcdd2"}
@@ -67,7 +65,6 @@ def _last_sign_of_life(folder: TrainingFolder) -> float:
 
 def epoch_times(results_csv: Path) -> list[float]:
     """Each epoch's time so far (DamagedEpochTable where a line is not a row of numbers)."""
-    from campaign.core.epoch_table import read_epoch_table
 
     if not results_csv.is_file():
         return []
@@ -90,9 +87,6 @@ def config_status(
     now: float | None = None,
 ) -> ConfigStatus:
     """The state of one training, from its files; a job on another host without recent writes is stale."""
-    from campaign.core.epoch_table import DamagedEpochTable
-    from campaign.reporting.summary import batch_note
-    from campaign.training.run_folder import TrainingFolder
 
     folder = TrainingFolder.of(name, root)
     damages = []  # each damaged file says so on this configuration's line; the others are shown as ever
@@ -170,7 +164,7 @@ def status_figure(statuses: list[ConfigStatus], parameters: dict[str, dict], out
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from campaign.reporting.figures import save_figure
+    from campaign.reporting.figures import save_figure  # matplotlib: imported by the one tool that draws
 
     rows = sorted({parameters[s.name]["model"] for s in statuses}, key=model_order)
     columns = sorted(
@@ -193,77 +187,3 @@ def status_figure(statuses: list[ConfigStatus], parameters: dict[str, dict], out
     for side in axis.spines.values():
         side.set_visible(False)
     save_figure(figure, out)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from campaign.core.layout import RESULTS
-
-    parser = argparse.ArgumentParser(description="Show the state of every configuration of the campaign.")
-    parser.add_argument("--configfile", default="config.yaml")
-    parser.add_argument("--results", default=RESULTS, type=Path)
-    parser.add_argument("--figure", type=Path, help="also draw the colour matrix to this PNG")
-    parser.add_argument("--html", type=Path, help="also write the status page (one self-contained HTML file)")
-    parser.add_argument("--every", type=float, help="with --html: rewrite the page every this many seconds")
-    parser.add_argument(
-        "--slots",
-        type=int,
-        help="trainings at a time, for the campaign's end (default: the GPUs the live runs were given, else 1)",
-    )
-    parser.add_argument("--logs", type=Path, default=Path("logs"), help="the workflow's logs (job benchmarks)")
-    parser.add_argument(
-        "--stale-minutes",
-        type=float,
-        default=STALE_AFTER_SECONDS / 60,
-        help="a job on another host that wrote nothing for this long is stale (default %(default)s)",
-    )
-    args = parser.parse_args(argv)
-
-    from campaign.core.config_file import load_campaign
-    from campaign.core.configurations import ConfigError
-
-    try:
-        config, configs = load_campaign(args.configfile)
-    except ConfigError as error:
-        parser.error(f"invalid configuration: {error}")
-    stale_after = args.stale_minutes * 60
-    if args.html:
-        from campaign.core.io import atomic_write_text
-        from campaign.planning.runs import jobs_at_a_time, read_runs
-        from campaign.planning.workload import jobs_after_training, pretraining_left
-        from campaign.reporting.status_page import estimate_progress, planned_seconds, render_page
-
-        costs = {name: run.expected_cost() for name, run in configs.items()}
-        after_jobs = jobs_after_training(configs, config, args.results)
-        # The probes (campaign plan --probe) price every job before it runs: the page has an end from the start.
-        planned = planned_seconds(configs, config, args.results, args.logs)
-        parameters = {name: run.parameters() for name, run in configs.items()}
-        refresh = max(1, round(args.every)) if args.every else None
-    while True:
-        statuses = [
-            config_status(args.results, name, run.epochs, run.batch, stale_after) for name, run in configs.items()
-        ]
-        print(status_table(statuses), flush=True)
-        if args.figure:
-            status_figure(statuses, {name: run.parameters() for name, run in configs.items()}, args.figure)
-        if args.html:
-            progress = estimate_progress(statuses, costs, args.results, args.logs, after_jobs, planned)
-            # The live runs may change between rewrites: read each time.
-            at_a_time = (args.slots, args.slots) if args.slots else jobs_at_a_time(read_runs(), stale_after)
-            slots, after_slots = at_a_time or (1, 1)
-            pretraining = pretraining_left(configs, config, args.results, args.logs)
-            page = render_page(
-                progress,
-                slots,
-                refresh=refresh,
-                after_slots=after_slots,
-                parameters=parameters,
-                pretraining=pretraining,
-            )
-            atomic_write_text(args.html, page)
-            print(f"status page: {args.html}", flush=True)
-        if not (args.html and args.every):
-            break
-        time.sleep(args.every)
-    if args.figure:
-        print(f"figure written to {args.figure}")
-    return 0

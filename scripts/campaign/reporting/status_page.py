@@ -15,7 +15,7 @@ host and device, and when it ends. For the campaign: when it ends, from
   their last epoch's time;
 - the jobs after each training (evaluations, bootstraps, export, its
   network's timing where it is the first with it, speed table, image-size
-  study, detections: `jobs_after_training`), each rule's jobs
+  study, detections: `ResolvedCampaign.jobs_after_training`), each rule's jobs
   at the median its benchmark files show once any ran, before that at what a
   training costs besides its epochs (most of them are the same start-up,
   checkpoint load and validation pass);
@@ -44,6 +44,7 @@ from campaign.core.epoch_table import DamagedEpochTable, read_epoch_table
 from campaign.planning.schedule import Job, schedule
 from campaign.planning.workload import ALONE, after_training_seconds, benchmark_seconds, planned_work
 from campaign.reporting.status import COLOURS, ConfigStatus, format_eta
+from campaign.training.run_folder import TrainingFolder
 
 # What a training's time left is based on, as the page says it.
 EPOCHS = "its own epochs"
@@ -84,12 +85,11 @@ def estimate_progress(
 ) -> list[Progress]:
     """Each configuration's progress and remaining seconds (see the module's docstring).
 
-    `after_jobs` (jobs_after_training) counts the jobs after each training that have not run;
+    `after_jobs` (ResolvedCampaign.benchmark_stems) counts the jobs after each training that have not run;
     without it, the jobs after a finished training count at their median over those that ran.
     `planned` (planned_seconds: the probes' estimate of each training and of the jobs after it)
     prices what nothing has measured yet, from the first second of the campaign.
     """
-    from campaign.training.run_folder import TrainingFolder
 
     rows = {status.name: epoch_rows(TrainingFolder.of(status.name, results).epochs) for status in statuses}
     per_epoch = {name: epochs[-1]["time"] / len(epochs) for name, epochs in rows.items() if epochs}

@@ -23,6 +23,7 @@ from typing import Any
 
 from campaign.core.io import atomic_write_json
 from campaign.core.records import DamagedRecord, damage_of, read_json_lines, read_json_record, set_aside
+from campaign.training.disk_space import ran_out_of_space, space_needed
 from campaign.training.memory_evidence import mentions_out_of_memory, oom_kill_counts, oom_kills_since, out_of_memory_in
 from campaign.training.run_folder import TrainingFolder, checkpoint_progress
 
@@ -53,7 +54,6 @@ class Interrupted(BaseException):
 
 def how_it_ended(error: BaseException, stderr_says: str | None, run_dir: Path) -> dict[str, Any]:
     """How a failed attempt ended, for its record: a signal, no space, out of memory, or an exception."""
-    from campaign.training.disk_space import ran_out_of_space, space_needed
 
     if isinstance(error, Interrupted):
         return {"ended": f"signal {error}"}

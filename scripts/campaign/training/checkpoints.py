@@ -17,6 +17,7 @@ import zipfile
 from pathlib import Path
 
 from campaign.core.configurations import ConfigError
+from campaign.core.io import atomic_write_bytes
 
 # Where Ultralytics publishes its COCO checkpoints (the release its own downloader uses).
 RELEASE_URL = "https://github.com/ultralytics/assets/releases/download/v8.4.0"
@@ -54,7 +55,6 @@ def read_checksums(path: Path) -> dict[str, str]:
 
 
 def write_checksums(path: Path, checksums: dict[str, str]) -> None:
-    from campaign.core.io import atomic_write_bytes
 
     lines = [f"{digest}  {name}\n" for name, digest in sorted(checksums.items())]
     atomic_write_bytes(path, "".join(lines).encode())
