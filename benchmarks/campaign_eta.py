@@ -65,7 +65,6 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="the quick demo, 4 epochs (a check)")
     args = parser.parse_args()
 
-    from campaign.core.configurations import expand_campaign
     from campaign.planning.resolved import load_campaign
     from campaign.reporting.status_page import planned_seconds
 
@@ -73,7 +72,6 @@ def main() -> None:
     if args.quick:
         config["campaign"]["defaults"]["epochs"] = 4
         args.every = 1.0
-    configs = expand_campaign(config["campaign"])
     samples = []
     with scratch_folder() as scratch:
         workdir = Path(scratch)
@@ -86,7 +84,9 @@ def main() -> None:
         if probed.returncode != 0:
             raise SystemExit(f"the probes failed: see {workdir / 'probes.log'}")
         probe_seconds = time.time() - probing
-        after_jobs = load_campaign(workdir / "config.yaml", workdir / "results").benchmark_stems()
+        # Resolved as `campaign status` resolves it: the schema's defaults filled, the jobs after each training.
+        campaign = load_campaign(workdir / "config.yaml", workdir / "results")
+        configs, config, after_jobs = campaign.configs, campaign.config, campaign.benchmark_stems()
         planned = planned_seconds(configs, config, workdir / "results", workdir / "logs")
         started = time.time()
         with open(workdir / "snakemake.log", "w") as log:

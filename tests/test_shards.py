@@ -1,15 +1,20 @@
 """Splitting a campaign between servers: every configuration in exactly one shard, balanced, stable."""
 
+from pathlib import Path
+
 import pytest
 
 from campaign.core.configurations import ConfigError, expand_campaign
 from campaign.planning.shards import assign_shards, campaign_shards, parse_shard, shard_table, split_record
 from campaign.planning.workload import planned_work
+from tiny_campaign import resolved
 
 COURSE = {
     "defaults": {"model": "yolov5n", "batch": 64, "imgsz": 320, "freeze": 0, "epochs": 50},
     "matrix": {"model": ["yolov5n", "yolov5s", "yolov5m", "yolov5l"], "batch": [64, 96], "freeze": [0, 10]},
 }
+# The config sections besides the campaign, complete with the schema's defaults, as the workflow resolves them.
+CONFIG = resolved(COURSE, Path("results-of-no-campaign")).config
 
 
 def test_shard_is_i_of_n():
@@ -28,7 +33,7 @@ def test_every_configuration_in_one_shard_balanced_by_cost():
     assert abs(loads[0] - loads[1]) < max(run.expected_cost() for run in configs.values())
     # Derived from the config alone: every server computes the same split.
     assert assign_shards(expand_campaign(COURSE), 2) == shard_of
-    assert "shard=2/2" in shard_table(configs, 2, {})
+    assert "shard=2/2" in shard_table(configs, 2, CONFIG)
 
 
 def test_more_shards_than_configurations_leaves_some_empty():
@@ -60,19 +65,19 @@ def test_with_probes_shards_balance_planned_hours_and_the_first_run_records_them
     configs = expand_campaign(COURSE)
     # Measured: the frozen configurations are as slow as the others, which the config-only cost denies.
     probed_folder(tmp_path, configs, lambda run: {"n": 0.01, "s": 0.02, "m": 0.04, "l": 0.08}[run.size])
-    work = planned_work(configs, {}, tmp_path, tmp_path / "logs")
+    work = planned_work(configs, CONFIG, tmp_path, tmp_path / "logs")
     hours = {name: work[0][name] + work[1][name] for name in configs}
-    shard_of, basis = campaign_shards(configs, 2, {}, tmp_path, tmp_path / "logs", record=True)
+    shard_of, basis = campaign_shards(configs, 2, CONFIG, tmp_path, tmp_path / "logs", record=True)
     assert basis == "planned GPU-hours from the probes" and shard_of == assign_shards(configs, 2, hours)
     loads = [sum(hours[n] for n in configs if shard_of[n] == s) for s in (1, 2)]
     assert abs(loads[0] - loads[1]) <= min(hours.values())  # pairs of equal hours: split evenly
     assert shard_of != assign_shards(configs, 2)  # not the config-only split
     # Timings measured later change nothing for the servers: the recorded split stands.
     (tmp_path / "plan" / "probes.csv").unlink()
-    assert campaign_shards(configs, 2, {}, tmp_path, tmp_path / "logs") == (shard_of, basis)
+    assert campaign_shards(configs, 2, CONFIG, tmp_path, tmp_path / "logs") == (shard_of, basis)
     # A configuration added later joins the least loaded shard; the others stay.
     wider = expand_campaign({**COURSE, "extra": [{"model": "yolov5n", "batch": 32}]})
-    wider_of, wider_basis = campaign_shards(wider, 2, {}, tmp_path, tmp_path / "logs", record=True)
+    wider_of, wider_basis = campaign_shards(wider, 2, CONFIG, tmp_path, tmp_path / "logs", record=True)
     assert {n: s for n, s in wider_of.items() if n in shard_of} == shard_of and "joined" in wider_basis
     assert split_record(tmp_path).is_file()
 
@@ -80,12 +85,12 @@ def test_with_probes_shards_balance_planned_hours_and_the_first_run_records_them
 def test_the_jobs_after_a_training_count_from_their_benchmark_files_once_any_ran(tmp_path):
     configs = expand_campaign({"defaults": COURSE["defaults"], "matrix": {"model": ["yolov5n", "yolov5s"]}})
     probed_folder(tmp_path, configs, lambda run: 0.01)
-    before, after_estimate = planned_work(configs, {}, tmp_path, tmp_path / "logs")
+    before, after_estimate = planned_work(configs, CONFIG, tmp_path, tmp_path / "logs")
     assert all(hours > 0 for hours in after_estimate.values())  # estimated from the probe's validation speed
     logs = tmp_path / "logs" / "evaluate"
     logs.mkdir(parents=True)
     (logs / "yolov5n_b64_img320_freeze0_val.benchmark.tsv").write_text("s\th:m:s\n3600\t1:00:00\n")
-    trains, afters = planned_work(configs, {}, tmp_path, tmp_path / "logs")
+    trains, afters = planned_work(configs, CONFIG, tmp_path, tmp_path / "logs")
     assert afters["yolov5n_b64_img320_freeze0"] == 1.0
     # The other: the measured one's ratio to its training, times its own training.
     ratio = 1.0 / trains["yolov5n_b64_img320_freeze0"]

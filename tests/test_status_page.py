@@ -229,7 +229,8 @@ def test_the_pretrainings_not_run_yet_are_priced_from_the_probes_and_come_first(
     from campaign.planning.workload import pretraining_left
 
     course, configs = course_folder(tmp_path)
-    config = {"pretrain": {"models": ["yolov5n", "yolov5x"], "images": 100, "epochs": 2, "imgsz": 640}}
+    config = resolved(course, tmp_path).config
+    config["pretrain"].update(models=["yolov5n", "yolov5x"], images=100, epochs=2, imgsz=640)
     left, waits = pretraining_left(configs, config, tmp_path, tmp_path / "logs")
     # yolov5n's unfrozen probe: 0.01 s an image at 320 px, so 0.04 s at 640 px, for 100 images and 2 epochs;
     # yolov5x has no probe to price it with, and is not counted.
@@ -237,7 +238,7 @@ def test_the_pretrainings_not_run_yet_are_priced_from_the_probes_and_come_first(
     assert set(waits) == {name for name, run in configs.items() if run.model == "yolov5n" and run.pretrained}
     statuses = [config_status(tmp_path, name, run.epochs) for name, run in configs.items()]
     costs = {n: r.expected_cost() for n, r in configs.items()}
-    planned = planned_seconds(configs, {}, tmp_path, tmp_path / "logs")
+    planned = planned_seconds(configs, config, tmp_path, tmp_path / "logs")
     progress = estimate_progress(statuses, costs, tmp_path, tmp_path / "logs", None, planned)
     without = campaign_seconds_left(progress, slots=16)
     waiting = {name: "pretrain yolov5n" for name, run in configs.items() if run.model == "yolov5n"}

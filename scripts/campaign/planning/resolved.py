@@ -335,7 +335,7 @@ def resolve_campaign(
     detect_configs = _named_configs(config, configs, "detect", "configs")
     study_configs = _named_configs(config, configs, "study", "configs") or list(configs)
     detect_sources = detect_source_names(config["detect"]["sources"])
-    _check_folders(config)
+    _check_folders(config, results)
 
     shard = parse_shard(config["shard"])
     if shard:
@@ -386,7 +386,7 @@ def _named_configs(config: dict[str, Any], configs: Campaign, section: str, opti
     return names
 
 
-def _check_folders(config: dict[str, Any]) -> None:
+def _check_folders(config: dict[str, Any], results: Path) -> None:
     """The folders the config names exist (the detection sources, the raw upload, a frozen dataset)."""
     for index, source in enumerate(config["detect"]["sources"]):
         if not Path(source).exists():
@@ -400,7 +400,7 @@ def _check_folders(config: dict[str, Any]) -> None:
             "point it at the raw upload folder (one sub-folder per group)"
         )
     # dataset.freeze: the cleaned dataset stays as it is; later uploads wait.
-    if config["dataset"]["freeze"] and not Path(layout.MANIFEST).is_file():
+    if config["dataset"]["freeze"] and not layout.result_path(layout.MANIFEST, results).is_file():
         raise ConfigError(
             f"dataset.freeze: there is no cleaned dataset to keep ({layout.MANIFEST} is missing); "
             "run once with dataset.freeze: false to clean the upload"

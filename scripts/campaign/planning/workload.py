@@ -152,17 +152,13 @@ def _after_training_hours(
         return seconds / 3600
     if measured_ratio is not None:
         return measured_ratio * train_hours
-    evaluation = config.get("evaluation") or {}
-    study = config.get("study") or {}
-    speed = config.get("speed") or {}
-    evaluated = sum(images[split] for split in evaluation.get("splits", ["val", "test"]))
-    studied = study.get("configs") is None or name in (study.get("configs") or [])
-    study_images = images[study.get("split", "val")] * sum(
-        (size / run.imgsz) ** 2 for size in study.get("imgsz", [320, 416, 512, 640])
-    )
-    passes = speed.get("warmup", 3) + speed.get("repeats", 10)
-    batches = [*speed.get("batch", [1, 32]), 1]  # the last: a full-size photo from its file
-    timed_images = sum(passes * min(batch, speed.get("images", 32)) for batch in batches) if timed else 0
+    study, speed = config["study"], config["speed"]
+    evaluated = sum(images[split] for split in config["evaluation"]["splits"])
+    studied = not study["configs"] or name in study["configs"]
+    study_images = images[study["split"]] * sum((size / run.imgsz) ** 2 for size in study["imgsz"])
+    passes = speed["warmup"] + speed["repeats"]
+    batches = [*speed["batch"], 1]  # the last: a full-size photo from its file
+    timed_images = sum(passes * min(batch, speed["images"]) for batch in batches) if timed else 0
     return val_s * (evaluated + (study_images if studied else 0) + timed_images) / 3600
 
 
@@ -178,12 +174,12 @@ def pretraining_left(
     that starts from it); nothing where no probe prices it, or it has run.
     """
 
-    pretrain = config.get("pretrain") or {}
+    pretrain = config["pretrain"]
     probes_csv = probes_table(results)
-    if not pretrain.get("models") or not probes_csv.is_file():
+    if not pretrain["models"] or not probes_csv.is_file():
         return {}, {}
     rows = [row for found in read_probes(probes_csv).values() for row in found if row.get("train_seconds_per_image")]
-    imgsz, images, epochs = pretrain.get("imgsz", 640), pretrain.get("images", 0), pretrain.get("epochs", 0)
+    imgsz, images, epochs = pretrain["imgsz"], pretrain["images"], pretrain["epochs"]
     left = {}
     for model in pretrain["models"]:
         if benchmark_seconds(logs / "pretrain" / f"{model}.benchmark.tsv") is not None:
