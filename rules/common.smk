@@ -38,16 +38,12 @@ from campaign.adapters.workflow_run import (
 # config.yaml leaks into it, and a second file is refused rather than merged.
 # Each file is read strictly first (YAML 1.2 numbers, no repeated key), so that
 # what Snakemake reads is what was written (campaign/core/config_file.py).
-CONFIGFILE = (
-    [str(path) for path in workflow.overwrite_configfiles] or ["config.yaml"]
-)[0]
+CONFIGFILE = ([str(path) for path in workflow.overwrite_configfiles] or ["config.yaml"])[0]
 
 
 def invalid_configuration(problem):
     """The error that stops the plan on a config problem, naming the campaign's config file."""
-    return WorkflowError(
-        f"Invalid configuration: {problem}\n(the campaign's config file: {CONFIGFILE})"
-    )
+    return WorkflowError(f"Invalid configuration: {problem}\n(the campaign's config file: {CONFIGFILE})")
 
 
 try:
@@ -91,9 +87,7 @@ try:
     if not CAMPAIGN.dataset_frozen:
         CAMPAIGN.check_upload()
 except (CleaningError, ValueError) as error:
-    raise WorkflowError(
-        f"Invalid upload: {error}\n(the campaign's config file: {CONFIGFILE})"
-    ) from None
+    raise WorkflowError(f"Invalid upload: {error}\n(the campaign's config file: {CONFIGFILE})") from None
 
 # Files dated in the future would make Snakemake delete finished outputs
 # ("clock skew"): stop first, naming them (campaign/core/clock.py). Job processes
@@ -147,13 +141,24 @@ evaluation_gpus = for_each_job(CAMPAIGN.evaluation_gpus)
 probe_gpus = for_each_job(CAMPAIGN.probe_gpus)
 
 
-def evaluation_labels(plot):
-    """Report labels of one plot of a configuration's evaluation, per job."""
+def in_report(path, caption, section, labels):
+    """`path` in the HTML report: its caption (report/<caption>.rst), section and labels to filter by."""
+    return report(path, caption=f"../report/{caption}.rst", category=section, labels=labels)
 
-    def of_job(wildcards):
+
+def evaluation_plot(path, caption, plot):
+    """A plot of each evaluation in the report, with its caption (report/<caption>.rst) and labels."""
+
+    def labels(wildcards):
         return CAMPAIGN.labels(**wildcards) | {"plot": plot}
 
-    return of_job
+    return report(
+        path,
+        caption=f"../report/{caption}.rst",
+        category=EVALUATION_SECTION,
+        subcategory="{split}",
+        labels=labels,
+    )
 
 
 # Threads, from the cores the run was given.

@@ -8,17 +8,9 @@ if not CAMPAIGN.dataset_frozen:
         output:
             images=directory(layout.CLEAN_IMAGES),
             labels=directory(layout.CLEAN_LABELS),
-            report=report(
-                layout.CLEANING_REPORT,
-                caption="../report/cleaning_report.rst",
-                category=DATASET_SECTION,
-                labels={"table": "cleaning report"},
-            ),
-            summary=report(
-                layout.CLEANING_SUMMARY,
-                caption="../report/cleaning_summary.rst",
-                category=DATASET_SECTION,
-                labels={"table": "cleaning summary"},
+            report=in_report(layout.CLEANING_REPORT, "cleaning_report", DATASET_SECTION, {"table": "cleaning report"}),
+            summary=in_report(
+                layout.CLEANING_SUMMARY, "cleaning_summary", DATASET_SECTION, {"table": "cleaning summary"}
             ),
             manifest=layout.MANIFEST,
             # Report details too long for a cell (a label of thousands of rejected boxes), in full.
@@ -31,12 +23,7 @@ if not CAMPAIGN.dataset_frozen:
             "../envs/dataset.yaml"
         threads: 2
         params:
-            classes=config["dataset"]["classes"],
-            class_map=config["dataset"]["class_map"],
-            min_box_px=config["dataset"]["min_box_px"],
-            background_groups=config["dataset"]["background_groups"],
-            prefer_groups=config["dataset"]["prefer_groups"],
-            max_pixels=config["dataset"]["max_pixels"],
+            **CAMPAIGN.cleaning_params,
         script:
             "../scripts/clean_dataset.py"
 
@@ -53,12 +40,7 @@ rule split_dataset:
         val=layout.SPLIT_LIST.format(split="val"),
         test=layout.SPLIT_LIST.format(split="test"),
         dataset=layout.DATASET_YAML,
-        leakage=report(
-            layout.LEAKAGE,
-            caption="../report/leakage.rst",
-            category=DATASET_SECTION,
-            labels={"table": "near-duplicates across splits"},
-        ),
+        leakage=in_report(layout.LEAKAGE, "leakage", DATASET_SECTION, {"table": "near-duplicates across splits"}),
     log:
         "logs/split_dataset.log",
     benchmark:
@@ -101,18 +83,12 @@ rule dataset_figures:
         **CAMPAIGN.split_lists,
         manifest=layout.MANIFEST,
     output:
-        overview=report(
-            layout.figure("dataset_overview"),
-            caption="../report/dataset_overview.rst",
-            category=DATASET_SECTION,
-            labels={"figure": "dataset overview"},
+        overview=in_report(
+            layout.figure("dataset_overview"), "dataset_overview", DATASET_SECTION, {"figure": "dataset overview"}
         ),
         overview_csv=layout.DATASET_OVERVIEW,
-        labels=report(
-            layout.figure("label_analysis"),
-            caption="../report/label_analysis.rst",
-            category=DATASET_SECTION,
-            labels={"figure": "label analysis"},
+        labels=in_report(
+            layout.figure("label_analysis"), "label_analysis", DATASET_SECTION, {"figure": "label analysis"}
         ),
     log:
         "logs/dataset_figures.log",

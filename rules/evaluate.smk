@@ -7,27 +7,9 @@ rule evaluate:
         provenance=layout.EVAL_PROVENANCE,
         per_class=layout.EVAL_PER_CLASS,
         matches=layout.EVAL_MATCHES,
-        confusion=report(
-            layout.EVAL_CONFUSION,
-            caption="../report/confusion.rst",
-            category=EVALUATION_SECTION,
-            subcategory="{split}",
-            labels=evaluation_labels("confusion matrix"),
-        ),
-        pr_curve=report(
-            layout.EVAL_PR_CURVE,
-            caption="../report/pr_curve.rst",
-            category=EVALUATION_SECTION,
-            subcategory="{split}",
-            labels=evaluation_labels("precision-recall"),
-        ),
-        f1_curve=report(
-            layout.EVAL_F1_CURVE,
-            caption="../report/f1_curve.rst",
-            category=EVALUATION_SECTION,
-            subcategory="{split}",
-            labels=evaluation_labels("F1-confidence"),
-        ),
+        confusion=evaluation_plot(layout.EVAL_CONFUSION, "confusion", "confusion matrix"),
+        pr_curve=evaluation_plot(layout.EVAL_PR_CURVE, "pr_curve", "precision-recall"),
+        f1_curve=evaluation_plot(layout.EVAL_F1_CURVE, "f1_curve", "F1-confidence"),
     log:
         "logs/evaluate/{cfg}_{split}.log",
     benchmark:
@@ -158,12 +140,7 @@ rule detect:
         source=detect_source_files,
     output:
         video=layout.DETECTION_VIDEO,
-        sheet=report(
-            layout.DETECTION_SHEET,
-            caption="../report/detect.rst",
-            category=DETECTIONS_SECTION,
-            labels=detection_labels,
-        ),
+        sheet=in_report(layout.DETECTION_SHEET, "detect", DETECTIONS_SECTION, detection_labels),
     log:
         "logs/detect/{cfg}_{source}.log",
     benchmark:

@@ -7,24 +7,11 @@ rule summary_table:
         speed=expand(layout.SPEED_TABLE, cfg=CONFIGS),
         provenance=expand(layout.TRAINING_PROVENANCE, cfg=CONFIGS),
     output:
-        csv=report(
-            layout.METRICS_CSV,
-            caption="../report/summary_table.rst",
-            category=COMPARISON_SECTION,
-            labels={"table": "metrics (CSV, to download)"},
-        ),
-        html=report(
-            layout.METRICS_HTML,
-            caption="../report/summary_table.rst",
-            category=COMPARISON_SECTION,
-            labels={"table": "metrics (sortable)"},
-        ),
+        csv=in_report(layout.METRICS_CSV, "summary_table", COMPARISON_SECTION, {"table": "metrics (CSV, to download)"}),
+        html=in_report(layout.METRICS_HTML, "summary_table", COMPARISON_SECTION, {"table": "metrics (sortable)"}),
         markdown=layout.METRICS_MD,
-        groups=report(
-            layout.GROUPS,
-            caption="../report/groups_table.rst",
-            category=COMPARISON_SECTION,
-            labels={"table": "configurations, seeds pooled (CSV)"},
+        groups=in_report(
+            layout.GROUPS, "groups_table", COMPARISON_SECTION, {"table": "configurations, seeds pooled (CSV)"}
         ),
     log:
         "logs/summary_table.log",
@@ -33,10 +20,8 @@ rule summary_table:
     conda:
         "../envs/reporting.yaml"
     params:
-        configs=[config.parameters() for config in CONFIGS.values()],
-        comparison_keys={
-            name: config.comparison_key() for name, config in CONFIGS.items()
-        },
+        configs=CAMPAIGN.parameters,
+        comparison_keys=CAMPAIGN.comparison_keys,
         splits=SPLITS,
         bootstrap=config["evaluation"]["bootstrap"],
     script:
@@ -58,18 +43,8 @@ rule findings:
             split=COMPARISON_SPLIT,
         ),
     output:
-        csv=report(
-            layout.FINDINGS_CSV,
-            caption="../report/findings.rst",
-            category=COMPARISON_SECTION,
-            labels={"table": "1. findings (CSV, to download)"},
-        ),
-        html=report(
-            layout.FINDINGS_HTML,
-            caption="../report/findings.rst",
-            category=COMPARISON_SECTION,
-            labels={"table": "1. findings (sortable)"},
-        ),
+        csv=in_report(layout.FINDINGS_CSV, "findings", COMPARISON_SECTION, {"table": "1. findings (CSV, to download)"}),
+        html=in_report(layout.FINDINGS_HTML, "findings", COMPARISON_SECTION, {"table": "1. findings (sortable)"}),
     log:
         "logs/findings.log",
     benchmark:
@@ -77,15 +52,7 @@ rule findings:
     conda:
         "../envs/reporting.yaml"
     params:
-        runs=[
-            {
-                "config": name,
-                "group": run.group,
-                "key": run.comparison_key(),
-                "batch": run.batch,
-            }
-            for name, run in CONFIGS.items()
-        ],
+        runs=CAMPAIGN.findings_runs,
         split=COMPARISON_SPLIT,
         metric=config["evaluation"]["findings_metric"],
         bootstrap=config["evaluation"]["bootstrap"],
@@ -97,11 +64,8 @@ rule figure_map_by_config:
     input:
         layout.GROUPS,
     output:
-        report(
-            layout.figure("map_by_config"),
-            caption="../report/map_by_config.rst",
-            category=COMPARISON_SECTION,
-            labels={"figure": "mAP by configuration"},
+        in_report(
+            layout.figure("map_by_config"), "map_by_config", COMPARISON_SECTION, {"figure": "mAP by configuration"}
         ),
     log:
         "logs/figures/map_by_config.log",
@@ -115,11 +79,11 @@ rule figure_accuracy_vs_latency:
     input:
         layout.GROUPS,
     output:
-        report(
+        in_report(
             layout.figure("accuracy_vs_latency"),
-            caption="../report/accuracy_vs_latency.rst",
-            category=COMPARISON_SECTION,
-            labels={"figure": "accuracy vs latency"},
+            "accuracy_vs_latency",
+            COMPARISON_SECTION,
+            {"figure": "accuracy vs latency"},
         ),
     log:
         "logs/figures/accuracy_vs_latency.log",
@@ -133,11 +97,8 @@ rule figure_training_curves:
     input:
         expand(layout.EPOCH_TABLE, cfg=CONFIGS),
     output:
-        report(
-            layout.figure("training_curves"),
-            caption="../report/training_curves.rst",
-            category=COMPARISON_SECTION,
-            labels={"figure": "training curves"},
+        in_report(
+            layout.figure("training_curves"), "training_curves", COMPARISON_SECTION, {"figure": "training curves"}
         ),
     log:
         "logs/figures/training_curves.log",
@@ -157,12 +118,7 @@ rule figure_per_class_ap:
             split=COMPARISON_SPLIT,
         ),
     output:
-        report(
-            layout.figure("per_class_ap"),
-            caption="../report/per_class_ap.rst",
-            category=COMPARISON_SECTION,
-            labels={"figure": "per-class AP"},
-        ),
+        in_report(layout.figure("per_class_ap"), "per_class_ap", COMPARISON_SECTION, {"figure": "per-class AP"}),
     log:
         "logs/figures/per_class_ap.log",
     conda:
@@ -178,11 +134,11 @@ rule campaign_timeline:
     input:
         monitors=expand(layout.TRAINING_MONITOR, cfg=CONFIGS),
     output:
-        figure=report(
+        figure=in_report(
             layout.figure("campaign_timeline"),
-            caption="../report/campaign_timeline.rst",
-            category=COMPARISON_SECTION,
-            labels={"figure": "campaign timeline"},
+            "campaign_timeline",
+            COMPARISON_SECTION,
+            {"figure": "campaign timeline"},
         ),
         usage=layout.DEVICE_USAGE,
     log:
@@ -199,12 +155,7 @@ rule figure_imgsz_study:
     input:
         expand(layout.STUDY_TABLE, cfg=CAMPAIGN.study_configs),
     output:
-        report(
-            layout.figure("imgsz_study"),
-            caption="../report/imgsz_study.rst",
-            category=COMPARISON_SECTION,
-            labels={"figure": "image-size study"},
-        ),
+        in_report(layout.figure("imgsz_study"), "imgsz_study", COMPARISON_SECTION, {"figure": "image-size study"}),
     log:
         "logs/figures/imgsz_study.log",
     conda:

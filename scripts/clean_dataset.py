@@ -10,6 +10,8 @@ log = job_logger(snakemake.log[0])
 out = Path(snakemake.output.images).parent
 try:
     result = clean_upload(
+        # The folder from the config, not a param: its files are the rule's inputs, and a param
+        # added to a finished campaign's cleaning would make Snakemake redo it and every training.
         raw=Path(snakemake.config["dataset"]["raw"]),
         out=out,
         classes=list(snakemake.params.classes),

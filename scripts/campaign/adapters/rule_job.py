@@ -66,6 +66,9 @@ def model_job(
     gpus = int(snakemake.resources.get("gpu", 0))
     with leased_device(
         gpus,
+        # How GPUs are leased, and below what to do on running out of memory, are read from the
+        # config, not passed as params: they decide how a job runs, not what it makes, and a
+        # changed param would make Snakemake train every finished configuration again.
         snakemake.config.get("gpu", {}),
         job_name(snakemake),
         log,

@@ -102,6 +102,30 @@ class ResolvedCampaign:
         return sorted({run.imgsz for run in self.configs.values()})
 
     @property
+    def cleaning_params(self) -> dict[str, Any]:
+        """What the cleaning is given of the config's `dataset` section."""
+        keys = ("classes", "class_map", "min_box_px", "background_groups", "prefer_groups", "max_pixels")
+        return {key: self.config["dataset"][key] for key in keys}
+
+    @property
+    def parameters(self) -> list[dict[str, Any]]:
+        """Every configuration's parameters, as the summary table shows them."""
+        return [run.parameters() for run in self.configs.values()]
+
+    @property
+    def comparison_keys(self) -> dict[str, dict[str, Any]]:
+        """What makes configurations comparable, by configuration: seeds of one key are pooled."""
+        return {name: run.comparison_key() for name, run in self.configs.items()}
+
+    @property
+    def findings_runs(self) -> list[dict[str, Any]]:
+        """Each run as the findings compare it: its group, comparison key and the batch it was configured with."""
+        return [
+            {"config": name, "group": run.group, "key": run.comparison_key(), "batch": run.batch}
+            for name, run in self.configs.items()
+        ]
+
+    @property
     def probes(self) -> dict[str, dict[str, Any]]:
         """The campaign's distinct training steps by probe name, each probed once (campaign plan --probe)."""
         return dict(probe_settings(run) for run in self.configs.values())
