@@ -272,7 +272,7 @@ def test_cleaning_reports_progress_and_inspects_in_a_process_pool(upload, tmp_pa
 
 
 def test_upload_files_are_listed_in_path_order_without_entering_linked_folders(tmp_path):
-    from campaign.dataset.uploads import _files_under
+    from campaign.dataset.upload_files import files_under
 
     root = tmp_path / "group"
     for name in ["a/b.jpg", "a-c.jpg", "A.jpg", "a/images/x y.jpg", "é/ß.txt", "z/deep/er/f.jpg"]:
@@ -284,7 +284,7 @@ def test_upload_files_are_listed_in_path_order_without_entering_linked_folders(t
     (root / "linked-file.jpg").symlink_to(root / "A.jpg")
     (root / "broken.jpg").symlink_to(root / "missing.jpg")
 
-    listed, skipped, problems = _files_under(root, root.resolve())
+    listed, skipped, problems = files_under(root, root.resolve())
     assert problems == []
     # What pathlib's own walk gives: path order ("a/b" before "a-c"), files
     # behind links, no broken link, nothing inside a linked folder.

@@ -20,7 +20,8 @@ from campaign.core.io import atomic_write_csv, atomic_write_text
 from campaign.dataset.images import ImageJob, InspectedImage, clean_image, output_suffix
 from campaign.dataset.labels import decode_text
 from campaign.dataset.upload_checks import CleaningError, check_upload, class_mapping
-from campaign.dataset.uploads import UploadedImage, safe_stem
+from campaign.dataset.upload_files import safe_stem
+from campaign.dataset.uploads import UploadedImage
 
 # class_list: on a label's row, the class list its ids were read with (a path in its group, or the config's class_map).
 REPORT_FIELDS = ["source", "group", "kind", "action", "output", "detail", "class_list"]

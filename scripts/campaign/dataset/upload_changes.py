@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from campaign.dataset.uploads import IMAGE_SUFFIXES, is_metadata
+from campaign.dataset.upload_files import IMAGE_SUFFIXES, is_metadata
 
 
 @dataclass

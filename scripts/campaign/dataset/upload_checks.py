@@ -12,7 +12,8 @@ import hashlib
 from collections import Counter
 from pathlib import Path
 
-from campaign.dataset.uploads import CLASS_FILES, GroupUpload, discover_upload, loose_entries
+from campaign.dataset.upload_files import loose_entries
+from campaign.dataset.uploads import CLASS_FILES, GroupUpload, discover_upload
 
 
 class CleaningError(ValueError):

@@ -11,10 +11,6 @@ Nothing has to be declared: the layout is read off the files.
 
 from __future__ import annotations
 
-import os
-import re
-import stat
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -22,12 +18,14 @@ import yaml
 
 from campaign.dataset.annotation_formats import COCO, NAMES_IN_FILES, ConvertedLabel, find_annotations
 from campaign.dataset.labels import decode_text
+from campaign.dataset.upload_files import (
+    IMAGE_SUFFIXES,
+    files_under,
+    is_metadata,
+    resolved_link,
+    unusable_name,
+)
 
-# Phones write HEIC/HEIF (cleaning converts them to JPEG); Ultralytics reads the rest as they are.
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".heic", ".heif"}
-# What operating systems and archivers leave beside the files: never a group, an image or a label.
-METADATA_FOLDERS = {"__MACOSX", ".Spotlight-V100", ".Trashes", ".fseventsd", ".AppleDouble", "$RECYCLE.BIN"}
-METADATA_FILES = {".DS_Store", "Thumbs.db", "ehthumbs.db", "desktop.ini", "Icon\r"}
 SPLIT_FOLDERS = {"train": "train", "valid": "val", "val": "val", "test": "test"}
 SPLIT_LISTS = {"train.txt": "train", "val.txt": "val", "valid.txt": "val", "test.txt": "test"}
 CLASS_FILES = ("data.yaml", "dataset.yaml", "classes.txt", "obj.names", "classes.names")
@@ -107,83 +105,6 @@ def _split_from_folders(relative: PurePosixPath) -> str | None:
         if part.lower() in SPLIT_FOLDERS:
             return SPLIT_FOLDERS[part.lower()]
     return None
-
-
-def _special_kind(mode: int) -> str | None:
-    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device")):
-        if test(mode):
-            return kind
-    return "a device" if stat.S_ISBLK(mode) else None
-
-
-def _files_under(root: Path, upload: Path) -> tuple[list[Path], list[tuple[Path, str, str]], list[str]]:
-    """Every file below root, in path order; the entries that are never read, with why; what stops the plan.
-
-    Links are followed only where they lead to a file inside the upload
-    folder (`upload`, already resolved): a group's link must not pull a file of
-    the server into the dataset. Linked folders are not entered. FIFOs,
-    sockets and devices are skipped (reading one could block or never end).
-    One directory scan per folder (its entries know their type), where a
-    stat per file would make discovery the slowest serial step of the cleaning.
-    """
-    found: list[str] = []
-    skipped: list[tuple[Path, str, str]] = []
-    problems: list[str] = []
-    folders = [str(root)]
-    while folders:
-        with os.scandir(folders.pop()) as entries:
-            for entry in entries:
-                problem = unusable_name(entry.path)
-                if problem:
-                    problems.append(problem)
-                elif is_metadata(entry.name):
-                    skipped.append((Path(entry.path), "ignored", "operating-system metadata, not part of the upload"))
-                elif entry.is_dir(follow_symlinks=False):
-                    folders.append(entry.path)
-                elif entry.is_symlink():
-                    target = resolved_link(entry.path)
-                    if target is None:
-                        problems.append(f"{entry.path}: a link that leads back to itself: remove the link")
-                    elif not target.is_relative_to(upload):
-                        skipped.append((Path(entry.path), "rejected", f"link to {target}, outside the upload folder"))
-                    elif not target.exists():
-                        skipped.append((Path(entry.path), "rejected", f"broken link to {target}"))
-                    elif target.is_file():
-                        found.append(entry.path)
-                elif entry.is_file(follow_symlinks=False):
-                    found.append(entry.path)
-                else:
-                    kind = _special_kind(entry.stat(follow_symlinks=False).st_mode) or "not a regular file"
-                    skipped.append((Path(entry.path), "skipped", f"{kind}, never read"))
-    # Ordered as paths are (part by part), not as strings: "a/b" before "a-c".
-    files = [Path(path) for path in sorted(found, key=lambda path: path.split(os.sep))]
-    return files, sorted(skipped), problems
-
-
-def is_metadata(name: str) -> bool:
-    """Files and folders an operating system or archiver adds: macOS resource forks, Finder and Explorer caches."""
-    return name in METADATA_FOLDERS or name in METADATA_FILES or name.startswith("._")
-
-
-def unusable_name(path: str) -> str:
-    """Why a file name cannot go through the workflow ('' where it can): it must be UTF-8.
-
-    The path is shown with its undecodable bytes escaped (`caf\\xe9.jpg`).
-    """
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        escaped = ascii(os.fsencode(path))[2:-1]
-        return f"{escaped}: the file name is not UTF-8 text: rename it (letters, digits, spaces and accents are fine)"
-    return ""
-
-
-def resolved_link(path: str) -> Path | None:
-    """Where a link leads, or None for a loop of links."""
-    try:
-        return Path(path).resolve(strict=False)
-    except (RuntimeError, OSError):  # Python 3.11 raises RuntimeError for a loop, later ones OSError
-        return None
 
 
 def _label_index(files: list[Path]) -> dict[tuple[str, str], list[Path]]:
@@ -301,7 +222,7 @@ def annotation_class_list(converted: ConvertedLabel, root: Path) -> str:
 def discover_group(root: Path, upload: Path | None = None) -> GroupUpload:
     """A group's images, labels, class lists and split lists; `upload` is the whole upload folder."""
     group = GroupUpload(name=root.name, root=root)
-    files, group.skipped, group.problems = _files_under(root, (upload or root.parent).resolve())
+    files, group.skipped, group.problems = files_under(root, (upload or root.parent).resolve())
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     labels = _match_labels(images, files)
     claimed = {label for label, _, _ in labels.values() if label is not None}
@@ -409,31 +330,3 @@ def discover_upload(raw: Path) -> list[GroupUpload]:
     if not groups:
         raise ValueError(f"{raw}: no group sub-folders found; put each group's upload in its own folder")
     return groups
-
-
-def loose_entries(raw: Path) -> list[str]:
-    """What stops the plan at the top of the upload folder: files outside any group folder, bad names, link loops."""
-    problems, loose = [], []
-    for entry in sorted(raw.iterdir()):
-        problem = unusable_name(str(entry))
-        if problem:
-            problems.append(problem)
-        elif is_metadata(entry.name):
-            continue
-        elif entry.is_symlink() and resolved_link(str(entry)) is None:
-            problems.append(f"{entry}: a link that leads back to itself: remove the link")
-        elif not entry.is_dir():
-            loose.append(entry.name)
-    if loose:
-        shown_names = ", ".join(loose[:10]) + (f" and {len(loose) - 10} more" if len(loose) > 10 else "")
-        problems.append(
-            f"{len(loose)} file(s) directly in {raw}, outside any group folder ({shown_names}): "
-            "put them in a group folder (one sub-folder per group), or remove them"
-        )
-    return problems
-
-
-def safe_stem(text: str) -> str:
-    """An ASCII file-name stem that keeps the original readable."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_text).strip("._") or "image"
