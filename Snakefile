@@ -24,7 +24,7 @@ wildcard_constraints:
     imgsz=r"\d+",
     split="train|val|test",
     format="|".join(EXPORT_FORMATS) or "NONE",
-    model=r"yolo(v5|v8|11|26)[nsmlx]",
+    model="|".join(MODELS),
     # Source names are literal file names (dots, brackets, spaces), not patterns.
     source="|".join(map(re.escape, CAMPAIGN.detect_sources)) or "NONE",
 

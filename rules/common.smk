@@ -15,7 +15,7 @@ from campaign.core.config_file import (
     read_config_file,
     retype_command_line_values,
 )
-from campaign.core.configurations import ConfigError, stable_hash
+from campaign.core.configurations import MODELS, ConfigError, stable_hash
 from campaign.core.layout import (
     COMPARISON_SECTION,
     DATASET_SECTION,

@@ -135,3 +135,17 @@ def test_comparison_keys_differ_in_the_argument_that_differs():
     first, second = (run.comparison_key() for run in configs.values())
     assert {key for key in first if first[key] != second[key]} == {"freeze"}
     assert first["args"] == '{"lr0": 0.01}'
+
+
+def test_the_models_a_campaign_may_name_are_one_list_with_their_layers_checked():
+    """The schema's enum is configurations.MODELS; each family's layer counts are its Ultralytics YAML's."""
+    import yaml
+    from ultralytics.nn.tasks import yaml_model_load
+
+    from campaign.core.configurations import BACKBONE_LAYERS, MODELS, SCHEMA, TOTAL_LAYERS
+
+    assert yaml.safe_load(SCHEMA.read_text())["$defs"]["model"]["enum"] == MODELS
+    for family in BACKBONE_LAYERS:
+        layout = yaml_model_load(f"{family}n.yaml")
+        assert len(layout["backbone"]) == BACKBONE_LAYERS[family], family
+        assert len(layout["backbone"]) + len(layout["head"]) == TOTAL_LAYERS[family], family

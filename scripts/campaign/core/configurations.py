@@ -41,6 +41,10 @@ SCHEMA = WORKFLOW_DIR / "schemas" / "config.schema.yaml"
 # total layer counts of each family's YAML (the last layer is the Detect head).
 BACKBONE_LAYERS = {"yolov5": 10, "yolov8": 10, "yolo11": 11, "yolo26": 11}
 TOTAL_LAYERS = {"yolov5": 25, "yolov8": 23, "yolo11": 24, "yolo26": 24}
+# Model sizes from the smallest: yolov8n < yolov8s < yolov8m < yolov8l < yolov8x.
+SIZE_ORDER = "nsmlx"
+# Every model a campaign may name: a family above and a size (the schema's enum lists the same).
+MODELS = [f"{family}{size}" for family in BACKBONE_LAYERS for size in SIZE_ORDER]
 
 
 class ConfigError(ValueError):
@@ -137,10 +141,6 @@ class RunConfig:
 
     def args_hash(self) -> str:
         return stable_hash({"model": self.model, "pretrained": self.pretrained, **self.train_args()})
-
-
-# Model sizes from the smallest: yolov8n < yolov8s < yolov8m < yolov8l < yolov8x.
-SIZE_ORDER = "nsmlx"
 
 
 def model_order(model: str) -> tuple[str, int]:
