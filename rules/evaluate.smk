@@ -34,8 +34,9 @@ rule bootstrap:
         "logs/bootstrap/{cfg}_{split}.log",
     benchmark:
         "logs/bootstrap/{cfg}_{split}.benchmark.tsv"
+    # numpy alone: the reporting environment, not the training one.
     conda:
-        "../envs/train.yaml"
+        "../envs/reporting.yaml"
     params:
         bootstrap=config["evaluation"]["bootstrap"],
     script:
