@@ -39,3 +39,44 @@ def test_a_pretraining_keeps_its_side_files_under_its_own_run_name():
     assert training.attempts == Path("results/train/cfg/run.attempts.jsonl")
     assert pretraining.attempts == Path("results/pretrain/yolov8n_run.attempts.jsonl")
     assert pretraining.live_monitor == Path("results/pretrain/yolov8n_run.monitor/samples.csv")
+
+
+def rule_benchmarks() -> dict[str, str]:
+    """Each rule's `benchmark:` path as rules/*.smk write it."""
+    import re
+
+    found = {}
+    for smk in sorted((Path(__file__).parents[1] / "rules").glob("*.smk")):
+        text = smk.read_text()
+        for match in re.finditer(r"^\s*rule (\w+):\n(.*?)(?=^\s*rule |\Z)", text, flags=re.M | re.S):
+            benchmark = re.search(r'benchmark:\n\s+"([^"]+)"', match[2])
+            if benchmark:
+                found[match[1]] = benchmark[1]
+    return found
+
+
+CAMPAIGN = {"defaults": {"model": "yolov8n", "batch": 16, "imgsz": 64, "freeze": 0, "epochs": 1}}
+
+
+def test_every_benchmark_is_where_the_status_page_and_plan_look_for_it():
+    """logs/<rule>/<its wildcards joined by _>.benchmark.tsv (layout.job_benchmark); a one-job rule's logs/<rule>."""
+    import re
+
+    from campaign.core.layout import job_benchmark
+    from tiny_campaign import TINY, resolved
+
+    benchmarks = rule_benchmarks()
+    assert {"train", "evaluate", "latency", "speed", "pretrain", "detect"} <= set(benchmarks)
+    for rule, path in benchmarks.items():
+        wildcards = re.findall(r"\{(\w+)\}", path)
+        job = "_".join("{" + name + "}" for name in wildcards)
+        assert path == (str(job_benchmark(rule, job)) if wildcards else f"logs/{rule}.benchmark.tsv"), rule
+    # Each job after a training is found where its rule writes it (ResolvedCampaign.benchmark_stems).
+    sections = {"speed": {"formats": ["pytorch", "onnx"]}, "detect": TINY["detect"]}
+    campaign = resolved(CAMPAIGN, Path("results-of-no-campaign"), **sections)
+    name = "yolov8n_b16_img64_freeze0"  # TINY's detect.configs
+    for rule, jobs in campaign.jobs_after_training(name).items():
+        stems = campaign.benchmark_stems()[name][rule]
+        assert jobs and [benchmarks[rule].format(**wildcards) for wildcards in jobs] == [
+            str(job_benchmark(rule, stem)) for stem in stems
+        ], rule

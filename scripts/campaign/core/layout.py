@@ -127,6 +127,15 @@ EVALUATION_SECTION = "3. Evaluation"
 DETECTIONS_SECTION = "4. Detections"
 
 
+def job_benchmark(rule: str, job: str, logs: Path = Path("logs")) -> Path:
+    """A job's Snakemake benchmark file: logs/<rule>/<job>.benchmark.tsv, <job> its wildcards joined by "_".
+
+    Every rule's `benchmark:` follows it (tests/test_layout.py), so that the
+    status page and the plan find each job's measured time.
+    """
+    return logs / rule / f"{job}.benchmark.tsv"
+
+
 def figure(name: str) -> str:
     """The path of one figure (results/figures/<name>.png)."""
     return FIGURE.format(figure=name)

@@ -20,7 +20,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from campaign.core.layout import LATENCY_TABLE, SHARD_SPLIT, probes_table, result_path, split_list
+from campaign.core.layout import LATENCY_TABLE, SHARD_SPLIT, job_benchmark, probes_table, result_path, split_list
 from campaign.core.records import read_json_record
 from campaign.evaluation.timing import timing_representatives
 from campaign.planning.estimate import estimate, read_probes
@@ -182,7 +182,7 @@ def pretraining_left(
     imgsz, images, epochs = pretrain["imgsz"], pretrain["images"], pretrain["epochs"]
     left = {}
     for model in pretrain["models"]:
-        if benchmark_seconds(logs / "pretrain" / f"{model}.benchmark.tsv") is not None:
+        if benchmark_seconds(job_benchmark("pretrain", model, logs)) is not None:
             continue  # it ran
         probed = [row for row in rows if row["model"] == model]
         unfrozen = [row for row in probed if str(row.get("freeze")) in ("0", "")] or probed

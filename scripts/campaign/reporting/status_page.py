@@ -41,6 +41,7 @@ from pathlib import Path
 
 from campaign.core.configurations import model_order
 from campaign.core.epoch_table import DamagedEpochTable, read_epoch_table
+from campaign.core.layout import job_benchmark
 from campaign.planning.schedule import Job, schedule
 from campaign.planning.workload import ALONE, after_training_seconds, benchmark_seconds, planned_work
 from campaign.reporting.status import COLOURS, ConfigStatus, format_eta
@@ -151,7 +152,7 @@ def _training_overhead(statuses: list[ConfigStatus], rows: dict[str, list], logs
     """Median seconds a finished training took besides its epochs; 0 before any finished."""
     extra = []
     for status in statuses:
-        job = benchmark_seconds(logs / "train" / f"{status.name}.benchmark.tsv")
+        job = benchmark_seconds(job_benchmark("train", status.name, logs))
         if status.state == "done" and job is not None and rows[status.name]:
             extra.append(max(0.0, job - rows[status.name][-1]["time"]))
     return statistics.median(extra) if extra else 0.0
@@ -162,7 +163,7 @@ def _seconds_per_job(after_jobs: dict[str, dict[str, list[str]]], logs: Path) ->
     per_rule = {}
     for rule in {rule for jobs in after_jobs.values() for rule in jobs}:
         stems = {stem for jobs in after_jobs.values() for stem in jobs[rule]}
-        ran = [s for s in (benchmark_seconds(logs / rule / f"{stem}.benchmark.tsv") for stem in stems) if s is not None]
+        ran = [s for s in (benchmark_seconds(job_benchmark(rule, stem, logs)) for stem in stems) if s is not None]
         if ran:
             per_rule[rule] = statistics.median(ran)
     return per_rule
@@ -175,7 +176,7 @@ def _jobs_left(
     together, alone = [], []
     for rule, stems in jobs.items():
         each = measured.get(rule, fallback)
-        left = [each for stem in stems if not (logs / rule / f"{stem}.benchmark.tsv").is_file()]
+        left = [each for stem in stems if not job_benchmark(rule, stem, logs).is_file()]
         (alone if rule in ALONE else together).extend(left)
     return together, alone
 
