@@ -30,9 +30,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from campaign.core.configurations import ConfigError
 from campaign.core.layout import WORKFLOW_DIR
-from campaign.planning.resolved import load_campaign
+from campaign.planning.resolved import command_campaign
 from campaign.planning.runs import HEARTBEAT_SECONDS, lock_pairs, owner_of, read_runs
 from campaign.planning.shards import campaign_shards, parse_shard
 from campaign.reporting.status import config_status
@@ -100,10 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.unlock_stale:
         return unlock_stale(stale_after)
 
-    try:
-        campaign = load_campaign(args.configfile, args.results)
-    except ConfigError as error:
-        parser.error(f"invalid configuration: {error}")
+    campaign = command_campaign(parser, args)
     config, configs = campaign.config, campaign.configs
     statuses = {
         name: config_status(args.results, name, run.epochs, run.batch, stale_after) for name, run in configs.items()

@@ -31,7 +31,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from campaign.core.configurations import ConfigError, section_defaults
+from campaign.core.configurations import section_defaults
 from campaign.core.layout import CLEANING_REPORT, MANIFEST, RESULTS, WORKFLOW_DIR, probes_table, result_path, split_list
 from campaign.core.records import DamagedRecord, read_json_record
 from campaign.dataset.upload_changes import upload_changes
@@ -40,7 +40,7 @@ from campaign.planning.estimate import PlannedJob, calibration, estimate, makesp
 from campaign.planning.packing import training_needs_mb
 from campaign.planning.probe import probe_settings
 from campaign.planning.rerun_reasons import group_by_reason, reasons_table
-from campaign.planning.resolved import load_campaign
+from campaign.planning.resolved import command_campaign
 from campaign.planning.shards import shard_table
 from campaign.planning.workload import planned_work
 from campaign.training.run_folder import TrainingFolder
@@ -268,10 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", action="store_true", help="list every job with its reason")
     args = parser.parse_args(argv)
 
-    try:
-        campaign = load_campaign(args.configfile, args.results)
-    except ConfigError as error:
-        parser.error(f"invalid configuration: {error}")
+    campaign = command_campaign(parser, args)
     config, configs = campaign.config, campaign.configs
     print(gpu_check_section(config.get("gpu", {})))
     print()

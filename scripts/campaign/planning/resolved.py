@@ -14,6 +14,7 @@ those would stop the run.
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -397,6 +398,14 @@ def resolve_campaign(
 def load_campaign(path: str | Path, results: Path = layout.RESULTS) -> ResolvedCampaign:
     """The campaign in config file `path`, read strictly (config_file.py) and resolved as the workflow does."""
     return resolve_campaign(read_config_file(path), str(path), results)
+
+
+def command_campaign(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ResolvedCampaign:
+    """A `campaign` command's campaign (its --configfile and --results); a bad config ends it with argparse's error."""
+    try:
+        return load_campaign(args.configfile, args.results)
+    except ConfigError as error:
+        parser.error(f"invalid configuration: {error}")
 
 
 def _named_configs(config: dict[str, Any], configs: Campaign, section: str, option: str) -> list[str]:

@@ -10,10 +10,9 @@ import argparse
 import time
 from pathlib import Path
 
-from campaign.core.configurations import ConfigError
 from campaign.core.io import atomic_write_text
 from campaign.core.layout import RESULTS
-from campaign.planning.resolved import load_campaign
+from campaign.planning.resolved import command_campaign
 from campaign.planning.runs import jobs_at_a_time, read_runs
 from campaign.planning.workload import pretraining_left
 from campaign.reporting.status import STALE_AFTER_SECONDS, config_status, status_figure, status_table
@@ -41,10 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    try:
-        campaign = load_campaign(args.configfile, args.results)
-    except ConfigError as error:
-        parser.error(f"invalid configuration: {error}")
+    campaign = command_campaign(parser, args)
     config, configs = campaign.config, campaign.configs
     stale_after = args.stale_minutes * 60
     if args.html:
