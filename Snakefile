@@ -24,6 +24,7 @@ wildcard_constraints:
     imgsz=r"\d+",
     split="train|val|test",
     format="|".join(EXPORT_FORMATS) or "NONE",
+    figure="|".join(layout.SUMMARY_FIGURES),
     model="|".join(MODELS),
     # Source names are literal file names (dots, brackets, spaces), not patterns.
     source="|".join(map(re.escape, CAMPAIGN.detect_sources)) or "NONE",
@@ -45,11 +46,7 @@ localrules:
     dataset_figures,
     summary_table,
     findings,
-    figure_map_by_config,
-    figure_accuracy_vs_latency,
-    figure_training_curves,
-    figure_per_class_ap,
-    figure_imgsz_study,
+    figure,
     campaign_timeline,
     plan_probes,
 

@@ -134,6 +134,7 @@ timing_of = for_each_job(CAMPAIGN.timing_of)
 resized_size = for_each_job(CAMPAIGN.resized_size)
 detect_source = for_each_job(CAMPAIGN.detect_source)
 detection_labels = for_each_job(CAMPAIGN.labels)
+figure_input = for_each_job(CAMPAIGN.figure_input)
 training_priority = for_each_job(CAMPAIGN.training_priority)
 training_gpus = for_each_job(CAMPAIGN.training_gpus)
 training_gpu_mb = for_each_job(CAMPAIGN.training_gpu_mb)
@@ -144,6 +145,10 @@ probe_gpus = for_each_job(CAMPAIGN.probe_gpus)
 def in_report(path, caption, section, labels):
     """`path` in the HTML report: its caption (report/<caption>.rst), section and labels to filter by."""
     return report(path, caption=f"../report/{caption}.rst", category=section, labels=labels)
+
+
+def figure_labels(wildcards):
+    return {"figure": layout.SUMMARY_FIGURES[wildcards.figure]}
 
 
 def evaluation_plot(path, caption, plot):

@@ -60,76 +60,6 @@ rule findings:
         "../scripts/findings.py"
 
 
-rule figure_map_by_config:
-    input:
-        layout.GROUPS,
-    output:
-        in_report(
-            layout.figure("map_by_config"), "map_by_config", COMPARISON_SECTION, {"figure": "mAP by configuration"}
-        ),
-    log:
-        "logs/figures/map_by_config.log",
-    conda:
-        "../envs/reporting.yaml"
-    script:
-        "../scripts/figures.py"
-
-
-rule figure_accuracy_vs_latency:
-    input:
-        layout.GROUPS,
-    output:
-        in_report(
-            layout.figure("accuracy_vs_latency"),
-            "accuracy_vs_latency",
-            COMPARISON_SECTION,
-            {"figure": "accuracy vs latency"},
-        ),
-    log:
-        "logs/figures/accuracy_vs_latency.log",
-    conda:
-        "../envs/reporting.yaml"
-    script:
-        "../scripts/figures.py"
-
-
-rule figure_training_curves:
-    input:
-        expand(layout.EPOCH_TABLE, cfg=CONFIGS),
-    output:
-        in_report(
-            layout.figure("training_curves"), "training_curves", COMPARISON_SECTION, {"figure": "training curves"}
-        ),
-    log:
-        "logs/figures/training_curves.log",
-    conda:
-        "../envs/reporting.yaml"
-    params:
-        configs=list(CONFIGS),
-    script:
-        "../scripts/figures.py"
-
-
-rule figure_per_class_ap:
-    input:
-        expand(
-            layout.EVAL_PER_CLASS,
-            cfg=CONFIGS,
-            split=COMPARISON_SPLIT,
-        ),
-    output:
-        in_report(layout.figure("per_class_ap"), "per_class_ap", COMPARISON_SECTION, {"figure": "per-class AP"}),
-    log:
-        "logs/figures/per_class_ap.log",
-    conda:
-        "../envs/reporting.yaml"
-    params:
-        configs=list(CONFIGS),
-        split=COMPARISON_SPLIT,
-    script:
-        "../scripts/figures.py"
-
-
 rule campaign_timeline:
     input:
         monitors=expand(layout.TRAINING_MONITOR, cfg=CONFIGS),
@@ -151,14 +81,18 @@ rule campaign_timeline:
         "../scripts/campaign_timeline.py"
 
 
-rule figure_imgsz_study:
+# The comparison figures (layout.SUMMARY_FIGURES), each its own job: any one is rebuilt alone.
+rule figure:
     input:
-        expand(layout.STUDY_TABLE, cfg=CAMPAIGN.study_configs),
+        figure_input,
     output:
-        in_report(layout.figure("imgsz_study"), "imgsz_study", COMPARISON_SECTION, {"figure": "image-size study"}),
+        in_report(layout.FIGURE, "figure", COMPARISON_SECTION, figure_labels),
     log:
-        "logs/figures/imgsz_study.log",
+        "logs/figures/{figure}.log",
     conda:
         "../envs/reporting.yaml"
+    params:
+        configs=list(CONFIGS),
+        split=COMPARISON_SPLIT,
     script:
         "../scripts/figures.py"

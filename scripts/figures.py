@@ -1,4 +1,4 @@
-"""Rules figure_*: one summary figure each, so any one can be rebuilt alone."""
+"""Rule figure: one comparison figure (its `figure` wildcard), so any one can be rebuilt alone."""
 
 from pathlib import Path
 
@@ -10,13 +10,13 @@ log = job_logger(snakemake.log[0])
 inputs = [Path(path) for path in snakemake.input]
 out = Path(snakemake.output[0])
 draw = {
-    "figure_map_by_config": lambda: figures.map_by_config(inputs[0], out),
-    "figure_accuracy_vs_latency": lambda: figures.accuracy_vs_latency(inputs[0], out),
-    "figure_training_curves": lambda: figures.training_curves(by_config(inputs, snakemake.params.configs), out),
-    "figure_per_class_ap": lambda: figures.per_class_ap(
+    "map_by_config": lambda: figures.map_by_config(inputs[0], out),
+    "accuracy_vs_latency": lambda: figures.accuracy_vs_latency(inputs[0], out),
+    "training_curves": lambda: figures.training_curves(by_config(inputs, snakemake.params.configs), out),
+    "per_class_ap": lambda: figures.per_class_ap(
         by_config(inputs, snakemake.params.configs), snakemake.params.split, out
     ),
-    "figure_imgsz_study": lambda: figures.imgsz_study(inputs, out),
+    "imgsz_study": lambda: figures.imgsz_study(inputs, out),
 }
-draw[snakemake.rule]()
+draw[snakemake.wildcards.figure]()
 log.info("wrote %s", out)

@@ -120,6 +120,14 @@ FIGURES = [
     "campaign_timeline",
     "imgsz_study",
 ]
+# The comparison figures the `figure` rule draws, one job each, with their label in the report.
+SUMMARY_FIGURES = {
+    "map_by_config": "mAP by configuration",
+    "accuracy_vs_latency": "accuracy vs latency",
+    "training_curves": "training curves",
+    "per_class_ap": "per-class AP",
+    "imgsz_study": "image-size study",
+}
 # The sections of the HTML report (`snakemake --report`), in their order.
 DATASET_SECTION = "1. Dataset"
 COMPARISON_SECTION = "2. Comparison"

@@ -236,6 +236,17 @@ class ResolvedCampaign:
         run = self.configs[cfg]
         return {key: str(getattr(run, key)) for key in ("model", "freeze", "batch", "imgsz")} | wildcards
 
+    def figure_input(self, figure: str) -> list[str]:
+        """What one comparison figure is drawn from (layout.SUMMARY_FIGURES)."""
+        names, split = list(self.configs), self.comparison_split
+        return {
+            "map_by_config": [layout.GROUPS],
+            "accuracy_vs_latency": [layout.GROUPS],
+            "training_curves": [layout.EPOCH_TABLE.format(cfg=name) for name in names],
+            "per_class_ap": [layout.EVAL_PER_CLASS.format(cfg=name, split=split) for name in names],
+            "imgsz_study": [layout.STUDY_TABLE.format(cfg=name) for name in self.study_configs],
+        }[figure]
+
     def imgsz(self, cfg: str, **_other_wildcards: str) -> int:
         return self.configs[cfg].imgsz
 
