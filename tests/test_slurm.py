@@ -120,8 +120,11 @@ def campaign_on_slurm(slurm, tmp_path_factory):
     (workdir / "config.yaml").write_text(yaml.safe_dump(CAMPAIGN))
     expected = planned_jobs(workdir)
     options = [
-        # A test cannot wait the plugin's default 40 s before its first look at the queue.
+        # A test cannot wait the plugin's default 40 s before its first look at the queue,
+        # nor Snakemake's 10 s between looks: each finished job would idle that long.
         "--slurm-init-seconds-before-status-checks",
+        "1",
+        "--seconds-between-status-checks",
         "1",
         # Without slurmdbd, sacct has nothing to answer; squeue sees jobs for MinJobAge (300 s).
         "--slurm-status-command",
