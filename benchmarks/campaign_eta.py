@@ -13,8 +13,8 @@ error of an estimate is (estimated end - real end) / (real end - when it
 was made): negative where it promised too early. Goal: within 15 % at
 every mark.
 
-Run: `.venv/bin/python benchmarks/campaign_eta.py` (the demo's time: about
-20 minutes on 2 cores, and a minute of probes). Prints a table and writes
+Run: `.venv/bin/python benchmarks/campaign_eta.py` (the demo's time: over
+30 minutes on 2 cores, its probes included). Prints a table and writes
 results/benchmarks/campaign_eta.csv. `--quick` runs the one-configuration
 quick demo (common.demo_config) for 4 epochs, estimating every second
 (about two minutes; a check of the code path, not a figure).
