@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,8 @@ class ResolvedCampaign:
         """The deployment formats timed besides PyTorch, each exported once per configuration."""
         return [fmt for fmt in self.config["speed"]["formats"] if fmt != "pytorch"]
 
-    @property
+    # Cached: input functions ask for these once per job while Snakemake builds the DAG.
+    @cached_property
     def resized_sizes(self) -> list[int]:
         """The image sizes the cleaned dataset is copied at, shrunk (none where dataset.resize is off)."""
         if not self.config["dataset"]["resize"]:
@@ -126,7 +128,12 @@ class ResolvedCampaign:
             for name, run in self.configs.items()
         ]
 
-    @property
+    @cached_property
+    def timed_configs(self) -> frozenset[str]:
+        """The configurations whose weights are timed, one per network (`timed_by`'s values)."""
+        return frozenset(self.timed_by.values())
+
+    @cached_property
     def probes(self) -> dict[str, dict[str, Any]]:
         """The campaign's distinct training steps by probe name, each probed once (campaign plan --probe)."""
         return dict(probe_settings(run) for run in self.configs.values())
@@ -318,7 +325,7 @@ class ResolvedCampaign:
             "evaluate": [{"cfg": name, "split": split} for split in self.splits],
             "bootstrap": [{"cfg": name, "split": split} for split in self.splits],
             "export": [{"cfg": name, "format": fmt} for fmt in self.export_formats],
-            "latency": one if name in set(self.timed_by.values()) else [],
+            "latency": one if name in self.timed_configs else [],
             "speed": one,
             "imgsz_study": one if name in self.study_configs else [],
             "detect": [{"cfg": name, "source": source} for source in self.detect_sources] if detected else [],
