@@ -15,7 +15,8 @@ every mark.
 
 Run: `.venv/bin/python benchmarks/campaign_eta.py` (the demo's time: over
 30 minutes on 2 cores, its probes included). Prints a table and writes
-results/benchmarks/campaign_eta.csv. `--quick` runs the one-configuration
+results/benchmarks/campaign_eta.csv; every estimate, as it is made, goes to
+campaign_eta_samples.csv beside it. `--quick` runs the one-configuration
 quick demo (common.demo_config) for 4 epochs, estimating every second
 (about two minutes; a check of the code path, not a figure).
 """
@@ -29,7 +30,7 @@ import time
 from pathlib import Path
 
 import yaml
-from common import ROOT, SNAKEMAKE, demo_config, report, scratch_folder
+from common import RESULTS, ROOT, SNAKEMAKE, demo_config, report, scratch_folder
 
 MARKS = (0.0, 0.25, 0.5, 0.75)
 
@@ -87,13 +88,18 @@ def main() -> None:
         # Resolved as `campaign status` resolves it: the schema's defaults filled, the jobs after each training.
         campaign = load_campaign(workdir / "config.yaml", workdir / "results")
         configs, config, after_jobs = campaign.configs, campaign.config, campaign.benchmark_stems()
-        planned = planned_seconds(configs, config, workdir / "results", workdir / "logs")
+        planned = planned_seconds(configs, config, workdir / "results", workdir / "logs", after_jobs)
         started = time.time()
-        with open(workdir / "snakemake.log", "w") as log:
+        # Each estimate written as it is made: a run cut short still shows what the page said, and when.
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        with open(workdir / "snakemake.log", "w") as log, open(RESULTS / "campaign_eta_samples.csv", "w") as kept:
+            kept.write("seconds_in,share_of_epochs,estimated_left_s\n")
             process = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
             while process.poll() is None:
                 share, left = estimate(workdir, configs, config, after_jobs, planned)
                 samples.append((time.time(), share, left))
+                kept.write(f"{time.time() - started:.1f},{share:.4f},{'' if left is None else round(left, 1)}\n")
+                kept.flush()
                 time.sleep(args.every)
         ended = time.time()
         if process.returncode != 0:

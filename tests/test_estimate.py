@@ -2,7 +2,15 @@
 
 import pytest
 
-from campaign.planning.estimate import calibration, estimate, largest_batch, makespan, memory_line
+from campaign.planning.estimate import (
+    calibration,
+    estimate,
+    job_startup_seconds,
+    largest_batch,
+    makespan,
+    memory_line,
+    training_fixed_seconds,
+)
 
 
 def row(batch, fits=True, memory="", train="0.01", val="0.002", device="cpu"):
@@ -88,3 +96,19 @@ def test_a_job_without_a_known_need_holds_its_gpu_alone():
     assert on_two.hours == 3.0  # a and b together on the second GPU while the whole job holds the first
     with pytest.raises(ValueError, match="big fits no GPU of 8192 MB"):
         packed_makespan([PlannedJob("big", 1.0, need_mb=9000)], 1, 1, device_mb=8192, max_share=2)
+
+
+def test_a_probe_that_timed_the_epoch_s_end_and_the_start_up_prices_them():
+    timed = {"startup_seconds": "6.0", "epoch_validation_seconds": "1.5", "checkpoint_seconds": "0.5"}
+    rows = [{**row(64, memory=5000, train="0.01"), **timed}, row(32, memory=3000)]
+    one = estimate("a", {"epochs": 50, "gpus": 1}, rows, 1000, 200, 8192)
+    # 6 + 50 * (1000 * 0.01 + 1.5 + 0.5) + 1.5: the validation timed with its set-up, not 200 images at 0.002 s.
+    assert one.hours * 3600 == pytest.approx(607.5)
+    # On 2 GPUs only the steps share out: the start-up, validations and checkpoints stay whole.
+    two = estimate("a", {"epochs": 50, "gpus": 2}, rows, 1000, 200, 8192)
+    assert two.hours * 3600 == pytest.approx(6 + 50 * (5 + 2) + 1.5)
+    assert training_fixed_seconds(rows) == pytest.approx(7.5)  # its start-up and the final validation
+    assert training_fixed_seconds([row(64), row(32)]) is None  # an older probe: not timed
+    # A job's start-up: the median over the probes that timed one.
+    assert job_startup_seconds({"a": rows, "b": [{**row(16), **timed, "startup_seconds": "4.0"}]}) == pytest.approx(5)
+    assert job_startup_seconds({"a": [row(64)]}) == 0

@@ -1,5 +1,6 @@
 """The status page: every state and the campaign's end, on a phone's width, in a real browser."""
 
+import csv
 import json
 import os
 import socket
@@ -248,3 +249,32 @@ def test_the_pretrainings_not_run_yet_are_priced_from_the_probes_and_come_first(
     (tmp_path / "logs" / "pretrain").mkdir(parents=True)
     (tmp_path / "logs" / "pretrain" / "yolov5n.benchmark.tsv").write_text("s\th:m:s\n9.5\t0:00:09\n")
     assert pretraining_left(configs, config, tmp_path, tmp_path / "logs") == ({}, {})
+
+
+def test_before_any_epoch_the_probes_price_each_job_s_start_up_and_each_epoch_s_end(tmp_path):
+    course, configs = course_folder(tmp_path)
+    probes = tmp_path / "plan" / "probes.csv"
+    rows = list(csv.DictReader(probes.open()))
+    timed = {"startup_seconds": "5.0", "epoch_validation_seconds": "2.0", "checkpoint_seconds": "1.0"}
+    campaign = resolved(course, tmp_path)
+    jobs = campaign.benchmark_stems()
+    untimed = planned_seconds(configs, campaign.config, tmp_path, tmp_path / "logs", jobs)
+    with probes.open("w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=[*rows[0], *timed])
+        writer.writeheader()
+        writer.writerows({**row, **timed} for row in rows)
+    planned = planned_seconds(configs, campaign.config, tmp_path, tmp_path / "logs", jobs)
+    name = next(iter(configs))
+    epochs = configs[name].epochs
+    # The steps as before; each epoch's end (validation 2 s, checkpoint 1 s) instead of 20 images at 1 ms,
+    # and besides the epochs the start-up and a final validation.
+    assert planned[name].fixed == 7.0
+    assert planned[name].training == pytest.approx(untimed[name].training + 7.0 + epochs * 3.0 - 0.02 * (epochs + 1))
+    # Every job after it starts a fresh process: 5 s each on top of its images.
+    count = sum(len(stems) for stems in jobs[name].values())
+    assert planned[name].after == pytest.approx(untimed[name].after + 5.0 * count)
+    statuses = [config_status(tmp_path, n, r.epochs) for n, r in configs.items()]
+    costs = {n: r.expected_cost() for n, r in configs.items()}
+    progress = estimate_progress(statuses, costs, tmp_path, tmp_path / "logs", jobs, planned)
+    # Before any training finished, what a training costs besides its epochs is its probe's.
+    assert progress[0].status.name == name and progress[0].training_seconds == pytest.approx(planned[name].training)

@@ -2,12 +2,16 @@
 
 A probe (campaign/planning/probe.py) measured, for one training step of a
 configuration, seconds per training image, seconds per validation image and
-peak memory at its batch and at half of it. A training of E epochs on N
-training and V validation images then takes about
+peak memory at its batch and at half of it, and what a training pays
+whatever its data's size: its job's start-up, each epoch's validation (its
+set-up included) and checkpoint. A training of E epochs on N training images
+then takes about
 
-    E * (N * train_s + V * val_s) + V * val_s      (the last term: the final validation)
+    start-up + E * (N * train_s / G + validation + checkpoint) + validation
 
-divided by its GPUs for a multi-GPU run. Finished trainings refine it: the
+on G GPUs (the last validation: the trainer's final one, on the best
+weights). Probes made before those costs were timed give
+E * (N * train_s + V * val_s) + V * val_s on V validation images, over G. Finished trainings refine it: the
 median of measured / predicted over the trainings done scales the rest.
 Memory is linear in the batch: two probed batches give the slope, so the
 largest batch that fits a device of any size follows.
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from campaign.planning.probe import EPOCH_AND_JOB_COSTS
 from campaign.planning.schedule import Job, schedule
 
 
@@ -102,6 +107,32 @@ def probed_memory_mb(rows: list[dict[str, Any]]) -> tuple[float | None, bool]:
     return (line[0] + line[1] * batch, True) if line else (None, False)
 
 
+def epoch_and_job_costs(row: dict[str, Any]) -> tuple[float, float, float] | None:
+    """(start-up, an epoch's validation, a checkpoint) in seconds from a probe row; None where it did not time them."""
+    values = [_number(row.get(key, "")) for key in EPOCH_AND_JOB_COSTS]
+    return None if None in values else tuple(values)
+
+
+def timed_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The row a probe's times are read from: its configured batch where that ran, else the largest that ran."""
+    batch = int(rows[0].get("configured_batch") or rows[0]["batch"])
+    ran = [r for r in rows if r["fits"] == "True"]
+    return next((r for r in ran if int(r["batch"]) == batch), ran[0] if ran else None)
+
+
+def training_fixed_seconds(rows: list[dict[str, Any]]) -> float | None:
+    """A training's seconds besides its epochs, from its probe: its job's start-up and the final validation."""
+    timed = timed_row(rows)
+    costs = epoch_and_job_costs(timed) if timed else None
+    return costs[0] + costs[1] if costs else None
+
+
+def job_startup_seconds(probes: dict[str, list[dict[str, Any]]]) -> float:
+    """The median start-up of a job that loads torch and a model, over every probe that timed one; 0 with none."""
+    found = [costs[0] for rows in probes.values() for row in rows if (costs := epoch_and_job_costs(row))]
+    return statistics.median(found) if found else 0.0
+
+
 def estimate(
     config: str,
     parameters: dict[str, Any],
@@ -112,8 +143,7 @@ def estimate(
 ) -> Estimate:
     """The estimate of one configuration from its probe's rows."""
     batch = int(rows[0].get("configured_batch") or rows[0]["batch"])
-    ran = [r for r in rows if r["fits"] == "True"]
-    timed = next((r for r in ran if int(r["batch"]) == batch), ran[0] if ran else None)
+    timed = timed_row(rows)
     if timed is None:
         raise ValueError(f"{config}: no probed batch ran, down to batch 1")
     memory, extrapolated = probed_memory_mb(rows)
@@ -123,7 +153,12 @@ def estimate(
     gpus = max(int(parameters.get("gpus", 1)), 1)
     train_s, val_s = float(timed["train_seconds_per_image"]), float(timed["val_seconds_per_image"] or 0)
     epochs = int(parameters["epochs"])
-    seconds = (epochs * (train_images * train_s + val_images * val_s) + val_images * val_s) / gpus
+    costs = epoch_and_job_costs(timed)
+    if costs:
+        startup, validation, checkpoint = costs
+        seconds = startup + epochs * (train_images * train_s / gpus + validation + checkpoint) + validation
+    else:
+        seconds = (epochs * (train_images * train_s + val_images * val_s) + val_images * val_s) / gpus
     return Estimate(
         config=config,
         batch_per_gpu=batch,

@@ -34,7 +34,18 @@ PROBE_FIELDS = [
     "train_seconds_per_image",
     "val_seconds_per_image",
     "iterations",
+    "startup_seconds",
+    "epoch_validation_seconds",
+    "checkpoint_seconds",
 ]
+
+
+# A training's costs besides its steps, as the probe rows name them (seconds).
+EPOCH_AND_JOB_COSTS = ("startup_seconds", "epoch_validation_seconds", "checkpoint_seconds")
+
+
+def _rounded(seconds: float | None) -> float | str:
+    return round(seconds, 3) if seconds is not None else ""
 
 
 class _Enough(Exception):
@@ -70,13 +81,24 @@ def _reset_peak(device: str) -> None:
 
 
 def time_training_steps(
-    model: str, data: str, imgsz: int, batch: int, freeze: int, device: str, iterations: int, workers: int, out: str
+    model: str,
+    data: str,
+    imgsz: int,
+    batch: int,
+    freeze: int,
+    device: str,
+    iterations: int,
+    workers: int,
+    out: str,
+    launched: float | None = None,
 ) -> dict[str, Any]:
     """Train `iterations` timed steps (after two untimed) at `batch`; the batch the trainer ended at, and the times.
 
     Ultralytics halves the batch itself when a GPU runs out of memory during
     the first epoch; the batch it trained at is returned, so a caller sees
-    that the requested one did not fit.
+    that the requested one did not fit. Then one epoch's end as the trainer
+    runs it: its validation and its checkpoint, each timed. `launched`: when
+    the process was started (time.time()), for the job's start-up.
     """
     from ultralytics import YOLO
 
@@ -84,7 +106,10 @@ def time_training_steps(
     warmup = 2
     stamps: list[float] = []
     images: list[int] = []  # per step: an epoch's last batch holds only what is left of the dataset
-    used = {"batch": batch, "step_in_epoch": 0}
+    used: dict[str, Any] = {"batch": batch, "step_in_epoch": 0}
+
+    def on_train_start(trainer) -> None:
+        used["startup"] = time.time() - launched if launched else None
 
     def on_epoch_start(trainer) -> None:
         used["step_in_epoch"] = 0
@@ -101,10 +126,13 @@ def time_training_steps(
         used["step_in_epoch"] += 1
         used["batch"] = trainer.batch_size
         if len(stamps) > warmup + iterations:
+            used["peak_memory_mb"] = _peak_memory_mb(device)  # the steps' peak, before the epoch's end below
+            used.update(_time_epoch_end(trainer))
             raise _Enough
 
     out = Path(out)
     yolo = YOLO(f"{model}.yaml")
+    yolo.add_callback("on_train_start", on_train_start)
     yolo.add_callback("on_train_epoch_start", on_epoch_start)
     yolo.add_callback("on_train_batch_end", on_batch_end)
     _reset_peak(device)
@@ -135,9 +163,21 @@ def time_training_steps(
     return {
         "batch": used["batch"],
         "seconds_per_image": statistics.median(per_image),
-        "peak_memory_mb": _peak_memory_mb(device),
+        "peak_memory_mb": used.get("peak_memory_mb", _peak_memory_mb(device)),
         "iterations": len(per_image),
+        "startup_seconds": used.get("startup"),
+        "epoch_validation_seconds": used.get("validation"),
+        "checkpoint_seconds": used.get("checkpoint"),
     }
+
+
+def _time_epoch_end(trainer) -> dict[str, float]:
+    """What the trainer does at the end of every epoch, each timed: its validation, then its checkpoint."""
+    started = time.perf_counter()
+    trainer.metrics, trainer.fitness = trainer.validate()
+    validated = time.perf_counter()
+    trainer.save_model()
+    return {"validation": validated - started, "checkpoint": time.perf_counter() - validated}
 
 
 def _in_a_fresh_process(function: str, **kwargs: Any) -> dict[str, Any]:
@@ -218,6 +258,7 @@ def probe(
                 iterations=iterations,
                 workers=workers,
                 out=out,
+                launched=time.time(),
             )
         except MemoryError:
             rows.append({**base, "fits": False, "peak_memory_mb": "", "train_seconds_per_image": ""})
@@ -234,6 +275,7 @@ def probe(
                 "peak_memory_mb": round(measured["peak_memory_mb"], 1),
                 "train_seconds_per_image": measured["seconds_per_image"],
                 "iterations": measured["iterations"],
+                **{key: _rounded(measured.get(key)) for key in EPOCH_AND_JOB_COSTS},
             }
         )
         trial //= 2

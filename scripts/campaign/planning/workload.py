@@ -10,7 +10,10 @@ other configurations relative to their trainings; before any ran, an
 estimate from the probe's validation speed: every evaluated split, each
 image size of the study (scaled by its area) and, for the first
 configuration of each network (which is timed for all of them), the timed
-passes, each image at the probed validation speed.
+passes, each image at the probed validation speed; and, where the caller
+counts the jobs, each job's start-up as the probes timed it (a fresh
+process loading torch, Ultralytics and the model: seconds that the few
+images of a small campaign's evaluation do not outweigh).
 """
 
 from __future__ import annotations
@@ -23,7 +26,13 @@ from typing import Any
 from campaign.core.layout import LATENCY_TABLE, SHARD_SPLIT, job_benchmark, probes_table, result_path, split_list
 from campaign.core.records import read_json_record
 from campaign.evaluation.timing import timing_representatives
-from campaign.planning.estimate import estimate, read_probes
+from campaign.planning.estimate import (
+    epoch_and_job_costs,
+    estimate,
+    job_startup_seconds,
+    read_probes,
+    training_fixed_seconds,
+)
 from campaign.planning.probe import probe_settings
 
 # Rules that run per configuration after its training, and whether their benchmark file names add
@@ -82,17 +91,29 @@ def timed_by(
 
 
 def planned_hours(
-    configs: dict[str, Any], config: dict[str, Any], results: Path = Path("results"), logs: Path = Path("logs")
+    configs: dict[str, Any],
+    config: dict[str, Any],
+    results: Path = Path("results"),
+    logs: Path = Path("logs"),
+    jobs_after: dict[str, int] | None = None,
 ) -> dict[str, float] | None:
     """GPU-hours of every configuration (training and the jobs after it); None without probes or split lists."""
-    work = planned_work(configs, config, results, logs)
+    work = planned_work(configs, config, results, logs, jobs_after)
     return {name: work[0][name] + work[1][name] for name in configs} if work else None
 
 
 def planned_work(
-    configs: dict[str, Any], config: dict[str, Any], results: Path = Path("results"), logs: Path = Path("logs")
+    configs: dict[str, Any],
+    config: dict[str, Any],
+    results: Path = Path("results"),
+    logs: Path = Path("logs"),
+    jobs_after: dict[str, int] | None = None,
 ) -> tuple[dict[str, float], dict[str, float]] | None:
-    """(training GPU-hours, hours of the jobs after it) of every configuration; None without probes or lists."""
+    """(training GPU-hours, hours of the jobs after it) of every configuration; None without probes or lists.
+
+    `jobs_after`: how many jobs follow each training (ResolvedCampaign.jobs_after_training), each priced
+    with a job's start-up where nothing has measured them yet.
+    """
 
     probes_csv = probes_table(results)
     lists = {split: split_list(split, results) for split in ("train", "val", "test")}
@@ -114,15 +135,30 @@ def planned_work(
         return None
     per_cost = statistics.median(training[n] / configs[n].expected_cost() for n in training)
     val_s = statistics.median(validation.values())
+    startup = job_startup_seconds(probes)
     measured_ratio = _after_training_ratio(configs, training, logs)
     timed = set(timed_by(configs, results).values())
     trains, afters = {}, {}
     for name, run in configs.items():
         trains[name] = training.get(name, per_cost * run.expected_cost())
+        starts = startup * (jobs_after or {}).get(name, 0)
         afters[name] = _after_training_hours(
-            name, run, trains[name], measured_ratio, config, images, val_s, logs, timed=name in timed
+            name, run, trains[name], measured_ratio, config, images, val_s, logs, timed=name in timed, starts=starts
         )
     return trains, afters
+
+
+def planned_fixed_seconds(configs: dict[str, Any], results: Path = Path("results")) -> dict[str, float]:
+    """Each training's seconds besides its epochs as its probe timed them (estimate.training_fixed_seconds)."""
+    probes_csv = probes_table(results)
+    probes = read_probes(probes_csv) if probes_csv.is_file() else {}
+    fixed = {}
+    for name, run in configs.items():
+        rows = probes.get(probe_settings(run)[0])
+        seconds = training_fixed_seconds(rows) if rows else None
+        if seconds is not None:
+            fixed[name] = seconds
+    return fixed
 
 
 def _after_training_ratio(configs: dict[str, Any], training: dict[str, float], logs: Path) -> float | None:
@@ -145,8 +181,10 @@ def _after_training_hours(
     val_s: float,
     logs: Path,
     timed: bool,
+    starts: float = 0.0,
 ) -> float:
-    """`timed`: the configuration's network is timed on it (for every configuration with that network)."""
+    """`timed`: the configuration's network is timed on it (for every configuration with that network);
+    `starts`: the seconds its jobs take to start, where they are estimated."""
     seconds = after_training_seconds(logs, name)
     if seconds is not None:
         return seconds / 3600
@@ -159,7 +197,7 @@ def _after_training_hours(
     passes = speed["warmup"] + speed["repeats"]
     batches = [*speed["batch"], 1]  # the last: a full-size photo from its file
     timed_images = sum(passes * min(batch, speed["images"]) for batch in batches) if timed else 0
-    return val_s * (evaluated + (study_images if studied else 0) + timed_images) / 3600
+    return (starts + val_s * (evaluated + (study_images if studied else 0) + timed_images)) / 3600
 
 
 def pretraining_left(
@@ -191,7 +229,15 @@ def pretraining_left(
         per_image = statistics.median(
             float(row["train_seconds_per_image"]) * (imgsz / float(row["imgsz"])) ** 2 for row in unfrozen
         )
-        left[f"pretrain {model}"] = per_image * images * epochs
+        timed = [(row, costs) for row in unfrozen if (costs := epoch_and_job_costs(row))]
+        startup = statistics.median(costs[0] for _, costs in timed) if timed else 0.0
+        # Its validation and checkpoint at the end of every epoch, the validation scaled by the image area.
+        epoch_end = (
+            statistics.median(costs[1] * (imgsz / float(row["imgsz"])) ** 2 + costs[2] for row, costs in timed)
+            if timed
+            else 0.0
+        )
+        left[f"pretrain {model}"] = startup + epochs * (per_image * images + epoch_end)
     waits = {
         name: f"pretrain {run.model}"
         for name, run in configs.items()

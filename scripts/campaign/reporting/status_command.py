@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         costs = {name: run.expected_cost() for name, run in configs.items()}
         after_jobs = campaign.benchmark_stems()
         # The probes (campaign plan --probe) price every job before it runs: the page has an end from the start.
-        planned = planned_seconds(configs, config, args.results, args.logs)
+        planned = planned_seconds(configs, config, args.results, args.logs, after_jobs)
         parameters = {name: run.parameters() for name, run in configs.items()}
         refresh = max(1, round(args.every)) if args.every else None
     while True:

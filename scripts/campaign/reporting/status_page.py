@@ -6,28 +6,30 @@ its state, epochs, best validation mAP50-95 so far, a small curve of it,
 host and device, and when it ends. For the campaign: when it ends, from
 
 - the epochs already trained: a running training's own seconds per epoch;
-- the finished and running trainings for the rest: each configuration to do
-  gets the measured seconds per unit of expected cost (model size, image
-  area, frozen layers: RunConfig.expected_cost) times its own cost, the
-  median over those measured;
+- before that, the probes (`campaign plan --probe`): each training's epochs
+  from its probe's seconds per image, validation and checkpoint
+  (planning/estimate.py), scaled by how the trainings measured so far
+  compare with their probes; without probes, the measured seconds per unit
+  of expected cost (RunConfig.expected_cost) times its own cost;
 - what a training costs besides its epochs (start-up, the final validation,
-  plots), measured on the finished ones: their job's benchmark file against
-  their last epoch's time;
+  plots): measured on the finished ones (their job's benchmark file against
+  their last epoch's time), before any finished as its probe timed its
+  start-up and a validation;
 - the jobs after each training (evaluations, bootstraps, export, its
   network's timing where it is the first with it, speed table, image-size
   study, detections: `ResolvedCampaign.jobs_after_training`), each rule's jobs
-  at the median its benchmark files show once any ran, before that at what a
-  training costs besides its epochs (most of them are the same start-up,
-  checkpoint load and validation pass);
+  at the median its benchmark files show once any ran, before that at the
+  probes' estimate (a job's start-up and its images at the probed validation
+  speed), without probes at what a training costs besides its epochs;
 
 placed as Snakemake runs them: the trainings first (they have priority),
 `slots` at a time (the GPUs), running ones first, then the longest first on
 the slot that frees first; then the jobs after them, `after_slots` at a time
 (one per GPU, or one per core on a CPU-only campaign) where the trainings
 leave room, the network timings one at a time (each holds every core). The
-summary and figures at the end take seconds and are not counted. Before any
-training has run an epoch there is nothing to measure from, and the page
-says so.
+summary and figures at the end take seconds and are not counted. Without
+probes, before any training has run an epoch there is nothing to measure
+from, and the page says so.
 """
 
 from __future__ import annotations
@@ -38,12 +40,19 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from campaign.core.configurations import model_order
 from campaign.core.epoch_table import DamagedEpochTable, read_epoch_table
 from campaign.core.layout import job_benchmark
 from campaign.planning.schedule import Job, schedule
-from campaign.planning.workload import ALONE, after_training_seconds, benchmark_seconds, planned_work
+from campaign.planning.workload import (
+    ALONE,
+    after_training_seconds,
+    benchmark_seconds,
+    planned_fixed_seconds,
+    planned_work,
+)
 from campaign.reporting.status import COLOURS, ConfigStatus, format_eta
 from campaign.training.run_folder import TrainingFolder
 
@@ -52,6 +61,14 @@ EPOCHS = "its own epochs"
 CALIBRATED = "the probes, scaled by the trainings measured"
 PROBES = "the probes"
 RATE = "the trainings measured, by cost"
+
+
+class Planned(NamedTuple):
+    """The probes' estimate of one configuration, in seconds."""
+
+    training: float  # its training, start-up and final validation included
+    after: float  # the jobs after it
+    fixed: float = 0.0  # of `training`: what it costs besides its epochs (start-up, final validation)
 
 
 @dataclass
@@ -82,7 +99,7 @@ def estimate_progress(
     results: Path,
     logs: Path,
     after_jobs: dict[str, dict[str, list[str]]] | None = None,
-    planned: dict[str, tuple[float, float]] | None = None,
+    planned: dict[str, Planned] | None = None,
 ) -> list[Progress]:
     """Each configuration's progress and remaining seconds (see the module's docstring).
 
@@ -98,13 +115,15 @@ def estimate_progress(
     rates = [per_epoch[s.name] * s.epochs / costs[s.name] for s in statuses if s.name in per_epoch]
     rate = statistics.median(rates) if rates else None
     # The probes scaled by how the trainings measured so far compare with them (the plan's calibration).
+    planned = planned or {}
+    epochs_planned = {name: plan.training - plan.fixed for name, plan in planned.items()}
     ratios = [
-        per_epoch[s.name] * s.epochs / planned[s.name][0]
+        per_epoch[s.name] * s.epochs / epochs_planned[s.name]
         for s in statuses
-        if s.name in per_epoch and planned and planned.get(s.name, (0, 0))[0] > 0
+        if s.name in per_epoch and epochs_planned.get(s.name, 0) > 0
     ]
     scale = statistics.median(ratios) if ratios else 1.0
-    overhead = _training_overhead(statuses, rows, logs)
+    measured_overhead = _training_overhead(statuses, rows, logs)
     measured = _seconds_per_job(after_jobs, logs) if after_jobs else {}
     after_each = 0.0
     if not after_jobs:  # without the job list: the jobs after a training at their median over those that ran
@@ -114,12 +133,14 @@ def estimate_progress(
     for status in statuses:
         name = status.name
         curve = [row["metrics/mAP50-95(B)"] for row in rows[name] if "metrics/mAP50-95(B)" in row]
+        # Besides its epochs: as the finished trainings took it, before any finished as its probe timed it.
+        overhead = measured_overhead if measured_overhead is not None else planned.get(name, Planned(0, 0)).fixed
         if status.state == "done":
             training, basis = 0.0, "done"
         elif name in per_epoch:
             training, basis = per_epoch[name] * (status.epochs - status.epochs_done) + overhead, EPOCHS
-        elif planned and name in planned:
-            training, basis = planned[name][0] * scale + overhead, CALIBRATED if ratios else PROBES
+        elif name in planned:
+            training, basis = epochs_planned[name] * scale + overhead, CALIBRATED if ratios else PROBES
         elif rate is not None:
             training, basis = rate * costs[name] + overhead, RATE
         else:
@@ -130,7 +151,7 @@ def estimate_progress(
             # What no job of its rule has measured yet: the probes' estimate shared by its jobs, else the
             # time a training takes besides its epochs (start-up, checkpoint load, a validation pass).
             count = sum(len(stems) for stems in jobs.values())
-            fallback = planned[name][1] / count if planned and name in planned and count else overhead
+            fallback = planned[name].after / count if name in planned and count else overhead
             together, alone = _jobs_left(jobs, measured, fallback, logs)
         else:
             ran = status.state == "done" and after_training_seconds(logs, name) is not None
@@ -140,22 +161,33 @@ def estimate_progress(
     return found
 
 
-def planned_seconds(configs: dict, config: dict, results: Path, logs: Path) -> dict[str, tuple[float, float]] | None:
-    """The probes' estimate of each configuration: (its training's seconds, the jobs after it); None without probes."""
-    work = planned_work(configs, config, results, logs)
+def planned_seconds(
+    configs: dict, config: dict, results: Path, logs: Path, after_jobs: dict[str, dict[str, list[str]]] | None = None
+) -> dict[str, Planned] | None:
+    """The probes' estimate of each configuration; None without probes.
+
+    `after_jobs` (ResolvedCampaign.benchmark_stems) counts the jobs after each training, each priced with
+    a job's start-up as the probes timed it.
+    """
+    counts = {name: sum(len(stems) for stems in jobs.values()) for name, jobs in (after_jobs or {}).items()}
+    work = planned_work(configs, config, results, logs, counts)
     if not work:
         return None
-    return {name: (work[0][name] * 3600 / max(run.gpus, 1), work[1][name] * 3600) for name, run in configs.items()}
+    fixed = planned_fixed_seconds(configs, results)
+    return {
+        name: Planned(work[0][name] * 3600 / max(run.gpus, 1), work[1][name] * 3600, fixed.get(name, 0.0))
+        for name, run in configs.items()
+    }
 
 
-def _training_overhead(statuses: list[ConfigStatus], rows: dict[str, list], logs: Path) -> float:
-    """Median seconds a finished training took besides its epochs; 0 before any finished."""
+def _training_overhead(statuses: list[ConfigStatus], rows: dict[str, list], logs: Path) -> float | None:
+    """Median seconds a finished training took besides its epochs; None before any finished."""
     extra = []
     for status in statuses:
         job = benchmark_seconds(job_benchmark("train", status.name, logs))
         if status.state == "done" and job is not None and rows[status.name]:
             extra.append(max(0.0, job - rows[status.name][-1]["time"]))
-    return statistics.median(extra) if extra else 0.0
+    return statistics.median(extra) if extra else None
 
 
 def _seconds_per_job(after_jobs: dict[str, dict[str, list[str]]], logs: Path) -> dict[str, float]:
