@@ -16,7 +16,9 @@ every mark.
 Run: `.venv/bin/python benchmarks/campaign_eta.py` (the demo's time: over
 30 minutes on 2 cores, its probes included). Prints a table and writes
 results/benchmarks/campaign_eta.csv; every estimate, as it is made, goes to
-campaign_eta_samples.csv beside it. `--quick` runs the one-configuration
+campaign_eta_samples.csv beside it. The same run's trainings against the
+plan's estimate of each, from the probes (as benchmarks/plan_accuracy.py
+measures it), go to campaign_eta_trainings.csv. `--quick` runs the one-configuration
 quick demo (common.demo_config) for 4 epochs, estimating every second
 (about two minutes; a check of the code path, not a figure).
 """
@@ -30,7 +32,16 @@ import time
 from pathlib import Path
 
 import yaml
-from common import RESULTS, ROOT, SNAKEMAKE, demo_config, report, scratch_folder
+from common import (
+    RESULTS,
+    ROOT,
+    SNAKEMAKE,
+    TRAINING_TIME_COLUMNS,
+    demo_config,
+    report,
+    scratch_folder,
+    training_time_rows,
+)
 
 MARKS = (0.0, 0.25, 0.5, 0.75)
 
@@ -44,7 +55,7 @@ def estimate(
     probes): worked out once, as `campaign status --html --every` does.
     """
     from campaign.planning.runs import jobs_at_a_time, read_runs
-    from campaign.planning.workload import pretraining_left
+    from campaign.planning.workload import campaign_jobs_seconds, pretraining_left
     from campaign.reporting.status import config_status
     from campaign.reporting.status_page import campaign_seconds_left, estimate_progress
 
@@ -56,7 +67,8 @@ def estimate(
     # The trainings and jobs at a time the live run records (Snakemake's --cores and gpu resource).
     slots, after_slots = jobs_at_a_time(read_runs(workdir), stale_after=600) or (1, 1)
     pretraining = pretraining_left(configs, config, workdir / "results", workdir / "logs")
-    return written / total, campaign_seconds_left(progress, slots, after_slots, pretraining)
+    closing = campaign_jobs_seconds(workdir / "results", workdir / "logs")
+    return written / total, campaign_seconds_left(progress, slots, after_slots, pretraining, closing)
 
 
 def main() -> None:
@@ -104,6 +116,7 @@ def main() -> None:
         ended = time.time()
         if process.returncode != 0:
             raise SystemExit(f"the demo failed: see {workdir / 'snakemake.log'}")
+        trainings = training_time_rows(workdir, configs)
     rows = []
     for mark in MARKS:
         at = next(((t, sh, left) for t, sh, left in samples if sh >= mark and left is not None), None)
@@ -137,6 +150,11 @@ def main() -> None:
             f"{len(samples)} estimates",
             "error = (estimated end - real end) / (real end - moment of the estimate); goal: within 15 % at every mark",
         ],
+    )
+    # The same run's trainings against the plan's estimate of each (what benchmarks/plan_accuracy.py measures).
+    worst = max(abs(row["error_pct"]) for row in trainings)
+    report(
+        "campaign_eta_trainings", trainings, [f"worst error {worst:.1f} % (goal: within 15 %)", TRAINING_TIME_COLUMNS]
     )
 
 

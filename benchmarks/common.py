@@ -37,8 +37,8 @@ def demo_config(quick: bool = False) -> dict[str, Any]:
 
     `quick`: shrunk to what a benchmark's quick mode needs to run its code
     path end to end in about a minute on 2 cores: one yolov8n from random
-    weights (no pretraining), 64 px, one epoch, evaluated on test only,
-    timed at batch 1, no videos.
+    weights (no pretraining), 64 px, one epoch without Ultralytics' plots,
+    evaluated on test only, timed at batch 1, no videos.
     """
     import yaml
 
@@ -48,7 +48,7 @@ def demo_config(quick: bool = False) -> dict[str, Any]:
     if quick:
         config["pretrain"]["models"] = []
         defaults = {"model": "yolov8n", "pretrained": False, "batch": 16, "imgsz": 64, "freeze": 0, "epochs": 1}
-        config["campaign"] = {"defaults": {**defaults, "workers": 0}}
+        config["campaign"] = {"defaults": {**defaults, "workers": 0, "args": {"plots": False}}}
         config["evaluation"]["splits"] = ["test"]
         config["speed"].update(batch=[1], images=4, warmup=1, cpu_repeats=5, formats=["pytorch"])
         config["study"]["imgsz"] = [64]
@@ -126,3 +126,41 @@ def git_commit() -> str:
         return commit.stdout.strip() + (" (with uncommitted changes)" if dirty.strip() else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+TRAINING_TIME_COLUMNS = "measured_s: the training job (its benchmark file); epochs_s: its epochs alone (train.json)"
+
+
+def training_time_rows(work: Path, configs: dict) -> list[dict[str, Any]]:
+    """Per configuration trained in the campaign folder `work`: the plan's estimate from its probe
+    (planning/estimate.py, as `campaign plan` prints it) against its training job as measured.
+
+    The estimate reads only the probes and the split lists, so it is the same made before or after the
+    trainings; it prices the whole job (start-up, epochs with their validations and checkpoints, the
+    final validation), which its benchmark file measures.
+    """
+    import json
+
+    from campaign.core.layout import job_benchmark
+    from campaign.planning.estimate import estimate, read_probes
+    from campaign.planning.probe import probe_settings
+    from campaign.planning.workload import benchmark_seconds
+
+    probes = read_probes(work / "results" / "plan" / "probes.csv")
+    images = {s: len((work / "results" / "dataset" / f"{s}.txt").read_text().split()) for s in ("train", "val")}
+    rows = []
+    for name, run in configs.items():
+        probed = probes[probe_settings(run)[0]]
+        predicted = estimate(name, run.parameters(), probed, images["train"], images["val"], 8192).hours * 3600
+        measured = benchmark_seconds(job_benchmark("train", name, work / "logs"))
+        epochs = json.loads((work / "results" / "train" / name / "train.json").read_text())["train_seconds"]
+        rows.append(
+            {
+                "config": name,
+                "predicted_s": round(predicted, 1),
+                "measured_s": round(measured, 1),
+                "error_pct": round(100 * (predicted - measured) / measured, 1),
+                "epochs_s": round(epochs, 1),
+            }
+        )
+    return rows

@@ -73,6 +73,8 @@ rule campaign_timeline:
         usage=layout.DEVICE_USAGE,
     log:
         "logs/figures/campaign_timeline.log",
+    benchmark:
+        "logs/campaign_timeline.benchmark.tsv"
     conda:
         "../envs/reporting.yaml"
     params:
@@ -89,6 +91,8 @@ rule figure:
         in_report(layout.FIGURE, "figure", COMPARISON_SECTION, figure_labels),
     log:
         "logs/figures/{figure}.log",
+    benchmark:
+        "logs/figure/{figure}.benchmark.tsv"
     conda:
         "../envs/reporting.yaml"
     params:

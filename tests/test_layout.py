@@ -80,3 +80,9 @@ def test_every_benchmark_is_where_the_status_page_and_plan_look_for_it():
         assert jobs and [benchmarks[rule].format(**wildcards) for wildcards in jobs] == [
             str(job_benchmark(rule, stem)) for stem in stems
         ], rule
+    # The jobs made once for the campaign, which the status page prices after every other.
+    from campaign.core.layout import SUMMARY_FIGURES, campaign_job_benchmarks
+
+    made_once = [benchmarks[rule] for rule in ("dataset_figures", "summary_table", "findings", "campaign_timeline")]
+    figures = [benchmarks["figure"].format(figure=figure) for figure in SUMMARY_FIGURES]
+    assert [str(path) for path in campaign_job_benchmarks()] == made_once + figures

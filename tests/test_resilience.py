@@ -30,6 +30,7 @@ SINGLE = {
             "epochs": 4,
             "workers": 0,
             "pretrained": False,
+            "args": TINY["campaign"]["defaults"]["args"],  # no plots, as TINY
         }
     },
 }

@@ -278,3 +278,43 @@ def test_before_any_epoch_the_probes_price_each_job_s_start_up_and_each_epoch_s_
     progress = estimate_progress(statuses, costs, tmp_path, tmp_path / "logs", jobs, planned)
     # Before any training finished, what a training costs besides its epochs is its probe's.
     assert progress[0].status.name == name and progress[0].training_seconds == pytest.approx(planned[name].training)
+
+
+def test_without_gpus_a_training_has_every_core_and_its_jobs_after_wait_for_the_last_training():
+    from campaign.reporting.status import ConfigStatus
+    from campaign.reporting.status_page import Progress
+
+    def to_do(name: str, training: float) -> Progress:
+        status = ConfigStatus(name, "to do", 0, 1)
+        return Progress(status, [], training + 40, training, after_jobs=[10.0] * 4)
+
+    progress = [to_do("a", 100.0), to_do("b", 60.0)]
+    # 2 cores and no GPU (1 training, 2 jobs after it at a time): a, then b, then the 8 jobs 2 by 2.
+    assert campaign_seconds_left(progress, slots=1, after_slots=2) == 160 + 40
+    # 2 GPUs: both trainings at once; b's jobs while a trains, then a's on both GPUs.
+    assert campaign_seconds_left(progress, slots=2, after_slots=2) == 100 + 20
+    # Pretrainings take a core each on the CPU: both at once, and each training waits for its own.
+    pretraining = ({"pretrain n": 30.0, "pretrain s": 50.0}, {"a": "pretrain n", "b": "pretrain s"})
+    assert campaign_seconds_left(progress, slots=1, after_slots=2, pretraining=pretraining) == 50 + 160 + 40
+
+
+def test_the_jobs_made_once_for_the_campaign_follow_every_other_and_are_priced_as_they_ran(tmp_path):
+    from campaign.core.layout import campaign_job_benchmarks
+    from campaign.planning.workload import campaign_jobs_seconds
+    from campaign.reporting.status import ConfigStatus
+    from campaign.reporting.status_page import Progress
+
+    logs = tmp_path / "logs"
+    paths = campaign_job_benchmarks(logs)
+    assert len(paths) == 9  # the dataset's figures, the tables, findings, timeline and 5 comparison figures
+    assert campaign_jobs_seconds(tmp_path, logs) == [0.0] * 9  # nothing ran, no probe: nothing to price with
+    for path, seconds in zip(paths[:2], (3.0, 5.0)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"s\th:m:s\n{seconds}\t0:00:0{seconds:.0f}\n")
+    closing = campaign_jobs_seconds(tmp_path, logs)
+    assert closing == [3.0, 5.0] + [4.0] * 7  # those that ran as they took; the others at their median
+    training = Progress(ConfigStatus("a", "to do", 0, 1), [], 100.0, 100.0, after_jobs=[10.0, 10.0])
+    # 2 GPUs: the training, its two jobs side by side, then the 9 (36 s) on 2 GPUs, longest first: 19 s.
+    assert campaign_seconds_left([training], slots=2, after_slots=2, closing=closing) == 100 + 10 + 19
+    done = Progress(ConfigStatus("a", "done", 1, 1), [], 0.0)
+    assert campaign_seconds_left([done], slots=2, closing=closing) == 0  # nothing else left: done

@@ -436,12 +436,12 @@ def test_every_result_has_its_provenance(campaign):
     assert [row["args_hash"] for row in summary] == [trained[name]["args_hash"] for name in CONFIGS]
 
 
-def comparable_metrics(workdir: Path) -> dict[str, object]:
+def comparable_metrics(workdir: Path, configs: list[str]) -> dict[str, object]:
     """Everything a rerun must reproduce: data, splits, per-epoch metrics, evaluation."""
     found: dict[str, object] = {}
     for name in ("manifest.csv", "train.txt", "val.txt", "test.txt", "dataset.yaml"):
         found[name] = (workdir / "results/dataset" / name).read_bytes()
-    for name in CONFIGS:
+    for name in configs:
         rows = list(csv.DictReader(open(workdir / f"results/train/{name}/results.csv")))
         found[f"{name}/results.csv"] = [{k: v for k, v in row.items() if k.strip() != "time"} for row in rows]
         for split in ("val", "test"):
@@ -490,12 +490,14 @@ def test_the_split_lock_keeps_every_image_in_its_split_as_uploads_grow(tmp_path)
 
 def test_a_rerun_from_scratch_reproduces_data_and_metrics(campaign, learned_weights, tmp_path):
     install_learned_weights(learned_weights, tmp_path)
-    # What the comparison reads: the data, the trainings and their evaluations (no exports, speed or studies).
-    targets = [f"results/eval/{name}/{split}/metrics.json" for name in CONFIGS for split in ("val", "test")]
+    # What the comparison reads: the data, the trainings and their evaluations (no exports, speed or studies),
+    # of one configuration fine-tuned and one frozen (the second seed of the frozen one runs the same code).
+    rerun = CONFIGS[:2]
+    targets = [f"results/eval/{name}/{split}/metrics.json" for name in rerun for split in ("val", "test")]
     snakemake(tmp_path, "--cores", "2", *targets, config=LEARNING)
-    first, second = comparable_metrics(campaign), comparable_metrics(tmp_path)
+    first, second = comparable_metrics(campaign, rerun), comparable_metrics(tmp_path, rerun)
     assert first.keys() == second.keys()
-    assert all(first[f"{name}/{split}"]["mAP50"] > LEARNED_MAP50_FLOOR for name in CONFIGS for split in ("val", "test"))
+    assert all(first[f"{name}/{split}"]["mAP50"] > LEARNED_MAP50_FLOOR for name in rerun for split in ("val", "test"))
     for key in first:
         assert first[key] == second[key], f"{key} differs between two runs on the same inputs"
 

@@ -128,6 +128,9 @@ SUMMARY_FIGURES = {
     "per_class_ap": "per-class AP",
     "imgsz_study": "image-size study",
 }
+# The one-job rules made once for the whole campaign besides its data's preparation: the dataset's
+# figures, and those that wait for every training (with the `figure` rule's jobs: campaign_job_benchmarks).
+CAMPAIGN_JOBS = ["dataset_figures", "summary_table", "findings", "campaign_timeline"]
 # The sections of the HTML report (`snakemake --report`), in their order.
 DATASET_SECTION = "1. Dataset"
 COMPARISON_SECTION = "2. Comparison"
@@ -142,6 +145,13 @@ def job_benchmark(rule: str, job: str, logs: Path = Path("logs")) -> Path:
     status page and the plan find each job's measured time.
     """
     return logs / rule / f"{job}.benchmark.tsv"
+
+
+def campaign_job_benchmarks(logs: Path = Path("logs")) -> list[Path]:
+    """The benchmark files of the jobs made once for the campaign (CAMPAIGN_JOBS and each comparison figure)."""
+    return [logs / f"{rule}.benchmark.tsv" for rule in CAMPAIGN_JOBS] + [
+        job_benchmark("figure", name, logs) for name in SUMMARY_FIGURES
+    ]
 
 
 def figure(name: str) -> str:

@@ -7,8 +7,8 @@ from event to event (a job ending); at each, the waiting jobs are taken in
 Snakemake's order and each starts where the leases would admit it:
 
 - jobs already running first, then the trainings (Snakemake gives them
-  priority), longest first; then the jobs after them, each once the job it
-  follows (`after`) has ended;
+  priority), longest first; then the jobs after them, each once the jobs it
+  follows (`after`: one name or several) have ended;
 - a job holds `gpus` whole GPUs of one server (DDP never spans servers);
 - with packing (`device_mb` and `max_share` > 1), a one-GPU job whose memory
   need is known shares a GPU with other such jobs while at most `max_share`
@@ -33,7 +33,7 @@ class Job:
     seconds: float
     gpus: int = 1
     need_mb: float | None = None  # known memory need: it may share a GPU (packing); None: whole GPUs
-    after: str | None = None  # the job it follows (a training, for its evaluations)
+    after: str | tuple[str, ...] | None = None  # the job(s) it follows (a training, for its evaluations)
     training: bool = True
     alone: bool = False
     running: bool = False  # started already: placed before anything that waits
@@ -73,7 +73,8 @@ def schedule(
                 done.update(job.name for until, job in holding[device] if until <= now)
                 holding[device] = [(until, job) for until, job in holding[device] if until > now]
             for job in list(waiting):
-                if job.after in names and job.after not in done:
+                follows = (job.after,) if isinstance(job.after, str) else job.after or ()
+                if any(name in names and name not in done for name in follows):
                     continue
                 if job.training and training_slots is not None and _trainings(holding) >= training_slots:
                     continue

@@ -23,7 +23,15 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from campaign.core.layout import LATENCY_TABLE, SHARD_SPLIT, job_benchmark, probes_table, result_path, split_list
+from campaign.core.layout import (
+    LATENCY_TABLE,
+    SHARD_SPLIT,
+    campaign_job_benchmarks,
+    job_benchmark,
+    probes_table,
+    result_path,
+    split_list,
+)
 from campaign.core.records import read_json_record
 from campaign.evaluation.timing import timing_representatives
 from campaign.planning.estimate import (
@@ -244,3 +252,20 @@ def pretraining_left(
         if f"pretrain {run.model}" in left and run.pretrained
     }
     return left, waits
+
+
+def campaign_jobs_seconds(results: Path = Path("results"), logs: Path = Path("logs")) -> list[float]:
+    """The seconds of each job made once for the campaign (layout.campaign_job_benchmarks): the tables,
+    findings, figures and timeline that a run makes again once its trainings change.
+
+    Each as its last run took where it ran in this folder, else the median of those that ran, else a
+    job's start-up as the probes timed it (these load pandas and matplotlib, not torch: an upper bound).
+    """
+    ran = [benchmark_seconds(path) for path in campaign_job_benchmarks(logs)]
+    measured = [seconds for seconds in ran if seconds is not None]
+    probes_csv = probes_table(results)
+    if measured:
+        fallback = statistics.median(measured)
+    else:
+        fallback = job_startup_seconds(read_probes(probes_csv)) if probes_csv.is_file() else 0.0
+    return [seconds if seconds is not None else fallback for seconds in ran]

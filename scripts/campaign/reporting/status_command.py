@@ -14,7 +14,7 @@ from campaign.core.io import atomic_write_text
 from campaign.core.layout import RESULTS
 from campaign.planning.resolved import command_campaign
 from campaign.planning.runs import jobs_at_a_time, read_runs
-from campaign.planning.workload import pretraining_left
+from campaign.planning.workload import campaign_jobs_seconds, pretraining_left
 from campaign.reporting.status import STALE_AFTER_SECONDS, config_status, status_figure, status_table
 from campaign.reporting.status_page import estimate_progress, planned_seconds, render_page
 
@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                 after_slots=after_slots,
                 parameters=parameters,
                 pretraining=pretraining,
+                closing=campaign_jobs_seconds(args.results, args.logs),
             )
             atomic_write_text(args.html, page)
             print(f"status page: {args.html}", flush=True)

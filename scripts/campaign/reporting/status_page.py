@@ -26,8 +26,9 @@ placed as Snakemake runs them: the trainings first (they have priority),
 `slots` at a time (the GPUs), running ones first, then the longest first on
 the slot that frees first; then the jobs after them, `after_slots` at a time
 (one per GPU, or one per core on a CPU-only campaign) where the trainings
-leave room, the network timings one at a time (each holds every core). The
-summary and figures at the end take seconds and are not counted. Without
+leave room, the network timings one at a time (each holds every core); last, the
+jobs made once for the campaign (tables, findings, figures, timeline), each
+as it took where it ran before, else at a job's start-up. Without
 probes, before any training has run an epoch there is nothing to measure
 from, and the page says so.
 """
@@ -218,23 +219,32 @@ def campaign_seconds_left(
     slots: int,
     after_slots: int | None = None,
     pretraining: tuple[dict[str, float], dict[str, str]] = ({}, {}),
+    closing: list[float] = (),
 ) -> float | None:
-    """Until the last configuration is done, as planning.schedule places the jobs; None where some cannot be estimated.
+    """Until the campaign is done, as planning.schedule places the jobs; None where some cannot be estimated.
+
+    `closing` (workload.campaign_jobs_seconds): the jobs made once for the campaign, which follow every
+    other, counted while any other is left.
 
     The trainings run `slots` at a time (running ones first, then the longest first); each job after a
     training starts once it has ended, `after_slots` at a time in all (default: `slots`); a network's
-    timing needs every slot.
+    timing needs every slot. More jobs after the trainings than trainings at a time is a run without
+    GPUs (runs.jobs_at_a_time: one training, a job after it per core): there a training has every core
+    and nothing runs beside it, while the pretrainings take a core each, side by side.
     """
     if any(p.remaining_seconds is None for p in progress if p.status.state != "done"):
         return None
+    slots = max(slots, 1)
+    on_cores = (after_slots or slots) > slots
     # `pretraining` (workload.pretraining_left): the pretrainings left, and which trainings wait for them.
     left, waits = pretraining
-    jobs = [Job(name, seconds) for name, seconds in left.items()]
+    jobs = [Job(name, seconds, training=not on_cores) for name, seconds in left.items()]
     for p in progress:
         name = p.status.name
         if p.training_seconds:
             waiting = waits.get(name) if p.status.state == "to do" else None
-            jobs.append(Job(name, p.training_seconds, after=waiting, running=p.status.state == "running"))
+            running = p.status.state == "running"
+            jobs.append(Job(name, p.training_seconds, after=waiting, running=running, alone=on_cores))
         jobs += [
             Job(f"{name} after {i}", seconds, after=name, training=False) for i, seconds in enumerate(p.after_jobs)
         ]
@@ -242,7 +252,9 @@ def campaign_seconds_left(
             Job(f"{name} alone {i}", seconds, after=name, training=False, alone=True)
             for i, seconds in enumerate(p.alone_jobs)
         ]
-    slots = max(slots, 1)
+    if jobs:
+        others = tuple(job.name for job in jobs)
+        jobs += [Job(f"campaign {i}", seconds, after=others, training=False) for i, seconds in enumerate(closing)]
     return schedule(jobs, 1, max(slots, after_slots or slots), training_slots=slots).end
 
 
@@ -351,14 +363,16 @@ def render_page(
     after_slots: int | None = None,
     parameters: dict[str, dict] | None = None,
     pretraining: tuple[dict[str, float], dict[str, str]] = ({}, {}),
+    closing: list[float] = (),
 ) -> str:
     """The whole page as one string of HTML: no script, no file or network access of its own.
 
     `parameters` (RunConfig.parameters() by name) adds the class's table above the list;
-    `pretraining` (workload.pretraining_left) counts the pretrainings not run yet.
+    `pretraining` (workload.pretraining_left) counts the pretrainings not run yet, `closing`
+    (workload.campaign_jobs_seconds) the jobs made once for the campaign after the others.
     """
     now = now if now is not None else time.time()
-    left = campaign_seconds_left(progress, slots, after_slots, pretraining)
+    left = campaign_seconds_left(progress, slots, after_slots, pretraining, closing)
     if left is None:
         end = (
             "The campaign's end cannot be estimated yet: no training has run an epoch and there is no probe "
