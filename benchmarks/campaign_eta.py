@@ -7,8 +7,10 @@ every few seconds while it runs, asks the status page's estimate
 the probes before anything is measured, scaled by the trainings measured,
 their own epochs once they run, the jobs after each training from the
 probes until their rule has run, all placed by planning/schedule.py) when
-the campaign will end. The marks are when 0 % (the start), a quarter, half
-and three quarters of all the campaign's training epochs are written. The
+the campaign will end. The marks are when 0 % (the start: the first
+estimate once the run has recorded itself, which tells the page how many
+jobs run at a time), a quarter, half and three quarters of all the
+campaign's training epochs are written. The
 error of an estimate is (estimated end - real end) / (real end - when it
 was made): negative where it promised too early. Goal: within 15 % at
 every mark.
@@ -79,6 +81,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from campaign.planning.resolved import load_campaign
+    from campaign.planning.runs import jobs_at_a_time, read_runs
     from campaign.reporting.status_page import planned_seconds
 
     config = demo_config(quick=args.quick)
@@ -107,6 +110,10 @@ def main() -> None:
         with open(workdir / "snakemake.log", "w") as log, open(RESULTS / "campaign_eta_samples.csv", "w") as kept:
             kept.write("seconds_in,share_of_epochs,estimated_left_s\n")
             process = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+            # The page reads how many jobs run at a time from the live run's record, which Snakemake's run
+            # writes once it has parsed the workflow: the first estimate is the page's once that is there.
+            while process.poll() is None and not jobs_at_a_time(read_runs(workdir), stale_after=600):
+                time.sleep(0.2)
             while process.poll() is None:
                 share, left = estimate(workdir, configs, config, after_jobs, planned)
                 samples.append((time.time(), share, left))

@@ -165,7 +165,15 @@ ONE = {
     "pretrain": {"models": []},
     "detect": {},
     "campaign": {
-        "defaults": {"model": "yolov8n", "batch": 16, "imgsz": 32, "freeze": 0, "epochs": 3, "pretrained": False}
+        "defaults": {
+            "model": "yolov8n",
+            "batch": 16,
+            "imgsz": 32,
+            "freeze": 0,
+            "epochs": 3,
+            "pretrained": False,
+            "args": TINY["campaign"]["defaults"]["args"],  # no plots, as TINY
+        }
     },
 }
 TARGET = f"results/train/{NAME}/train.json"

@@ -43,6 +43,7 @@ CAMPAIGN = {
             "workers": 0,
             "pretrained": False,
             "gpus": 2,
+            "args": {"plots": False},  # seconds a training that no test here reads
         },
         "matrix": {"batch": [8, 16]},
         # Long enough to be killed after its first epoch.
