@@ -11,8 +11,9 @@ then takes about
 
 on G GPUs (the last validation: the trainer's final one, on the best
 weights). Probes made before those costs were timed give
-E * (N * train_s + V * val_s) + V * val_s on V validation images, over G. Finished trainings refine it: the
-median of measured / predicted over the trainings done scales the rest.
+E * (N * train_s + V * val_s) + V * val_s on V validation images, over G.
+Finished trainings refine it: the median of measured / predicted over the
+trainings done scales the rest.
 Memory is linear in the batch: two probed batches give the slope, so the
 largest batch that fits a device of any size follows.
 """

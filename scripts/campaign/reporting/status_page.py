@@ -25,12 +25,12 @@ host and device, and when it ends. For the campaign: when it ends, from
 placed as Snakemake runs them: the trainings first (they have priority),
 `slots` at a time (the GPUs), running ones first, then the longest first on
 the slot that frees first; then the jobs after them, `after_slots` at a time
-(one per GPU, or one per core on a CPU-only campaign) where the trainings
-leave room, the network timings one at a time (each holds every core); last, the
-jobs made once for the campaign (tables, findings, figures, timeline), each
-as it took where it ran before, else at a job's start-up. Without
-probes, before any training has run an epoch there is nothing to measure
-from, and the page says so.
+(one per GPU, or one per core on a CPU-only campaign, where a training holds
+every core) where the trainings leave room, the network timings one at a
+time (each holds every core); last, the jobs made once for the campaign
+(tables, findings, figures, timeline), each as it took where it ran before,
+else at a job's start-up. Without probes, before any training has run an
+epoch there is nothing to measure from, and the page says so.
 """
 
 from __future__ import annotations
