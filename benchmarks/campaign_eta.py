@@ -10,19 +10,18 @@ probes until their rule has run, all placed by planning/schedule.py) when
 the campaign will end. The marks are when 0 % (the start: the first
 estimate once the run has recorded itself, which tells the page how many
 jobs run at a time), a quarter, half and three quarters of all the
-campaign's training epochs are written. The
-error of an estimate is (estimated end - real end) / (real end - when it
-was made): negative where it promised too early. Goal: within 15 % at
-every mark.
+campaign's training epochs are written. The error of an estimate is
+(estimated end - real end) / (real end - when it was made): negative where
+it promised too early. Goal: within 15 % at every mark.
 
 Run: `.venv/bin/python benchmarks/campaign_eta.py` (the demo's time: over
 30 minutes on 2 cores, its probes included). Prints a table and writes
 results/benchmarks/campaign_eta.csv; every estimate, as it is made, goes to
 campaign_eta_samples.csv beside it. The same run's trainings against the
 plan's estimate of each, from the probes (as benchmarks/plan_accuracy.py
-measures it), go to campaign_eta_trainings.csv. `--quick` runs the one-configuration
-quick demo (common.demo_config) for 4 epochs, estimating every second
-(about two minutes; a check of the code path, not a figure).
+measures it), go to campaign_eta_trainings.csv. `--quick` runs the
+one-configuration quick demo (common.demo_config) for 4 epochs, estimating
+every second (about two minutes; a check of the code path, not a figure).
 """
 
 from __future__ import annotations
@@ -116,8 +115,8 @@ def main() -> None:
                 time.sleep(0.2)
             while process.poll() is None:
                 share, left = estimate(workdir, configs, config, after_jobs, planned)
-                samples.append((time.time(), share, left))
-                kept.write(f"{time.time() - started:.1f},{share:.4f},{'' if left is None else round(left, 1)}\n")
+                samples.append((now := time.time(), share, left))
+                kept.write(f"{now - started:.1f},{share:.4f},{'' if left is None else round(left, 1)}\n")
                 kept.flush()
                 time.sleep(args.every)
         ended = time.time()

@@ -132,8 +132,8 @@ def _duration(hours: float) -> str:
     return f"{hours:.2f} h" if hours >= 1 else f"{hours * 60:.1f} min"
 
 
-def print_probe_plan(configs, to_train: list[str], probes_csv: Path, args, config: dict, jobs_after=None) -> None:
-    """`jobs_after`: how many jobs follow each training, each priced with a job's start-up (workload.planned_work)."""
+def print_probe_plan(configs, to_train: list[str], probes_csv: Path, args, config: dict, after_jobs=None) -> None:
+    """`after_jobs` (ResolvedCampaign.benchmark_stems): the jobs after each training (workload.planned_work)."""
 
     probes = read_probes(probes_csv)
     images = {split: len(split_list(split, args.results).read_text().split()) for split in ("train", "val")}
@@ -168,7 +168,7 @@ def print_probe_plan(configs, to_train: list[str], probes_csv: Path, args, confi
     missing = [n for n in to_train if n not in estimates]
     gpu_hours = sum(e.gpu_hours * scale for e in remaining)
     # The jobs after each training (evaluations, bootstrap, export, speed and image-size studies), one GPU each.
-    work = planned_work(configs, config, args.results, jobs_after=jobs_after)
+    work = planned_work(configs, config, args.results, after_jobs=after_jobs)
     after = {e.config: work[1][e.config] for e in remaining} if work else {}
     jobs = [(e.hours * scale, e.gpus) for e in remaining] + [(hours, 1) for hours in after.values()]
     span = makespan(jobs, args.servers, args.gpus)
@@ -301,8 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     probes_csv = probes_table(args.results)
     if probes_csv.is_file():
-        jobs_after = {name: sum(map(len, jobs.values())) for name, jobs in campaign.benchmark_stems().items()}
-        print_probe_plan(configs, to_train, probes_csv, args, config, jobs_after)
+        print_probe_plan(configs, to_train, probes_csv, args, config, campaign.benchmark_stems())
         return 0
     if not to_train:
         print("No training to do.")

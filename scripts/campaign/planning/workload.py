@@ -103,10 +103,9 @@ def planned_hours(
     config: dict[str, Any],
     results: Path = Path("results"),
     logs: Path = Path("logs"),
-    jobs_after: dict[str, int] | None = None,
 ) -> dict[str, float] | None:
     """GPU-hours of every configuration (training and the jobs after it); None without probes or split lists."""
-    work = planned_work(configs, config, results, logs, jobs_after)
+    work = planned_work(configs, config, results, logs)
     return {name: work[0][name] + work[1][name] for name in configs} if work else None
 
 
@@ -115,11 +114,11 @@ def planned_work(
     config: dict[str, Any],
     results: Path = Path("results"),
     logs: Path = Path("logs"),
-    jobs_after: dict[str, int] | None = None,
+    after_jobs: dict[str, dict[str, list[str]]] | None = None,
 ) -> tuple[dict[str, float], dict[str, float]] | None:
     """(training GPU-hours, hours of the jobs after it) of every configuration; None without probes or lists.
 
-    `jobs_after`: how many jobs follow each training (ResolvedCampaign.jobs_after_training), each priced
+    `after_jobs` (ResolvedCampaign.benchmark_stems): the jobs that follow each training, each priced
     with a job's start-up where nothing has measured them yet.
     """
 
@@ -149,7 +148,7 @@ def planned_work(
     trains, afters = {}, {}
     for name, run in configs.items():
         trains[name] = training.get(name, per_cost * run.expected_cost())
-        starts = startup * (jobs_after or {}).get(name, 0)
+        starts = startup * sum(len(stems) for stems in (after_jobs or {}).get(name, {}).values())
         afters[name] = _after_training_hours(
             name, run, trains[name], measured_ratio, config, images, val_s, logs, timed=name in timed, starts=starts
         )

@@ -170,8 +170,7 @@ def planned_seconds(
     `after_jobs` (ResolvedCampaign.benchmark_stems) counts the jobs after each training, each priced with
     a job's start-up as the probes timed it.
     """
-    counts = {name: sum(len(stems) for stems in jobs.values()) for name, jobs in (after_jobs or {}).items()}
-    work = planned_work(configs, config, results, logs, counts)
+    work = planned_work(configs, config, results, logs, after_jobs)
     if not work:
         return None
     fixed = planned_fixed_seconds(configs, results)
