@@ -10,8 +10,15 @@
 #    not the tests' CPU time. It starts after the main install, as both
 #    install this project in editable mode from the same folder.
 # 3. The unit tests and one real training under the older lock.
+#
+# Both environments hold a CUDA build of torch (about 6.5 GB each) and the
+# suite's campaigns about 1 GB more: the free disk is printed at the start and
+# before the older lock's tests, so that a run that ran out of it says so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+free_disk() { df -h --output=avail,target . "${TMPDIR:-/tmp}" | sed "s/^/[disk $1] /"; }
+free_disk start
 
 sh tests/system-packages.sh
 python3 -m venv .venv
@@ -23,7 +30,7 @@ python3 -m venv .venv
 .venv/bin/snakemake --lint
 
 older_log=.venv-cu126.install.log
-(python3 -m venv .venv-cu126 && .venv-cu126/bin/pip install --no-deps -r requirements-cu126.lock -e .) \
+(python3 -m venv .venv-cu126 && .venv-cu126/bin/pip install --no-cache-dir --no-deps -r requirements-cu126.lock -e .) \
     >"$older_log" 2>&1 &
 older_install=$!
 # A failing main suite stops here; the install in the background is not left running.
@@ -37,4 +44,5 @@ if ! wait "$older_install"; then
     exit 1
 fi
 trap - EXIT
+free_disk "after the main suite"
 .venv-cu126/bin/python -m pytest -q -m "not slow or both_locks" tests
