@@ -29,6 +29,7 @@ from campaign.adapters.workflow_run import (
     all_cores,
     cores_per_gpu,
     end_campaign_run,
+    given_resource,
     record_campaign_run,
     say_other_live_runs,
 )
@@ -72,6 +73,7 @@ try:
         config,
         CONFIGFILE,
         record_shards=workflow.is_main_process and not workflow.dryrun,
+        gpu_resource=given_resource(workflow, "gpu"),
     )
 except ConfigError as error:
     raise invalid_configuration(error) from None

@@ -87,3 +87,13 @@ def test_a_command_sees_the_jobs_the_workflow_plans(tmp_path):
     latency = sum(len(campaign.jobs_after_training(name)["latency"]) for name in campaign.configs)
     assert int(counts["train"]) == len(campaign.configs) and int(counts["latency"]) == latency == 2
     assert int(counts["detect"]) == len(campaign.detect_configs) * len(campaign.detect_sources)
+
+
+def test_a_shards_first_real_run_splits_for_servers_with_the_gpus_it_was_given(tmp_path):
+    layout.split_list("train", tmp_path).parent.mkdir(parents=True)
+    layout.split_list("train", tmp_path).write_text("")  # `prepare` has made the shared data
+    # With gpu.pack two trainings share a GPU: --resources gpu=8 counts shares, so 4 GPUs.
+    packed = config(shard="1/2", gpu={"pack": True, "max_share": 2})
+    resolve_campaign(packed, "c", tmp_path, record_shards=True, gpu_resource=8)
+    record = json.loads((tmp_path / "plan" / "shards.json").read_text())
+    assert record["basis"] == "expected training cost from the config, on 2 server(s) of 4 GPU(s)"

@@ -5,7 +5,15 @@ from pathlib import Path
 import pytest
 
 from campaign.core.configurations import ConfigError, expand_campaign
-from campaign.planning.shards import assign_shards, campaign_shards, parse_shard, shard_table, split_record
+from campaign.planning.shards import (
+    assign_shards,
+    campaign_shards,
+    configuration_jobs,
+    parse_shard,
+    shard_end,
+    shard_table,
+    split_record,
+)
 from campaign.planning.workload import planned_work
 from tiny_campaign import resolved
 
@@ -68,7 +76,8 @@ def test_with_probes_shards_balance_planned_hours_and_the_first_run_records_them
     work = planned_work(configs, CONFIG, tmp_path, tmp_path / "logs")
     hours = {name: work[0][name] + work[1][name] for name in configs}
     shard_of, basis = campaign_shards(configs, 2, CONFIG, tmp_path, tmp_path / "logs", record=True)
-    assert basis == "planned GPU-hours from the probes" and shard_of == assign_shards(configs, 2, hours)
+    assert basis == "planned hours from the probes, on 2 server(s) of 1 GPU(s)"
+    assert shard_of == assign_shards(configs, 2, work)
     loads = [sum(hours[n] for n in configs if shard_of[n] == s) for s in (1, 2)]
     assert abs(loads[0] - loads[1]) <= min(hours.values())  # pairs of equal hours: split evenly
     assert shard_of != assign_shards(configs, 2)  # not the config-only split
@@ -80,6 +89,27 @@ def test_with_probes_shards_balance_planned_hours_and_the_first_run_records_them
     wider_of, wider_basis = campaign_shards(wider, 2, CONFIG, tmp_path, tmp_path / "logs", record=True)
     assert {n: s for n, s in wider_of.items() if n in shard_of} == shard_of and "joined" in wider_basis
     assert split_record(tmp_path).is_file()
+
+
+def test_on_servers_of_several_gpus_each_shard_is_scheduled_and_ends_near_the_others(tmp_path):
+    configs = expand_campaign(COURSE)
+    probed_folder(tmp_path, configs, lambda run: {"n": 0.01, "s": 0.02, "m": 0.04, "l": 0.08}[run.size])
+    work = planned_work(configs, CONFIG, tmp_path, tmp_path / "logs")
+    shard_of = assign_shards(configs, 2, work, gpus_per_server=4)
+    ends = [
+        shard_end([job for n in configs if shard_of[n] == s for job in configuration_jobs(n, configs[n], work)], 4)
+        for s in (1, 2)
+    ]
+    longest = max(work[0][n] + work[1][n] for n in configs)
+    assert abs(ends[0] - ends[1]) <= longest
+    # Each shard on its own 4 GPUs ends well before the whole campaign on one server of 4.
+    whole = shard_end([job for n in configs for job in configuration_jobs(n, configs[n], work)], 4)
+    assert max(ends) < 0.75 * whole
+    table = shard_table(configs, 2, CONFIG, tmp_path, gpus_per_server=4)
+    assert "on 2 server(s) of 4 GPU(s)" in table and table.count("ends after") == 2
+    # A configuration kept in its shard stays there even where the other shard would end first.
+    alone = assign_shards(configs, 2, work, kept={name: 1 for name in configs}, gpus_per_server=4)
+    assert set(alone.values()) == {1}
 
 
 def test_the_jobs_after_a_training_count_from_their_benchmark_files_once_any_ran(tmp_path):

@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     if args.servers > 1:
         print(f"The campaign in {args.servers} shards, one per server sharing this folder:")
-        print(shard_table(configs, args.servers, config, args.results))
+        print(shard_table(configs, args.servers, config, args.results, args.gpus))
         print(
             f"  first `snakemake --cores N --configfile {args.configfile} prepare` once; then on server I "
             f"`snakemake --cores N --resources gpu={args.gpus} --configfile {args.configfile} --config "

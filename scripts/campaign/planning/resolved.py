@@ -353,7 +353,11 @@ class ResolvedCampaign:
 
 
 def resolve_campaign(
-    config: dict[str, Any], configfile: str, results: Path = layout.RESULTS, record_shards: bool = False
+    config: dict[str, Any],
+    configfile: str,
+    results: Path = layout.RESULTS,
+    record_shards: bool = False,
+    gpu_resource: int | None = None,
 ) -> ResolvedCampaign:
     """The campaign of `config` (as read from `configfile`), or ConfigError naming the key and what to do.
 
@@ -361,6 +365,8 @@ def resolve_campaign(
     place, then put in canonical key order (the order keys are written in must
     not change any job's params). `record_shards`: a shard's first real run
     records the split, so that every server and takeover uses the same one.
+    `gpu_resource`: the run's `--resources gpu` (GPUs, or shares of them with
+    gpu.pack), the GPUs of each server the split is made for; one where not given.
     """
     from snakemake.utils import validate  # the schema's defaults exactly as Snakemake fills them
 
@@ -382,7 +388,10 @@ def resolve_campaign(
 
     shard = parse_shard(config["shard"])
     if shard:
-        shard_of = campaign_shards(configs, shard[1], config, results, record=record_shards)[0]
+        gpus_per_server = max(1, int(gpu_resource or 0) // shares_per_gpu(config["gpu"]))
+        shard_of = campaign_shards(
+            configs, shard[1], config, results, record=record_shards, gpus_per_server=gpus_per_server
+        )[0]
         selected = [name for name, index in shard_of.items() if index == shard[0]]
     else:
         shard_of = recorded_shards(results)

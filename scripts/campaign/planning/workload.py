@@ -98,17 +98,6 @@ def timed_by(
     return timing_representatives(configs, shard_of or recorded_shards(results), existing)
 
 
-def planned_hours(
-    configs: dict[str, Any],
-    config: dict[str, Any],
-    results: Path = Path("results"),
-    logs: Path = Path("logs"),
-) -> dict[str, float] | None:
-    """GPU-hours of every configuration (training and the jobs after it); None without probes or split lists."""
-    work = planned_work(configs, config, results, logs)
-    return {name: work[0][name] + work[1][name] for name in configs} if work else None
-
-
 def planned_work(
     configs: dict[str, Any],
     config: dict[str, Any],
