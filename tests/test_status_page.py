@@ -226,7 +226,7 @@ def test_the_class_table_shows_every_configuration_by_model_size_on_a_phone(tmp_
     page.close()
 
 
-def test_the_pretrainings_not_run_yet_are_priced_from_the_probes_and_come_first(tmp_path):
+def test_the_pretrainings_not_run_yet_are_priced_from_the_probes_or_their_epochs_and_come_first(tmp_path):
     from campaign.planning.workload import pretraining_left
 
     course, configs = course_folder(tmp_path)
@@ -246,6 +246,11 @@ def test_the_pretrainings_not_run_yet_are_priced_from_the_probes_and_come_first(
     assert campaign_seconds_left(progress, slots=16, pretraining=(left, waiting)) == pytest.approx(
         max(without, 8.0 + max(p.remaining_seconds for p in progress if p.status.name in waiting))
     )
+    # Under way: the epochs left at its own seconds per epoch (one epoch of 30 s done, one left).
+    run = tmp_path / "pretrain" / "yolov5n_run"
+    run.mkdir(parents=True)
+    (run / "results.csv").write_text("epoch,time,metrics/mAP50-95(B)\n1,30.0,0.1\n")
+    assert pretraining_left(configs, config, tmp_path, tmp_path / "logs")[0] == {"pretrain yolov5n": 30.0}
     (tmp_path / "logs" / "pretrain").mkdir(parents=True)
     (tmp_path / "logs" / "pretrain" / "yolov5n.benchmark.tsv").write_text("s\th:m:s\n9.5\t0:00:09\n")
     assert pretraining_left(configs, config, tmp_path, tmp_path / "logs") == ({}, {})

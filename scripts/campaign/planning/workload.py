@@ -23,8 +23,10 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from campaign.core.epoch_table import DamagedEpochTable, read_epoch_table
 from campaign.core.layout import (
     LATENCY_TABLE,
+    PRETRAIN_RUN,
     SHARD_SPLIT,
     campaign_job_benchmarks,
     job_benchmark,
@@ -42,6 +44,7 @@ from campaign.planning.estimate import (
     training_fixed_seconds,
 )
 from campaign.planning.probe import probe_settings
+from campaign.training.run_folder import TrainingFolder
 
 # Rules that run per configuration after its training, and whether their benchmark file names add
 # a split or a format to the configuration's name (logs/evaluate/<cfg>_<split>.benchmark.tsv).
@@ -204,20 +207,28 @@ def pretraining_left(
     A pretraining is a full training (nothing frozen) of `pretrain.images` for
     `pretrain.epochs` at `pretrain.imgsz`: its probes' seconds per training
     image, scaled by the image area, the unfrozen probes where there are any.
+    A pretraining under way is priced by its own epochs instead: those left
+    at the seconds per epoch it has taken so far.
     Returns (seconds by "pretrain <model>", that name by each configuration
     that starts from it); nothing where no probe prices it, or it has run.
     """
 
     pretrain = config["pretrain"]
     probes_csv = probes_table(results)
-    if not pretrain["models"] or not probes_csv.is_file():
+    if not pretrain["models"]:
         return {}, {}
-    rows = [row for found in read_probes(probes_csv).values() for row in found if row.get("train_seconds_per_image")]
+    found = read_probes(probes_csv).values() if probes_csv.is_file() else []
+    rows = [row for probed in found for row in probed if row.get("train_seconds_per_image")]
     imgsz, images, epochs = pretrain["imgsz"], pretrain["images"], pretrain["epochs"]
     left = {}
     for model in pretrain["models"]:
         if benchmark_seconds(job_benchmark("pretrain", model, logs)) is not None:
             continue  # it ran
+        per_epoch = _seconds_per_epoch(result_path(PRETRAIN_RUN, results, model=model))
+        if per_epoch is not None:
+            done = per_epoch[1]
+            left[f"pretrain {model}"] = max(epochs - done, 0) * per_epoch[0]
+            continue
         probed = [row for row in rows if row["model"] == model]
         unfrozen = [row for row in probed if str(row.get("freeze")) in ("0", "")] or probed
         if not unfrozen:
@@ -240,6 +251,18 @@ def pretraining_left(
         if f"pretrain {run.model}" in left and run.pretrained
     }
     return left, waits
+
+
+def _seconds_per_epoch(run: Path) -> tuple[float, int] | None:
+    """(seconds per epoch, epochs done) of a training under way in Ultralytics' run folder `run`; None before one."""
+    table = TrainingFolder.around(run).epochs
+    try:
+        rows = read_epoch_table(table) if table.is_file() else []
+    except DamagedEpochTable:
+        return None  # being rewritten, or damaged: the probes price it meanwhile
+    if not rows or not rows[-1].get("time"):
+        return None
+    return rows[-1]["time"] / len(rows), len(rows)
 
 
 def campaign_jobs_seconds(results: Path = Path("results"), logs: Path = Path("logs")) -> list[float]:

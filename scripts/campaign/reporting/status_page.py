@@ -388,7 +388,7 @@ def render_page(
             said = "; ".join(f"{count} from {basis}" for basis, count in bases.most_common())
             end += f" Trainings left: {said}."
         if pretraining[0]:
-            end += f" With {len(pretraining[0])} pretraining(s) first, from the probes."
+            end += f" With {len(pretraining[0])} pretraining(s) first, from the probes or their epochs so far."
     counts = {state: sum(p.status.state == state for p in progress) for state in COLOURS}
     rows = []
     for p in progress:
