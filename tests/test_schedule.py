@@ -50,11 +50,3 @@ def test_a_job_alone_needs_its_whole_server_and_trainings_may_be_capped():
     # A CPU campaign: one training at a time, its evaluations on every core.
     cpu = [Job("t1", 5.0), Job("t2", 5.0), Job("e1", 2.0, after="t1", training=False)]
     assert schedule(cpu, 1, 4, training_slots=1).ends == {"t1": 5.0, "t2": 10.0, "e1": 7.0}
-
-
-def test_a_job_pinned_to_a_server_runs_there_and_the_schedule_says_where_each_ran():
-    jobs = [Job("a", 4.0, server=1), Job("b", 4.0, server=1), Job("c", 1.0)]
-    placed = schedule(jobs, 2, 1)
-    assert placed.servers == {"a": 1, "c": 0, "b": 1} and placed.ends["b"] == 8.0
-    with pytest.raises(ValueError, match="on server 3: there are 2 servers"):
-        schedule([Job("lost", 1.0, server=2)], 2, 1)

@@ -9,9 +9,7 @@ Snakemake's order and each starts where the leases would admit it:
 - jobs already running first, then the trainings (Snakemake gives them
   priority), longest first; then the jobs after them, each once the jobs it
   follows (`after`: one name or several) have ended;
-- a job holds `gpus` whole GPUs of one server (DDP never spans servers),
-  the server given where it is pinned to one (`server`: a shard's jobs run on
-  its own);
+- a job holds `gpus` whole GPUs of one server (DDP never spans servers);
 - with packing (`device_mb` and `max_share` > 1), a one-GPU job whose memory
   need is known shares a GPU with other such jobs while at most `max_share`
   run on it and their needs fit `device_mb` (gpus/leases.py admits them so);
@@ -39,7 +37,6 @@ class Job:
     training: bool = True
     alone: bool = False
     running: bool = False  # started already: placed before anything that waits
-    server: int | None = None  # pinned to this server (0-based); None: the first that admits it
 
 
 @dataclass
@@ -48,7 +45,6 @@ class Schedule:
     ends: dict[str, float] = field(default_factory=dict)  # by job name
     # Per GPU ("server 1 GPU 0"), the groups of jobs that ran on it at the same time.
     together: dict[str, list[list[str]]] = field(default_factory=dict)
-    servers: dict[str, int] = field(default_factory=dict)  # by job name, the server (0-based) it ran on
 
 
 Device = tuple[int, int]  # (server, GPU)
@@ -88,7 +84,6 @@ def schedule(
                 waiting.remove(job)
                 placed = True
                 result.ends[job.name] = now + job.seconds
-                result.servers[job.name] = chosen[0][0]
                 for device in chosen:
                     holding[device].append((now + job.seconds, job))
                     if _shares(job, device_mb, max_share) and len(holding[device]) > 1:
@@ -97,8 +92,6 @@ def schedule(
         upcoming = [until for device in devices for until, _ in holding[device] if until > now]
         if waiting and not upcoming:
             memory = f"of {device_mb:.0f} MB" if device_mb else f"of the {len(devices)} there are"
-            if waiting[0].server is not None and not 0 <= waiting[0].server < max(servers, 1):
-                memory = f"on server {waiting[0].server + 1}: there are {max(servers, 1)} servers"
             raise ValueError(f"{waiting[0].name} fits no GPU {memory}")
         now = min(upcoming, default=now)
     result.end = max(result.ends.values(), default=0.0)
@@ -121,8 +114,6 @@ def _admitting(
     max_share: int,
 ) -> list[Device] | None:
     """The GPUs that take `job` now, or None."""
-    if job.server is not None:
-        devices = [device for device in devices if device[0] == job.server]
     if _shares(job, device_mb, max_share):
         for device in devices:
             holders = [held for _, held in holding[device]]

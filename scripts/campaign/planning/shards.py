@@ -24,7 +24,6 @@ shard that then ends first.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -58,15 +57,15 @@ def _gpu_cost(run: RunConfig) -> float:
 Work = tuple[dict[str, float], dict[str, float]]  # workload.planned_work: (training GPU-hours, hours after it)
 
 
-def configuration_jobs(name: str, run: RunConfig, work: Work | None, server: int | None = None) -> list[Job]:
+def configuration_jobs(name: str, run: RunConfig, work: Work | None) -> list[Job]:
     """A configuration's jobs as its shard runs them: the training on its GPUs, then the jobs after it.
 
     In hours from `work`; without it, the training alone at its expected cost (a relative time).
     """
     if not work or name not in work[0]:
-        return [Job(name, run.expected_cost(), gpus=max(run.gpus, 1), server=server)]
-    training = Job(name, work[0][name] / max(run.gpus, 1), gpus=max(run.gpus, 1), server=server)
-    after = Job(f"{name} (after)", work[1].get(name, 0.0), after=name, training=False, server=server)
+        return [Job(name, run.expected_cost(), gpus=max(run.gpus, 1))]
+    training = Job(name, work[0][name] / max(run.gpus, 1), gpus=max(run.gpus, 1))
+    after = Job(f"{name} (after)", work[1].get(name, 0.0), after=name, training=False)
     return [training, after]
 
 
@@ -79,8 +78,7 @@ def _weight(name: str, run: RunConfig, work: Work | None) -> float:
 
 def shard_end(jobs: list[Job], gpus_per_server: int) -> float:
     """When one server of `gpus_per_server` GPUs ends these jobs (planning/schedule)."""
-    unpinned = [replace(job, server=None) for job in jobs]
-    return schedule(unpinned, 1, gpus_per_server).end
+    return schedule(jobs, 1, gpus_per_server).end
 
 
 def assign_shards(
