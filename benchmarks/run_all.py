@@ -17,6 +17,7 @@ BENCHMARKS = [
     "training_overhead.py",
     "incremental.py",
     "plan_accuracy.py",
+    "probe_steps.py",
     "detect_memory.py",
     "phone_photos.py",
     "resized_accuracy.py",

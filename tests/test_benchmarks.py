@@ -85,6 +85,17 @@ def test_plan_accuracy_quick(tmp_path):
     assert float(row["measured_s"]) > float(row["epochs_s"]) > 0 and "probes took" in out  # the job, then its epochs
 
 
+def test_probe_steps_quick(tmp_path):
+    out, rows = run_benchmark(tmp_path, "probe_steps.py", "--quick")
+    assert [row["mosaic"] for row in rows] == ["off", "on"]
+    for row in rows:
+        probed, epochs = float(row["probe_s_per_image"]), [float(s) for s in row["epochs_s_per_image"].split()]
+        assert probed > 0 and len(epochs) == 1 and epochs[0] > 0
+        assert float(row["error_pct"]) == pytest.approx(
+            100 * (probed - epochs[0]) / epochs[0], abs=1.0
+        )  # of rounded values
+
+
 def test_resized_accuracy_quick(tmp_path):
     out, rows = run_benchmark(tmp_path, "resized_accuracy.py", "--quick")
     assert [(row["images"], row["seed"]) for row in rows] == [
