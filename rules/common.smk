@@ -10,18 +10,9 @@ min_version("9.0")
 # with the workflow (README: setup); so does the Snakefile.
 from campaign.core import layout
 from campaign.core.clock import FutureDatedError, check_no_future_files
-from campaign.core.config_file import (
-    check_one_campaign,
-    read_config_file,
-    retype_command_line_values,
-)
+from campaign.core.config_file import check_one_campaign, read_config_file, retype_command_line_values
 from campaign.core.configurations import MODELS, ConfigError, stable_hash
-from campaign.core.layout import (
-    COMPARISON_SECTION,
-    DATASET_SECTION,
-    DETECTIONS_SECTION,
-    EVALUATION_SECTION,
-)
+from campaign.core.layout import COMPARISON_SECTION, DATASET_SECTION, DETECTIONS_SECTION, EVALUATION_SECTION
 from campaign.core.records import set_aside_damaged_records
 from campaign.dataset.upload_checks import CleaningError
 from campaign.planning.resolved import resolve_campaign
@@ -147,6 +138,16 @@ probe_gpus = for_each_job(CAMPAIGN.probe_gpus)
 def in_report(path, caption, section, labels):
     """`path` in the HTML report: its caption (report/<caption>.rst), section and labels to filter by."""
     return report(path, caption=f"../report/{caption}.rst", category=section, labels=labels)
+
+
+def table_in_report(path, caption, section, table):
+    """A table in the HTML report, labelled `table` (in_report)."""
+    return in_report(path, caption, section, {"table": table})
+
+
+def figure_in_report(name, section, figure):
+    """The figure results/figures/<name>.png in the HTML report, captioned by report/<name>.rst."""
+    return in_report(layout.figure(name), name, section, {"figure": figure})
 
 
 def figure_labels(wildcards):

@@ -2,18 +2,17 @@
 # (rules/common.smk checks it exists), so later uploads change nothing until the next campaign.
 if not CAMPAIGN.dataset_frozen:
 
+    # The details file holds what is too long for a cell of the report (a label
+    # of thousands of rejected boxes), in full.
     rule clean_dataset:
         input:
             raw_upload_files(),
         output:
             images=directory(layout.CLEAN_IMAGES),
             labels=directory(layout.CLEAN_LABELS),
-            report=in_report(layout.CLEANING_REPORT, "cleaning_report", DATASET_SECTION, {"table": "cleaning report"}),
-            summary=in_report(
-                layout.CLEANING_SUMMARY, "cleaning_summary", DATASET_SECTION, {"table": "cleaning summary"}
-            ),
+            report=table_in_report(layout.CLEANING_REPORT, "cleaning_report", DATASET_SECTION, "cleaning report"),
+            summary=table_in_report(layout.CLEANING_SUMMARY, "cleaning_summary", DATASET_SECTION, "cleaning summary"),
             manifest=layout.MANIFEST,
-            # Report details too long for a cell (a label of thousands of rejected boxes), in full.
             details=layout.CLEANING_DETAILS,
         log:
             "logs/clean_dataset.log",
@@ -36,11 +35,9 @@ rule split_dataset:
     input:
         manifest=layout.MANIFEST,
     output:
-        train=layout.SPLIT_LIST.format(split="train"),
-        val=layout.SPLIT_LIST.format(split="val"),
-        test=layout.SPLIT_LIST.format(split="test"),
+        **CAMPAIGN.split_lists,
         dataset=layout.DATASET_YAML,
-        leakage=in_report(layout.LEAKAGE, "leakage", DATASET_SECTION, {"table": "near-duplicates across splits"}),
+        leakage=table_in_report(layout.LEAKAGE, "leakage", DATASET_SECTION, "near-duplicates across splits"),
     log:
         "logs/split_dataset.log",
     benchmark:
@@ -62,10 +59,7 @@ rule resize_dataset:
     output:
         images=directory(layout.RESIZED_IMAGES),
         labels=directory(layout.RESIZED_LABELS),
-        lists=expand(
-            layout.RESIZED_SPLIT_LIST.replace("{imgsz}", "{{imgsz}}"),
-            split=["train", "val", "test"],
-        ),
+        lists=expand(layout.RESIZED_SPLIT_LIST.replace("{imgsz}", "{{imgsz}}"), split=["train", "val", "test"]),
         dataset=layout.RESIZED_DATASET_YAML,
     log:
         "logs/resize_dataset/{imgsz}.log",
@@ -83,13 +77,9 @@ rule dataset_figures:
         **CAMPAIGN.split_lists,
         manifest=layout.MANIFEST,
     output:
-        overview=in_report(
-            layout.figure("dataset_overview"), "dataset_overview", DATASET_SECTION, {"figure": "dataset overview"}
-        ),
+        overview=figure_in_report("dataset_overview", DATASET_SECTION, "dataset overview"),
         overview_csv=layout.DATASET_OVERVIEW,
-        labels=in_report(
-            layout.figure("label_analysis"), "label_analysis", DATASET_SECTION, {"figure": "label analysis"}
-        ),
+        labels=figure_in_report("label_analysis", DATASET_SECTION, "label analysis"),
     log:
         "logs/dataset_figures.log",
     benchmark:

@@ -24,6 +24,7 @@ rule evaluate:
         "../scripts/evaluate.py"
 
 
+# Resampling needs numpy alone: the reporting environment, not the training one.
 rule bootstrap:
     input:
         matches=layout.EVAL_MATCHES,
@@ -34,7 +35,6 @@ rule bootstrap:
         "logs/bootstrap/{cfg}_{split}.log",
     benchmark:
         "logs/bootstrap/{cfg}_{split}.benchmark.tsv"
-    # numpy alone: the reporting environment, not the training one.
     conda:
         "../envs/reporting.yaml"
     params:
@@ -43,9 +43,9 @@ rule bootstrap:
         "../scripts/bootstrap.py"
 
 
+# An export reads the dataset only for its provenance record: what the model was trained on.
 rule export:
     input:
-        # The dataset only for the provenance record: what the exported model was trained on.
         **CAMPAIGN.cleaned_dataset,
         weights=layout.TRAINED_WEIGHTS,
     output:
@@ -63,10 +63,12 @@ rule export:
         "../scripts/export.py"
 
 
+# A network's timing, PyTorch and each exported format, on the test images at the
+# training size and on the full-size photos (from file to boxes). A timing needs
+# the machine to itself: taking every core keeps other jobs off it.
 rule latency:
     input:
         unpack(config_dataset),
-        # Full-size photos, timed from file to boxes.
         photos=layout.DATASET_YAML,
         weights=layout.TRAINED_WEIGHTS,
         exported=expand(layout.EXPORTED_MODEL, cfg="{cfg}", format=EXPORT_FORMATS),
@@ -79,7 +81,6 @@ rule latency:
         "logs/latency/{cfg}.benchmark.tsv"
     conda:
         "../envs/train.yaml"
-    # A timing needs the machine to itself: taking every core keeps other jobs off it.
     threads: all_cores(workflow)
     resources:
         gpu=evaluation_gpus,
@@ -89,13 +90,14 @@ rule latency:
         "../scripts/latency.py"
 
 
+# A configuration's speed study: its network's timing (made on the first
+# configuration with that network), with the PyTorch model's accuracy (metrics)
+# beside each exported one's.
 rule speed:
     input:
         unpack(config_dataset),
-        # The timing of the configuration's network (made on the first configuration with it).
         latency=timing_of,
         weights=layout.TRAINED_WEIGHTS,
-        # The PyTorch model's accuracy, to stand beside each exported one's.
         metrics=layout.EVAL_METRICS.replace("{split}", COMPARISON_SPLIT),
         exported=expand(layout.EXPORTED_MODEL, cfg="{cfg}", format=EXPORT_FORMATS),
     output:
@@ -113,6 +115,7 @@ rule speed:
         "../scripts/speed.py"
 
 
+# Sizes up to the training's (resized_to) read the copy shrunk to it; larger ones the full-size images.
 rule imgsz_study:
     input:
         unpack(study_input),
@@ -129,7 +132,6 @@ rule imgsz_study:
         gpu=evaluation_gpus,
     params:
         args=CAMPAIGN.study_args,
-        # Sizes up to it read the copy shrunk to it; larger ones the full-size images.
         resized_to=resized_size,
     script:
         "../scripts/imgsz_study.py"

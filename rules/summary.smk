@@ -7,12 +7,10 @@ rule summary_table:
         speed=expand(layout.SPEED_TABLE, cfg=CONFIGS),
         provenance=expand(layout.TRAINING_PROVENANCE, cfg=CONFIGS),
     output:
-        csv=in_report(layout.METRICS_CSV, "summary_table", COMPARISON_SECTION, {"table": "metrics (CSV, to download)"}),
-        html=in_report(layout.METRICS_HTML, "summary_table", COMPARISON_SECTION, {"table": "metrics (sortable)"}),
+        csv=table_in_report(layout.METRICS_CSV, "summary_table", COMPARISON_SECTION, "metrics (CSV, to download)"),
+        html=table_in_report(layout.METRICS_HTML, "summary_table", COMPARISON_SECTION, "metrics (sortable)"),
         markdown=layout.METRICS_MD,
-        groups=in_report(
-            layout.GROUPS, "groups_table", COMPARISON_SECTION, {"table": "configurations, seeds pooled (CSV)"}
-        ),
+        groups=table_in_report(layout.GROUPS, "groups_table", COMPARISON_SECTION, "configurations, seeds pooled (CSV)"),
     log:
         "logs/summary_table.log",
     benchmark:
@@ -28,23 +26,15 @@ rule summary_table:
         "../scripts/summary_table.py"
 
 
+# Each training's summary is read for the batch it really trained at.
 rule findings:
     input:
-        # Each training's summary: the batch it really trained at.
         train=expand(layout.TRAINING_SUMMARY, cfg=CONFIGS),
-        intervals=expand(
-            layout.EVAL_INTERVALS,
-            cfg=CONFIGS,
-            split=COMPARISON_SPLIT,
-        ),
-        bootstrap=expand(
-            layout.EVAL_BOOTSTRAP,
-            cfg=CONFIGS,
-            split=COMPARISON_SPLIT,
-        ),
+        intervals=expand(layout.EVAL_INTERVALS, cfg=CONFIGS, split=COMPARISON_SPLIT),
+        bootstrap=expand(layout.EVAL_BOOTSTRAP, cfg=CONFIGS, split=COMPARISON_SPLIT),
     output:
-        csv=in_report(layout.FINDINGS_CSV, "findings", COMPARISON_SECTION, {"table": "1. findings (CSV, to download)"}),
-        html=in_report(layout.FINDINGS_HTML, "findings", COMPARISON_SECTION, {"table": "1. findings (sortable)"}),
+        csv=table_in_report(layout.FINDINGS_CSV, "findings", COMPARISON_SECTION, "1. findings (CSV, to download)"),
+        html=table_in_report(layout.FINDINGS_HTML, "findings", COMPARISON_SECTION, "1. findings (sortable)"),
     log:
         "logs/findings.log",
     benchmark:
@@ -64,12 +54,7 @@ rule campaign_timeline:
     input:
         monitors=expand(layout.TRAINING_MONITOR, cfg=CONFIGS),
     output:
-        figure=in_report(
-            layout.figure("campaign_timeline"),
-            "campaign_timeline",
-            COMPARISON_SECTION,
-            {"figure": "campaign timeline"},
-        ),
+        figure=figure_in_report("campaign_timeline", COMPARISON_SECTION, "campaign timeline"),
         usage=layout.DEVICE_USAGE,
     log:
         "logs/figures/campaign_timeline.log",

@@ -1,3 +1,7 @@
+# Longest trainings first (priority), so that the last ones to finish are short.
+# A retry resumes from the last epoch, with a smaller batch only after running
+# out of memory (batch_after_memory_failures in attempts.py). The monitor holds
+# every attempt's device samples, written live beside the run (run.monitor/).
 rule train:
     input:
         unpack(train_input),
@@ -6,16 +10,12 @@ rule train:
         results=layout.EPOCH_TABLE,
         summary=layout.TRAINING_SUMMARY,
         provenance=layout.TRAINING_PROVENANCE,
-        # Every attempt's device samples (written live beside the run, run.monitor/).
         monitor=layout.TRAINING_MONITOR,
     log:
         "logs/train/{cfg}.log",
     benchmark:
         "logs/train/{cfg}.benchmark.tsv"
-    # Longest trainings first, so that the last ones to finish are short.
     priority: training_priority
-    # A retry resumes from the last epoch, with a smaller batch only after
-    # running out of memory (batch_after_memory_failures in attempts.py).
     retries: 2
     conda:
         "../envs/train.yaml"
