@@ -36,7 +36,8 @@ older_install=$!
 # A failing main suite stops here; the install in the background is not left running.
 trap 'kill "$older_install" 2>/dev/null || true' EXIT
 
-.venv/bin/python -m pytest -q tests
+# The slowest tests are listed at the end, to see where the suite's time goes.
+.venv/bin/python -m pytest -q --durations=15 tests
 
 if ! wait "$older_install"; then
     tail -n 40 "$older_log" >&2
