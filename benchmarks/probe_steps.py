@@ -31,11 +31,12 @@ from pathlib import Path
 import yaml
 from common import ROOT, SNAKEMAKE, demo_config, report, run_timed, scratch_folder
 
+from campaign.core.yolo_env import prepare_ultralytics
+from campaign.planning.probe import probe
+
 
 def probed_seconds_per_image(model, dataset, imgsz, batch, iterations, workers, out) -> float:
     """The workflow's probe of this training on the CPU: its seconds per training image at `batch`."""
-    from campaign.planning.probe import probe
-
     rows = probe(model, dataset, imgsz, batch, 0, "cpu", "CPU", iterations, workers, out)
     (row,) = [row for row in rows if row["fits"] and row["batch"] == batch]
     return float(row["train_seconds_per_image"])
@@ -43,6 +44,7 @@ def probed_seconds_per_image(model, dataset, imgsz, batch, iterations, workers, 
 
 def epoch_steps(model, dataset, imgsz, batch, epochs, close_mosaic, workers, out) -> list[float]:
     """A real training's seconds of steps in each epoch, from the epoch's start to its last batch."""
+    # Imported here, after prepare_ultralytics: Ultralytics reads its settings folder once, on import.
     from ultralytics import YOLO
 
     starts: list[float] = []
@@ -79,8 +81,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.model, args.imgsz, args.epochs = "yolov8n", 64, 1
-
-    from campaign.core.yolo_env import prepare_ultralytics
 
     config = demo_config(quick=args.quick)
     config["campaign"]["defaults"].update(imgsz=args.imgsz)
