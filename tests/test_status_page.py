@@ -1,17 +1,26 @@
 """The status page: every state and the campaign's end, on a phone's width, in a real browser."""
 
 import csv
+import html
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from campaign.core.configurations import expand_campaign
 from campaign.reporting.status import config_status
-from campaign.reporting.status_page import campaign_seconds_left, estimate_progress, planned_seconds, render_page
+from campaign.reporting.status_page import (
+    campaign_end,
+    campaign_seconds_left,
+    estimate_progress,
+    planned_seconds,
+    render_page,
+)
 from campaign.training.run_folder import TrainingFolder
 from tiny_campaign import TINY, resolved
 
@@ -59,8 +68,8 @@ def test_the_campaign_end_counts_every_remaining_epoch_on_the_gpus_there_are(tmp
     assert campaign_seconds_left(list(progress.values()), slots=2) == 150  # 60 + 90 on one, 120 on the other
 
 
-def status_page(tmp_path, campaign: dict, slots: int):
-    """`campaign status --html` on the campaign whose results are in tmp_path/work/results: the page's file."""
+def status_page(tmp_path, campaign: dict, slots: int) -> tuple[Path, str]:
+    """`campaign status --html` on the campaign whose results are in tmp_path/work/results: its page and output."""
     config = tmp_path / "work" / "config.yaml"
     # TINY's sections for this matrix: its models pretrained by the workflow, none of its named configurations.
     models = sorted({run.model for run in expand_campaign(campaign).values()})
@@ -69,13 +78,13 @@ def status_page(tmp_path, campaign: dict, slots: int):
     page_file = tmp_path / "status.html"
     command = [sys.executable, "-m", "campaign", "status", "--configfile", str(config)]
     command += ["--results", str(tmp_path / "work" / "results"), "--html", str(page_file), "--slots", str(slots)]
-    subprocess.run(command, check=True, capture_output=True, cwd=tmp_path / "work")
-    return page_file
+    printed = subprocess.run(command, check=True, capture_output=True, text=True, cwd=tmp_path / "work").stdout
+    return page_file, printed
 
 
 def test_the_page_shows_every_state_and_when_the_campaign_ends_in_chromium(tmp_path, browser):
     done, running, failed, todo = campaign_folder(tmp_path / "work" / "results")
-    page_file = status_page(tmp_path, CAMPAIGN, slots=2)
+    page_file, _ = status_page(tmp_path, CAMPAIGN, slots=2)
     html = page_file.read_text()
     assert "http" not in html.replace('http-equiv="refresh"', ""), "self-contained: nothing fetched"
     page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
@@ -90,11 +99,26 @@ def test_the_page_shows_every_state_and_when_the_campaign_ends_in_chromium(tmp_p
     page.close()
 
 
+def test_the_terminal_tells_the_pages_time_left_and_end(tmp_path):
+    """One clock: `campaign status` prints each configuration's time left and the campaign's end as the page says."""
+    done, running, failed, todo = campaign_folder(tmp_path / "work" / "results")
+    page_file, printed = status_page(tmp_path, CAMPAIGN, slots=2)
+    page = html.unescape(page_file.read_text())
+    on_page = dict(re.findall(r'data-label="configuration">(\w+)<.*?data-label="time left">([^<]*)</td>', page))
+    lines = printed.splitlines()
+    header, rows = lines[0], {line.split()[0]: line for line in lines[1:5]}
+    column = slice(header.index("time left"), header.index("time left") + len("time left"))
+    in_terminal = {name: line[column].strip() for name, line in rows.items()}
+    assert in_terminal == on_page and on_page[done] == "" and all(on_page[n] for n in (running, failed, todo))
+    assert lines[6] == re.search(r'<p class="end">(.*?)</p>', page)[1]
+    assert lines[6].startswith("The campaign ends around") and "2 training(s) at a time" in lines[6]
+
+
 def test_a_page_before_any_epoch_says_it_cannot_tell_yet(tmp_path):
     configs = expand_campaign(CAMPAIGN)
     statuses = [config_status(tmp_path, name, run.epochs) for name, run in configs.items()]
     progress = estimate_progress(statuses, {n: r.expected_cost() for n, r in configs.items()}, tmp_path, tmp_path)
-    assert "cannot be estimated yet" in render_page(progress, 1)
+    assert "cannot be estimated yet" in render_page(progress, campaign_end(progress, 1))
 
 
 def test_the_jobs_after_a_training_are_its_own_not_a_longer_named_configurations(tmp_path):
@@ -196,7 +220,7 @@ def test_a_page_before_any_epoch_ends_from_the_probes(tmp_path):
     trainings = [planned[name][0] for name in configs]
     left = campaign_seconds_left(progress, slots=4)
     assert max(trainings) < left < sum(seconds for pair in planned.values() for seconds in pair)
-    page = render_page(progress, 4)
+    page = render_page(progress, campaign_end(progress, 4))
     assert "The campaign ends around" in page and "Trainings left: 16 from the probes." in page
     # One measured training scales the probes for the others (the plan's calibration).
     first = TrainingFolder.of(next(iter(configs)), tmp_path)
@@ -209,7 +233,7 @@ def test_a_page_before_any_epoch_ends_from_the_probes(tmp_path):
 
 def test_the_class_table_shows_every_configuration_by_model_size_on_a_phone(tmp_path, browser):
     course, configs = course_folder(tmp_path / "work" / "results")
-    page_file = status_page(tmp_path, course, slots=4)
+    page_file, _ = status_page(tmp_path, course, slots=4)
     page = browser.new_page(viewport={"width": 390, "height": 844})
     page.goto(page_file.as_uri())
     assert "The campaign ends around" in page.inner_text("p.end")

@@ -41,7 +41,6 @@ class ConfigStatus:
     state: str
     epochs_done: int
     epochs: int
-    eta_seconds: float | None = None
     device: str = ""
     note: str = ""  # e.g. a batch smaller than the configured one
 
@@ -130,11 +129,7 @@ def config_status(
             return ConfigStatus(name, "stale", len(times), epochs, device=device, note=note)
     elif not _alive(record):
         return ConfigStatus(name, "failed", len(times), epochs, device=device, note=note)
-    eta = None
-    if times:
-        per_epoch = times[-1] / len(times)
-        eta = per_epoch * (epochs - len(times))
-    return ConfigStatus(name, "running", len(times), epochs, eta, device, note)
+    return ConfigStatus(name, "running", len(times), epochs, device, note)
 
 
 def format_eta(seconds: float | None) -> str:
@@ -145,19 +140,38 @@ def format_eta(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-def status_table(statuses: list[ConfigStatus]) -> str:
+def time_left_text(state: str, seconds: float | None) -> str:
+    """A configuration's time left as the table, the figure and the status page write it.
+
+    `seconds`: its training and the jobs after it (status_page.Progress.remaining_seconds);
+    None where nothing tells it yet ("?"). Nothing once it is done.
+    """
+    if state == "done":
+        return ""
+    return format_eta(seconds) if seconds is not None else "?"
+
+
+def status_table(statuses: list[ConfigStatus], time_left: dict[str, float | None] | None = None) -> str:
+    """One line per configuration, then the count of each state; `time_left` fills the column of that name."""
+    time_left = time_left or {}
     width = max([len(s.name) for s in statuses] + [13])
-    lines = [f"{'configuration':<{width}}  {'state':<8} {'epochs':>9}  {'ETA':>7}  device"]
+    lines = [f"{'configuration':<{width}}  {'state':<8} {'epochs':>9}  {'time left':>9}  device"]
     for s in statuses:
         epochs = f"{s.epochs_done:>4}/{s.epochs:<4}"
         note = f"  ({s.note})" if s.note else ""
-        lines.append(f"{s.name:<{width}}  {s.state:<8} {epochs}  {format_eta(s.eta_seconds):>7}  {s.device}{note}")
+        left = time_left_text(s.state, time_left[s.name]) if s.name in time_left else ""
+        lines.append(f"{s.name:<{width}}  {s.state:<8} {epochs}  {left:>9}  {s.device}{note}")
     counts = {state: sum(1 for s in statuses if s.state == state) for state in COLOURS}
     lines.append(", ".join(f"{n} {state}" for state, n in counts.items()))
     return "\n".join(lines)
 
 
-def status_figure(statuses: list[ConfigStatus], parameters: dict[str, dict], out: Path) -> None:
+def status_figure(
+    statuses: list[ConfigStatus],
+    parameters: dict[str, dict],
+    out: Path,
+    time_left: dict[str, float | None] | None = None,
+) -> None:
     """A colour matrix: rows are model sizes, columns the other arguments, one cell per configuration."""
     import matplotlib
 
@@ -166,6 +180,7 @@ def status_figure(statuses: list[ConfigStatus], parameters: dict[str, dict], out
 
     from campaign.reporting.figures import save_figure  # matplotlib: imported by the one tool that draws
 
+    time_left = time_left or {}
     rows = sorted({parameters[s.name]["model"] for s in statuses}, key=model_order)
     columns = sorted(
         {(parameters[s.name]["batch"], parameters[s.name]["imgsz"], parameters[s.name]["freeze"]) for s in statuses}
@@ -174,9 +189,8 @@ def status_figure(statuses: list[ConfigStatus], parameters: dict[str, dict], out
     for s in statuses:
         p = parameters[s.name]
         x, y = columns.index((p["batch"], p["imgsz"], p["freeze"])), rows.index(p["model"])
-        text = f"{s.state}{'*' if s.note else ''}\n{s.epochs_done}/{s.epochs}" + (
-            f"\nETA {format_eta(s.eta_seconds)}" if s.eta_seconds else ""
-        )
+        left = time_left_text(s.state, time_left[s.name]) if s.name in time_left else ""
+        text = f"{s.state}{'*' if s.note else ''}\n{s.epochs_done}/{s.epochs}" + (f"\n{left} left" if left else "")
         axis.add_patch(plt.Rectangle((x, y), 0.95, 0.9, color=COLOURS[s.state]))
         axis.text(x + 0.475, y + 0.45, text, ha="center", va="center", fontsize=8)
     axis.set_xlim(0, len(columns))

@@ -16,7 +16,7 @@ from campaign.planning.resolved import command_campaign
 from campaign.planning.runs import jobs_at_a_time, read_runs
 from campaign.planning.workload import campaign_jobs_seconds, pretraining_left
 from campaign.reporting.status import STALE_AFTER_SECONDS, config_status, status_figure, status_table
-from campaign.reporting.status_page import estimate_progress, planned_seconds, render_page
+from campaign.reporting.status_page import campaign_end, estimate_progress, planned_seconds, render_page
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,36 +43,30 @@ def main(argv: list[str] | None = None) -> int:
     campaign = command_campaign(parser, args)
     config, configs = campaign.config, campaign.configs
     stale_after = args.stale_minutes * 60
-    if args.html:
-        costs = {name: run.expected_cost() for name, run in configs.items()}
-        after_jobs = campaign.benchmark_stems()
-        # The probes (campaign plan --probe) price every job before it runs: the page has an end from the start.
-        planned = planned_seconds(configs, config, args.results, args.logs, after_jobs)
-        parameters = {name: run.parameters() for name, run in configs.items()}
-        refresh = max(1, round(args.every)) if args.every else None
+    costs = {name: run.expected_cost() for name, run in configs.items()}
+    after_jobs = campaign.benchmark_stems()
+    # The probes (campaign plan --probe) price every job before it runs: an end from the start.
+    planned = planned_seconds(configs, config, args.results, args.logs, after_jobs)
+    parameters = {name: run.parameters() for name, run in configs.items()}
+    refresh = max(1, round(args.every)) if args.html and args.every else None
     while True:
         statuses = [
             config_status(args.results, name, run.epochs, run.batch, stale_after) for name, run in configs.items()
         ]
-        print(status_table(statuses), flush=True)
+        # The table, the figure and the page tell one time left and one end, worked out here once.
+        progress = estimate_progress(statuses, costs, args.results, args.logs, after_jobs, planned)
+        time_left = {p.status.name: p.remaining_seconds for p in progress}
+        # The live runs may change between rewrites: read each time.
+        at_a_time = (args.slots, args.slots) if args.slots else jobs_at_a_time(read_runs(), stale_after)
+        slots, after_slots = at_a_time or (1, 1)
+        pretraining = pretraining_left(configs, config, args.results, args.logs)
+        closing = campaign_jobs_seconds(args.results, args.logs)
+        end = campaign_end(progress, slots, after_slots, pretraining, closing)
+        print(status_table(statuses, time_left), end, sep="\n", flush=True)
         if args.figure:
-            status_figure(statuses, {name: run.parameters() for name, run in configs.items()}, args.figure)
+            status_figure(statuses, parameters, args.figure, time_left)
         if args.html:
-            progress = estimate_progress(statuses, costs, args.results, args.logs, after_jobs, planned)
-            # The live runs may change between rewrites: read each time.
-            at_a_time = (args.slots, args.slots) if args.slots else jobs_at_a_time(read_runs(), stale_after)
-            slots, after_slots = at_a_time or (1, 1)
-            pretraining = pretraining_left(configs, config, args.results, args.logs)
-            page = render_page(
-                progress,
-                slots,
-                refresh=refresh,
-                after_slots=after_slots,
-                parameters=parameters,
-                pretraining=pretraining,
-                closing=campaign_jobs_seconds(args.results, args.logs),
-            )
-            atomic_write_text(args.html, page)
+            atomic_write_text(args.html, render_page(progress, end, refresh=refresh, parameters=parameters))
             print(f"status page: {args.html}", flush=True)
         if not (args.html and args.every):
             break

@@ -54,7 +54,7 @@ from campaign.planning.workload import (
     planned_fixed_seconds,
     planned_work,
 )
-from campaign.reporting.status import COLOURS, ConfigStatus, format_eta
+from campaign.reporting.status import COLOURS, ConfigStatus, format_eta, time_left_text
 from campaign.training.run_folder import TrainingFolder
 
 # What a training's time left is based on, as the page says it.
@@ -306,7 +306,7 @@ def _cell_text(p: Progress) -> str:
     s = p.status
     parts = [s.state, f"{s.epochs_done}/{s.epochs} ep"]
     if s.state != "done":
-        parts.append(f"{format_eta(p.remaining_seconds)} left" if p.remaining_seconds else "? left")
+        parts.append(f"{time_left_text(s.state, p.remaining_seconds)} left")
     if p.curve:
         parts.append(f"mAP {max(p.curve):.3f}")
     return "<br>".join(html.escape(part) for part in parts)
@@ -354,47 +354,59 @@ def matrix_html(progress: list[Progress], parameters: dict[str, dict]) -> str:
     )
 
 
-def render_page(
+def campaign_end(
     progress: list[Progress],
     slots: int,
-    now: float | None = None,
-    refresh: int | None = None,
     after_slots: int | None = None,
-    parameters: dict[str, dict] | None = None,
     pretraining: tuple[dict[str, float], dict[str, str]] = ({}, {}),
     closing: list[float] = (),
+    now: float | None = None,
 ) -> str:
-    """The whole page as one string of HTML: no script, no file or network access of its own.
+    """When the campaign ends and what that rests on, in words: the page's headline, `campaign status`' last line.
 
-    `parameters` (RunConfig.parameters() by name) adds the class's table above the list;
-    `pretraining` (workload.pretraining_left) counts the pretrainings not run yet, `closing`
-    (workload.campaign_jobs_seconds) the jobs made once for the campaign after the others.
+    The arguments are campaign_seconds_left's: `pretraining` (workload.pretraining_left) counts the
+    pretrainings not run yet, `closing` (workload.campaign_jobs_seconds) the jobs made once for the campaign.
     """
     now = now if now is not None else time.time()
     left = campaign_seconds_left(progress, slots, after_slots, pretraining, closing)
     if left is None:
-        end = (
+        return (
             "The campaign's end cannot be estimated yet: no training has run an epoch and there is no probe "
             "(campaign plan --probe estimates every training before it starts)."
         )
-    elif left == 0:
-        end = "The campaign is done."
-    else:
-        when = time.strftime("%H:%M", time.localtime(now + left))
-        day = "" if time.localtime(now + left).tm_yday == time.localtime(now).tm_yday else " tomorrow or later"
-        end = f"The campaign ends around {when}{day} (in {format_eta(left)}, {slots} training(s) at a time)."
-        bases = Counter(p.basis for p in progress if p.basis and p.basis != "done")
-        if bases:
-            said = "; ".join(f"{count} from {basis}" for basis, count in bases.most_common())
-            end += f" Trainings left: {said}."
-        if pretraining[0]:
-            end += f" With {len(pretraining[0])} pretraining(s) first, from the probes or their epochs so far."
+    if left == 0:
+        return "The campaign is done."
+    when = time.strftime("%H:%M", time.localtime(now + left))
+    day = "" if time.localtime(now + left).tm_yday == time.localtime(now).tm_yday else " tomorrow or later"
+    end = f"The campaign ends around {when}{day} (in {format_eta(left)}, {slots} training(s) at a time)."
+    bases = Counter(p.basis for p in progress if p.basis and p.basis != "done")
+    if bases:
+        said = "; ".join(f"{count} from {basis}" for basis, count in bases.most_common())
+        end += f" Trainings left: {said}."
+    if pretraining[0]:
+        end += f" With {len(pretraining[0])} pretraining(s) first, from the probes or their epochs so far."
+    return end
+
+
+def render_page(
+    progress: list[Progress],
+    end: str,
+    now: float | None = None,
+    refresh: int | None = None,
+    parameters: dict[str, dict] | None = None,
+) -> str:
+    """The whole page as one string of HTML: no script, no file or network access of its own.
+
+    `end` (campaign_end) is its headline; `parameters` (RunConfig.parameters() by name) adds the
+    class's table above the list.
+    """
+    now = now if now is not None else time.time()
     counts = {state: sum(p.status.state == state for p in progress) for state in COLOURS}
     rows = []
     for p in progress:
         s = p.status
         best = f"{max(p.curve):.3f}" if p.curve else ""
-        eta = "" if s.state == "done" else format_eta(p.remaining_seconds) if p.remaining_seconds else "?"
+        eta = time_left_text(s.state, p.remaining_seconds)
         note = f'<div class="small">{html.escape(s.note)}</div>' if s.note else ""
         rows.append(
             f'<tr class="{s.state.replace(" ", "-")}">'
