@@ -195,6 +195,8 @@ def _in_a_fresh_process(function: str, **kwargs: Any) -> dict[str, Any]:
 
     code = (
         "import json, sys;"
+        # The settings are the job's (its environment); the label caches written as the job writes them.
+        "from campaign.core.yolo_env import write_label_caches_whole; write_label_caches_whole();"
         f"from campaign.planning.probe import {function};"
         f"print('PROBE ' + json.dumps({function}(**json.loads(sys.argv[1]))))"
     )
