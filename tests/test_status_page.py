@@ -85,8 +85,8 @@ def status_page(tmp_path, campaign: dict, slots: int) -> tuple[Path, str]:
 def test_the_page_shows_every_state_and_when_the_campaign_ends_in_chromium(tmp_path, browser):
     done, running, failed, todo = campaign_folder(tmp_path / "work" / "results")
     page_file, _ = status_page(tmp_path, CAMPAIGN, slots=2)
-    html = page_file.read_text()
-    assert "http" not in html.replace('http-equiv="refresh"', ""), "self-contained: nothing fetched"
+    source = page_file.read_text()
+    assert "http" not in source.replace('http-equiv="refresh"', ""), "self-contained: nothing fetched"
     page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
     page.goto(page_file.as_uri())
     text = page.inner_text("body")
@@ -207,8 +207,6 @@ def course_folder(root):
 
 
 def test_a_page_before_any_epoch_ends_from_the_probes(tmp_path):
-    from campaign.reporting.status_page import planned_seconds
-
     course, configs = course_folder(tmp_path)
     statuses = [config_status(tmp_path, name, run.epochs) for name, run in configs.items()]
     costs = {n: r.expected_cost() for n, r in configs.items()}
